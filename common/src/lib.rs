@@ -1,0 +1,17 @@
+//! What flume-watchdog and flume-watcher must agree on: where the nodes live in ZooKeeper
+//! (`layout`), what they hold (`records`), which agent ids are valid (`id`), how a session is
+//! opened and closed (`session`), and the configuration both binaries parse (`config`).
+//!
+//! The layout and the records are a contract read by other tools and scripts, so they live here,
+//! once, and readers are lenient: a node with garbage in it is logged and used by its name.
+
+pub mod config;
+pub mod id;
+pub mod layout;
+pub mod records;
+pub mod session;
+pub mod time;
+
+pub use id::{AgentId, InvalidId};
+pub use layout::Layout;
+pub use records::{AgentState, ExitRecord, IdentityRecord, LivenessRecord};

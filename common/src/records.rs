@@ -1,0 +1,300 @@
+//! The JSON held by identity and liveness nodes.
+//!
+//! Writers produce the full records below. Readers must survive anything a human or a foreign
+//! tool may have put into a node (not JSON, wrong types, empty, 1 MB), so parsing is field by
+//! field: what can be used is used, the rest is reported once as a [`Garbled`] note.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What the watchdog is doing with its agent, as written to the identity node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    /// Registered, the agent is being started.
+    Starting,
+    /// The agent runs.
+    Running,
+    /// The agent exited unasked; it will be restarted after a backoff.
+    Backoff,
+    /// A graceful stop is under way.
+    Stopping,
+    /// The watchdog gave up after too many restarts; nothing will restart the agent.
+    Failed,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::Running => "running",
+            AgentState::Backoff => "backoff",
+            AgentState::Stopping => "stopping",
+            AgentState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<AgentState> {
+        serde_json::from_value(Value::String(s.to_owned())).ok()
+    }
+}
+
+/// How the agent's process last ended: an exit code or a signal, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    /// Signal name such as `SIGKILL`.
+    pub signal: Option<String>,
+    /// RFC 3339 timestamp.
+    pub at: String,
+}
+
+impl ExitRecord {
+    /// Words for an alert: `exited with code 3`, `killed by SIGKILL`.
+    pub fn describe(&self) -> String {
+        match (&self.signal, self.code) {
+            (Some(sig), _) => format!("killed by {sig}"),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => "exited".to_owned(),
+        }
+    }
+
+    pub fn at_time(&self) -> Option<SystemTime> {
+        crate::time::parse(&self.at)
+    }
+}
+
+/// Data of the PERSISTENT identity node `<root>/agents/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    pub id: String,
+    pub host: String,
+    pub command: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub registered_at: String,
+    pub watchdog_version: String,
+    pub restarts: u64,
+    pub last_exit: Option<ExitRecord>,
+    pub state: AgentState,
+}
+
+/// Data of the EPHEMERAL liveness node `<root>/live/<id>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivenessRecord {
+    pub host: String,
+    pub watchdog_pid: u32,
+    pub agent_pid: Option<u32>,
+    pub since: String,
+}
+
+/// Why a node's data could not be used in full.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Garbled {
+    #[error("node is empty")]
+    Empty,
+    #[error("node data is not JSON ({len} bytes): {error}")]
+    NotJson { len: usize, error: String },
+    #[error("node data is JSON but not an object")]
+    NotObject,
+    #[error("fields with unusable values: {0}")]
+    BadFields(String),
+}
+
+/// An identity node as a reader sees it: every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdentityView {
+    pub host: Option<String>,
+    pub command: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub registered_at: Option<String>,
+    pub restarts: Option<u64>,
+    pub last_exit: Option<ExitRecord>,
+    pub state: Option<AgentState>,
+}
+
+/// A liveness node as a reader sees it: every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LivenessView {
+    pub host: Option<String>,
+    pub watchdog_pid: Option<u32>,
+    pub agent_pid: Option<u32>,
+    pub since: Option<String>,
+}
+
+fn object(data: &[u8]) -> Result<serde_json::Map<String, Value>, Garbled> {
+    if data.is_empty() {
+        return Err(Garbled::Empty);
+    }
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Garbled::NotObject),
+        Err(e) => Err(Garbled::NotJson { len: data.len(), error: e.to_string() }),
+    }
+}
+
+/// Collects the names of fields present with a wrong type.
+#[derive(Default)]
+struct FieldReader {
+    bad: Vec<&'static str>,
+}
+
+impl FieldReader {
+    fn get<T>(&mut self, map: &serde_json::Map<String, Value>, key: &'static str, f: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
+        match map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let got = f(v);
+                if got.is_none() {
+                    self.bad.push(key);
+                }
+                got
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Garbled> {
+        (!self.bad.is_empty()).then(|| Garbled::BadFields(self.bad.join(", ")))
+    }
+}
+
+fn string(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
+}
+
+fn pid(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+fn exit_record(v: &Value) -> Option<ExitRecord> {
+    let m = v.as_object()?;
+    let code = match m.get("code") {
+        None | Some(Value::Null) => None,
+        Some(c) => Some(i32::try_from(c.as_i64()?).ok()?),
+    };
+    let signal = match m.get("signal") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(s.as_str()?.to_owned()),
+    };
+    let at = m.get("at")?.as_str()?.to_owned();
+    Some(ExitRecord { code, signal, at })
+}
+
+impl IdentityView {
+    /// Reads what can be used; the second value says what could not.
+    pub fn parse(data: &[u8]) -> (IdentityView, Option<Garbled>) {
+        let map = match object(data) {
+            Ok(m) => m,
+            Err(g) => return (IdentityView::default(), Some(g)),
+        };
+        let mut r = FieldReader::default();
+        let view = IdentityView {
+            host: r.get(&map, "host", string),
+            command: r
+                .get(&map, "command", |v| v.as_array()?.iter().map(|a| a.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            labels: r
+                .get(&map, "labels", |v| {
+                    v.as_object()?.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+                })
+                .unwrap_or_default(),
+            registered_at: r.get(&map, "registered_at", string),
+            restarts: r.get(&map, "restarts", Value::as_u64),
+            last_exit: r.get(&map, "last_exit", exit_record),
+            state: r.get(&map, "state", |v| AgentState::parse(v.as_str()?)),
+        };
+        (view, r.finish())
+    }
+}
+
+impl LivenessView {
+    pub fn parse(data: &[u8]) -> (LivenessView, Option<Garbled>) {
+        let map = match object(data) {
+            Ok(m) => m,
+            Err(g) => return (LivenessView::default(), Some(g)),
+        };
+        let mut r = FieldReader::default();
+        let view = LivenessView {
+            host: r.get(&map, "host", string),
+            watchdog_pid: r.get(&map, "watchdog_pid", pid),
+            agent_pid: r.get(&map, "agent_pid", pid),
+            since: r.get(&map, "since", string),
+        };
+        (view, r.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> IdentityRecord {
+        IdentityRecord {
+            id: "h-a1".into(),
+            host: "h".into(),
+            command: vec!["flume-ng".into(), "agent".into(), "-n".into(), "a1".into()],
+            labels: BTreeMap::from([("team".into(), "logs".into())]),
+            registered_at: "2026-11-21T00:00:00.000Z".into(),
+            watchdog_version: "0.1.0".into(),
+            restarts: 2,
+            last_exit: Some(ExitRecord { code: Some(3), signal: None, at: "2026-11-21T00:01:00.000Z".into() }),
+            state: AgentState::Running,
+        }
+    }
+
+    #[test]
+    fn written_identity_reads_back_in_full() {
+        let rec = identity();
+        let (view, garbled) = IdentityView::parse(&serde_json::to_vec(&rec).unwrap());
+        assert_eq!(garbled, None);
+        assert_eq!(view.host.as_deref(), Some("h"));
+        assert_eq!(view.restarts, Some(2));
+        assert_eq!(view.last_exit, rec.last_exit);
+        assert_eq!(view.state, Some(AgentState::Running));
+        assert_eq!(view.labels, rec.labels);
+    }
+
+    #[test]
+    fn garbage_is_reported_not_fatal() {
+        let huge = vec![b'x'; 1 << 20];
+        let cases: Vec<(&[u8], fn(&Garbled) -> bool)> = vec![
+            (b"", |g| matches!(g, Garbled::Empty)),
+            (b"not json", |g| matches!(g, Garbled::NotJson { .. })),
+            (b"[1,2]", |g| matches!(g, Garbled::NotObject)),
+            (&huge, |g| matches!(g, Garbled::NotJson { len, .. } if *len == 1 << 20)),
+        ];
+        for (data, want) in cases {
+            let (view, g) = IdentityView::parse(data);
+            assert_eq!(view, IdentityView::default());
+            assert!(want(g.as_ref().expect("garbage must be reported")), "{g:?}");
+            let (lview, lg) = LivenessView::parse(data);
+            assert_eq!(lview, LivenessView::default());
+            assert!(lg.is_some());
+        }
+    }
+
+    #[test]
+    fn wrong_types_keep_the_good_fields_and_unknown_fields_are_ignored() {
+        let data = br#"{"host":"h","restarts":"many","state":"exploded","last_exit":{"code":"x"},"extra":{"a":1}}"#;
+        let (view, g) = IdentityView::parse(data);
+        assert_eq!(view.host.as_deref(), Some("h"));
+        assert_eq!(view.restarts, None);
+        assert_eq!(view.state, None);
+        assert_eq!(view.last_exit, None);
+        assert_eq!(g, Some(Garbled::BadFields("restarts, last_exit, state".into())));
+
+        let (lview, lg) = LivenessView::parse(br#"{"host":"h","watchdog_pid":-1,"agent_pid":42,"new":true}"#);
+        assert_eq!(lview.agent_pid, Some(42));
+        assert_eq!(lview.watchdog_pid, None);
+        assert_eq!(lg, Some(Garbled::BadFields("watchdog_pid".into())));
+    }
+
+    #[test]
+    fn exit_descriptions() {
+        let at = "2026-11-21T00:00:00Z".to_owned();
+        assert_eq!(ExitRecord { code: Some(3), signal: None, at: at.clone() }.describe(), "exited with code 3");
+        assert_eq!(ExitRecord { code: None, signal: Some("SIGKILL".into()), at }.describe(), "killed by SIGKILL");
+    }
+}
