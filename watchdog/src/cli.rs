@@ -1,0 +1,235 @@
+//! Command-line interface: flags (each also from the environment) and their checks. Every problem
+//! is reported at once, before anything starts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use common::config::{parse_duration, ConnectString, ZkConfig};
+use common::layout::DEFAULT_ROOT;
+use common::{AgentId, Layout};
+
+use crate::registration::Registrant;
+use crate::run::RunConfig;
+use crate::supervisor::Policy;
+
+#[derive(Parser, Debug)]
+#[command(name = "flume-watchdog", version, about = "Supervises a Flume agent and registers it in ZooKeeper")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Run a Flume agent under supervision: `flume-watchdog run --zk … -- flume-ng agent -n a1 …`
+    Run(RunArgs),
+    /// Ask the watchdog of an agent to stop it, from any host, and wait until it has.
+    Stop(StopArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ZkArgs {
+    /// ZooKeeper connect string, e.g. zk1:2181,zk2:2181/kafka
+    #[arg(long = "zk", env = "FLUME_WATCHDOG_ZK")]
+    pub zk: String,
+    /// Root of the watchdog's nodes
+    #[arg(long, env = "FLUME_WATCHDOG_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: String,
+    /// ZooKeeper session timeout: how long a dead host goes unnoticed
+    #[arg(long, env = "FLUME_WATCHDOG_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Agent id [default: <hostname>-<agent name from -n>]
+    #[arg(long, env = "FLUME_WATCHDOG_ID")]
+    pub id: Option<String>,
+    /// Label written to the identity node (repeatable)
+    #[arg(long = "label", env = "FLUME_WATCHDOG_LABELS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Delay before the first restart after a crash; doubles on each crash in a row
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_INITIAL", default_value = "50ms", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// Longest delay between restarts
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_MAX", default_value = "60s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// An agent up this long is healthy: the next crash restarts fast again
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_RESET", default_value = "60s", value_parser = parse_duration)]
+    pub backoff_reset: Duration,
+    /// Give up after this many restarts within --restart-window (default: never give up)
+    #[arg(long, env = "FLUME_WATCHDOG_MAX_RESTARTS", requires = "restart_window")]
+    pub max_restarts: Option<u32>,
+    /// Window for --max-restarts
+    #[arg(long, env = "FLUME_WATCHDOG_RESTART_WINDOW", value_parser = parse_duration, requires = "max_restarts")]
+    pub restart_window: Option<Duration>,
+    /// Time between SIGTERM and SIGKILL when stopping the agent
+    #[arg(long, env = "FLUME_WATCHDOG_STOP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+    /// The agent's command, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Agent id to stop
+    #[arg(long, env = "FLUME_WATCHDOG_ID")]
+    pub id: String,
+    /// How long to wait for the agent to stop
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub wait: Duration,
+}
+
+/// All the problems found in otherwise well-formed flags.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+fn zk_config(args: &ZkArgs, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
+    let connect = ConnectString::parse(&args.zk).map_err(|e| errors.push(e.to_string())).ok();
+    let layout = Layout::new(&args.root).map_err(|e| errors.push(format!("--root: {e}"))).ok();
+    if args.session_timeout < Duration::from_millis(100) {
+        errors.push(format!("--session-timeout {:?} is too short", args.session_timeout));
+    }
+    Some((ZkConfig { connect: connect?, session_timeout: args.session_timeout }, layout?))
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> Result<RunConfig, ConfigErrors> {
+        let mut errors = Vec::new();
+        let zk = zk_config(&self.zk, &mut errors);
+        let host = hostname();
+        let id = match &self.id {
+            Some(id) => AgentId::parse(id).map_err(|e| errors.push(format!("--id: {e}"))).ok(),
+            None => match AgentId::default_for(&host, &self.command) {
+                Some(Ok(id)) => Some(id),
+                Some(Err(e)) => {
+                    errors.push(format!("the default id <hostname>-<agent name> is not valid ({e}); give one with --id"));
+                    None
+                }
+                None => {
+                    errors.push("the command names no agent (-n NAME); give an id with --id".to_owned());
+                    None
+                }
+            },
+        };
+        let mut labels = BTreeMap::new();
+        for label in &self.labels {
+            match label.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    labels.insert(k.to_owned(), v.to_owned());
+                }
+                _ => errors.push(format!("--label {label:?} is not KEY=VALUE")),
+            }
+        }
+        if self.backoff_initial.is_zero() {
+            errors.push("--backoff-initial must be more than 0".to_owned());
+        }
+        if self.backoff_max < self.backoff_initial {
+            errors.push("--backoff-max must not be shorter than --backoff-initial".to_owned());
+        }
+        let max_restarts = self.max_restarts.zip(self.restart_window);
+        match (zk, id) {
+            (Some((zk, layout)), Some(id)) if errors.is_empty() => {
+                let startup_wait = zk.session_timeout.min(Duration::from_secs(3));
+                Ok(RunConfig {
+                    registrant: Registrant {
+                        zk,
+                        layout,
+                        id,
+                        host,
+                        command: self.command,
+                        labels,
+                        watchdog_pid: std::process::id(),
+                    },
+                    policy: Policy {
+                        backoff_initial: self.backoff_initial,
+                        backoff_max: self.backoff_max,
+                        backoff_reset: self.backoff_reset,
+                        max_restarts,
+                        stop_timeout: self.stop_timeout,
+                    },
+                    startup_wait,
+                })
+            }
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+impl StopArgs {
+    pub fn into_config(self) -> Result<(ZkConfig, Layout, AgentId, Duration), ConfigErrors> {
+        let mut errors = Vec::new();
+        let zk = zk_config(&self.zk, &mut errors);
+        let id = AgentId::parse(&self.id).map_err(|e| errors.push(format!("--id: {e}"))).ok();
+        match (zk, id) {
+            (Some((zk, layout)), Some(id)) if errors.is_empty() => Ok((zk, layout, id, self.wait)),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("flume-watchdog").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args).expect("flags parse").command {
+            CliCommand::Run(r) => r,
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_flags_build_a_config() {
+        let cfg = run_args(&["run", "--zk", "zk1:2181/kafka", "--label", "team=logs", "--session-timeout", "500ms", "--", "flume-ng", "agent", "-n", "a1"])
+            .into_config()
+            .expect("valid");
+        assert_eq!(cfg.registrant.zk.session_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.registrant.id.as_str(), format!("{}-a1", hostname()));
+        assert_eq!(cfg.registrant.labels.get("team").map(String::as_str), Some("logs"));
+        assert_eq!(cfg.registrant.command, ["flume-ng", "agent", "-n", "a1"]);
+        assert_eq!(cfg.policy.stop_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let err = run_args(&["run", "--zk", "zk1:x", "--root", "relative", "--id", "bad id", "--label", "nokey", "--", "sleep", "1"])
+            .into_config()
+            .expect_err("invalid");
+        let text = err.to_string();
+        for want in ["invalid port", "--root", "--id", "--label"] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_command_without_agent_name_needs_an_id() {
+        let err = run_args(&["run", "--zk", "zk1:2181", "--", "sleep", "10"]).into_config().expect_err("no id");
+        assert!(err.to_string().contains("--id"), "{err}");
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_durations_are_refused_by_the_parser() {
+        let e = parse(&["run", "--zk", "z:1", "--bogus", "--", "x"]).expect_err("unknown flag");
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = parse(&["run", "--zk", "z:1", "--stop-timeout", "soon", "--", "x"]).expect_err("bad duration");
+        assert!(e.to_string().contains("500ms"), "{e}");
+    }
+}

@@ -1,0 +1,162 @@
+//! The watchdog's event loop: child exits, timers, signals and registration notices become
+//! supervisor events; the supervisor's actions are carried out here, in order.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::child::{signal_group, Agent};
+use crate::registration::{self, Command, LiveDesired, Notice, Registrant};
+use crate::supervisor::{Action, Event, Policy, StopOrigin, Supervisor, EXIT_CONFLICT};
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub registrant: Registrant,
+    pub policy: Policy,
+    /// How long to wait for ZooKeeper before starting the agent anyway.
+    pub startup_wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("agent id {id} is already live on host {host} (watchdog pid {pid}); refusing to start a second one")]
+    Conflict { id: String, host: String, pid: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs until the agent is stopped (exit code 0), given up on (3) or found duplicated (4).
+pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let id = cfg.registrant.id.to_string();
+    let argv = cfg.registrant.command.clone();
+    let close_wait = cfg.registrant.zk.session_timeout.min(Duration::from_secs(5));
+    let stop_wait = cfg.stop_wait();
+    let (reg, mut notices) = registration::start(cfg.registrant.clone());
+
+    // Give ZooKeeper a short chance to say whether this id is taken; never more.
+    match tokio::time::timeout(cfg.startup_wait, notices.recv()).await {
+        Ok(Some(Notice::Conflict { host, watchdog_pid, .. })) => {
+            close(&reg, close_wait).await;
+            let pid = watchdog_pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            return Err(RunError::Conflict { id, host, pid });
+        }
+        Ok(_) => {}
+        Err(_) => warn!(waited_ms = cfg.startup_wait.as_millis() as u64, "zookeeper not reachable yet; starting the agent anyway"),
+    }
+
+    let mut sup = Supervisor::new(cfg.policy.clone());
+    let mut agent: Option<Agent> = None;
+    let mut wake: Option<Instant> = None;
+    let mut incarnation = 0u64;
+    let mut queue = vec![Event::Start { now: Instant::now().into_std() }];
+
+    loop {
+        while !queue.is_empty() {
+            let event = queue.remove(0);
+            for action in sup.on_event(event) {
+                match action {
+                    Action::Spawn => {
+                        let wall = SystemTime::now();
+                        let now = Instant::now().into_std();
+                        match Agent::spawn(&argv) {
+                            Ok(a) => {
+                                info!(pid = a.pid(), "agent started");
+                                queue.push(Event::Spawned { pid: a.pid(), now, wall });
+                                agent = Some(a);
+                            }
+                            Err(e) => {
+                                error!(error = %e, command = ?argv, "cannot start the agent");
+                                queue.push(Event::SpawnFailed { error: e.to_string(), now, wall });
+                            }
+                        }
+                    }
+                    Action::Publish { state, restarts, last_exit } => reg.send(Command::Publish { state, restarts, last_exit }),
+                    Action::GoLive { pid, since } => {
+                        incarnation += 1;
+                        reg.send(Command::Live(Some(LiveDesired { incarnation, agent_pid: pid, since })));
+                    }
+                    Action::GoDark => reg.send(Command::Live(None)),
+                    Action::DeleteIdentity => {
+                        let (tx, rx) = oneshot::channel();
+                        reg.send(Command::DeleteIdentity(tx));
+                        if tokio::time::timeout(stop_wait, rx).await.is_err() {
+                            warn!(waited_ms = stop_wait.as_millis() as u64, "could not delete the identity node in time; the watcher may report this stop");
+                        }
+                    }
+                    Action::Signal { pid, sig } => {
+                        info!(pid, signal = ?sig, "signalling the agent's process group");
+                        if let Err(e) = signal_group(pid, sig) {
+                            error!(pid, error = %e, "cannot signal the agent");
+                        }
+                    }
+                    Action::WakeAt(at) => wake = Some(Instant::from_std(at)),
+                    Action::Exit(code) => {
+                        close(&reg, close_wait).await;
+                        info!(code, "watchdog exits");
+                        return Ok(code);
+                    }
+                }
+            }
+        }
+
+        let event = tokio::select! {
+            exit = async { agent.as_mut().expect("guarded").wait().await }, if agent.is_some() => {
+                let pid = agent.take().map(|a| a.pid()).unwrap_or_default();
+                let now = Instant::now().into_std();
+                let wall = SystemTime::now();
+                match exit {
+                    Ok(exit) => {
+                        warn!(pid, exit = ?exit, "agent exited");
+                        Event::Exited { pid, exit, now, wall }
+                    }
+                    Err(e) => {
+                        error!(pid, error = %e, "cannot wait for the agent; treating it as exited");
+                        Event::Exited { pid, exit: crate::supervisor::ChildExit::Code(-1), now, wall }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                wake = None;
+                Event::Timer { now: Instant::now().into_std() }
+            }
+            _ = sigterm.recv() => {
+                info!("SIGTERM: stopping the agent");
+                Event::Stop { origin: StopOrigin::Signal, now: Instant::now().into_std() }
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT: stopping the agent");
+                Event::Stop { origin: StopOrigin::Signal, now: Instant::now().into_std() }
+            }
+            notice = notices.recv() => match notice {
+                Some(Notice::IdentityGone) => Event::Stop { origin: StopOrigin::IdentityDeleted, now: Instant::now().into_std() },
+                Some(Notice::Conflict { host, watchdog_pid, .. }) => {
+                    error!(%host, ?watchdog_pid, code = EXIT_CONFLICT, "another watchdog holds this agent id; stopping our agent");
+                    Event::Stop { origin: StopOrigin::Conflict, now: Instant::now().into_std() }
+                }
+                Some(Notice::Clear) | None => continue,
+            },
+        };
+        queue.push(event);
+    }
+}
+
+impl RunConfig {
+    /// A planned stop waits this long for the identity node to go before stopping the agent
+    /// anyway: long enough to ride out a short ZooKeeper hiccup, never longer than the stop itself.
+    fn stop_wait(&self) -> Duration {
+        self.registrant.zk.session_timeout.min(self.policy.stop_timeout)
+    }
+}
+
+async fn close(reg: &registration::Handle, wait: Duration) {
+    let (tx, rx) = oneshot::channel();
+    reg.send(Command::Close(tx));
+    if tokio::time::timeout(wait, rx).await.is_err() {
+        warn!("could not close the zookeeper session cleanly; its liveness node will vanish at session expiry");
+    }
+}
