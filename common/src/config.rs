@@ -15,7 +15,10 @@ pub struct InvalidConnectString {
 
 impl ConnectString {
     pub fn parse(input: &str) -> Result<ConnectString, InvalidConnectString> {
-        let err = |why: String| InvalidConnectString { input: input.to_owned(), why };
+        let err = |why: String| InvalidConnectString {
+            input: input.to_owned(),
+            why,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("it is empty".into()));
@@ -47,7 +50,9 @@ impl ConnectString {
             } else {
                 match server.rsplit_once(':') {
                     Some((h, _)) if h.contains(':') => {
-                        return Err(err(format!("server {server:?}: write IPv6 addresses as [addr]:port")))
+                        return Err(err(format!(
+                            "server {server:?}: write IPv6 addresses as [addr]:port"
+                        )))
                     }
                     Some((h, p)) => (h, Some(p)),
                     None => (server, None),
@@ -62,7 +67,11 @@ impl ConnectString {
             if let Some(port) = port {
                 match port.parse::<u16>() {
                     Ok(p) if p > 0 => {}
-                    _ => return Err(err(format!("server {server:?} has an invalid port {port:?}"))),
+                    _ => {
+                        return Err(err(format!(
+                            "server {server:?} has an invalid port {port:?}"
+                        )))
+                    }
                 }
             }
         }
@@ -82,7 +91,8 @@ impl std::fmt::Display for ConnectString {
 
 /// Parses `500ms`, `10s`, `2m`, `1h 30m` for clap.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (write durations like 500ms, 10s, 2m)"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write durations like 500ms, 10s, 2m)"))
 }
 
 /// How to reach ZooKeeper: shared by every command of both binaries.
@@ -98,8 +108,18 @@ mod tests {
 
     #[test]
     fn good_connect_strings() {
-        for ok in ["zk1:2181", "zk1:2181,zk2:2181/kafka", "127.0.0.1:2181/a/b", "zk1,zk2", "zk1:2181/", "[::1]:2181"] {
-            assert!(ConnectString::parse(ok).is_ok(), "{ok:?} should be accepted");
+        for ok in [
+            "zk1:2181",
+            "zk1:2181,zk2:2181/kafka",
+            "127.0.0.1:2181/a/b",
+            "zk1,zk2",
+            "zk1:2181/",
+            "[::1]:2181",
+        ] {
+            assert!(
+                ConnectString::parse(ok).is_ok(),
+                "{ok:?} should be accepted"
+            );
         }
     }
 

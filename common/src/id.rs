@@ -17,7 +17,9 @@ pub enum InvalidId {
     Empty,
     #[error("agent id is {len} characters long; at most {MAX_ID_LEN} are allowed")]
     TooLong { len: usize },
-    #[error("agent id {id:?} contains {ch:?}; only letters, digits, '.', '_', ':' and '-' are allowed")]
+    #[error(
+        "agent id {id:?} contains {ch:?}; only letters, digits, '.', '_', ':' and '-' are allowed"
+    )]
     BadChar { id: String, ch: char },
     #[error("agent id {0:?} is reserved (\".\" and \"..\" cannot be znode names)")]
     Reserved(String),
@@ -32,8 +34,14 @@ impl AgentId {
         if len > MAX_ID_LEN {
             return Err(InvalidId::TooLong { len });
         }
-        if let Some(ch) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))) {
-            return Err(InvalidId::BadChar { id: s.to_owned(), ch });
+        if let Some(ch) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(InvalidId::BadChar {
+                id: s.to_owned(),
+                ch,
+            });
         }
         if s == "." || s == ".." {
             return Err(InvalidId::Reserved(s.to_owned()));
@@ -69,7 +77,10 @@ pub fn agent_name(command: &[String]) -> Option<&str> {
         if let Some(v) = arg.strip_prefix("--name=") {
             return Some(v);
         }
-        if let Some(v) = arg.strip_prefix("-n").filter(|v| !v.is_empty() && !arg.starts_with("--")) {
+        if let Some(v) = arg
+            .strip_prefix("-n")
+            .filter(|v| !v.is_empty() && !arg.starts_with("--"))
+        {
             return Some(v);
         }
     }
@@ -90,10 +101,22 @@ mod tests {
             assert!(AgentId::parse(ok).is_ok(), "{ok:?} should be valid");
         }
         assert_eq!(AgentId::parse(""), Err(InvalidId::Empty));
-        assert_eq!(AgentId::parse(&"x".repeat(129)), Err(InvalidId::TooLong { len: 129 }));
-        assert!(matches!(AgentId::parse("a/b"), Err(InvalidId::BadChar { ch: '/', .. })));
-        assert!(matches!(AgentId::parse("a b"), Err(InvalidId::BadChar { ch: ' ', .. })));
-        assert!(matches!(AgentId::parse("agent\u{e9}"), Err(InvalidId::BadChar { .. })));
+        assert_eq!(
+            AgentId::parse(&"x".repeat(129)),
+            Err(InvalidId::TooLong { len: 129 })
+        );
+        assert!(matches!(
+            AgentId::parse("a/b"),
+            Err(InvalidId::BadChar { ch: '/', .. })
+        ));
+        assert!(matches!(
+            AgentId::parse("a b"),
+            Err(InvalidId::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            AgentId::parse("agent\u{e9}"),
+            Err(InvalidId::BadChar { .. })
+        ));
         assert_eq!(AgentId::parse(".."), Err(InvalidId::Reserved("..".into())));
     }
 
@@ -114,7 +137,9 @@ mod tests {
 
     #[test]
     fn default_id_joins_host_and_name() {
-        let id = AgentId::default_for("web7", &argv("flume-ng agent -n a1")).unwrap().unwrap();
+        let id = AgentId::default_for("web7", &argv("flume-ng agent -n a1"))
+            .unwrap()
+            .unwrap();
         assert_eq!(id.as_str(), "web7-a1");
         assert!(AgentId::default_for("web7", &argv("sleep 10")).is_none());
     }

@@ -19,7 +19,12 @@ pub struct InvalidRoot {
 
 impl Layout {
     pub fn new(root: &str) -> Result<Layout, InvalidRoot> {
-        let bad = |why| Err(InvalidRoot { root: root.to_owned(), why });
+        let bad = |why| {
+            Err(InvalidRoot {
+                root: root.to_owned(),
+                why,
+            })
+        };
         if !root.starts_with('/') {
             return bad("it must be an absolute path such as /flume-watchdog");
         }
@@ -35,7 +40,13 @@ impl Layout {
         if root.chars().any(|c| c.is_control()) {
             return bad("it must not contain control characters");
         }
-        Ok(Layout { root: if root == "/" { String::new() } else { root.to_owned() } })
+        Ok(Layout {
+            root: if root == "/" {
+                String::new()
+            } else {
+                root.to_owned()
+            },
+        })
     }
 
     pub fn root(&self) -> &str {
@@ -66,7 +77,9 @@ impl Layout {
 
     /// Classifies a path seen in a watch event on the root.
     pub fn classify<'a>(&self, path: &'a str) -> NodeKind<'a> {
-        let Some(rest) = path.strip_prefix(self.root.as_str()) else { return NodeKind::Other };
+        let Some(rest) = path.strip_prefix(self.root.as_str()) else {
+            return NodeKind::Other;
+        };
         if let Some(name) = rest.strip_prefix("/agents/") {
             if !name.contains('/') {
                 return NodeKind::Identity(name);
@@ -107,8 +120,14 @@ mod tests {
         let id = AgentId::parse("h-a1").unwrap();
         assert_eq!(l.agent_path(&id), "/flume-watchdog/agents/h-a1");
         assert_eq!(l.live_path(&id), "/flume-watchdog/live/h-a1");
-        assert_eq!(l.classify("/flume-watchdog/live/h-a1"), NodeKind::Liveness("h-a1"));
-        assert_eq!(l.classify("/flume-watchdog/agents/x"), NodeKind::Identity("x"));
+        assert_eq!(
+            l.classify("/flume-watchdog/live/h-a1"),
+            NodeKind::Liveness("h-a1")
+        );
+        assert_eq!(
+            l.classify("/flume-watchdog/agents/x"),
+            NodeKind::Identity("x")
+        );
         assert_eq!(l.classify("/flume-watchdog/agents"), NodeKind::AgentsDir);
         assert_eq!(l.classify("/flume-watchdog/live/a/b"), NodeKind::Other);
         assert_eq!(l.classify("/flume-watchdogx/live/a"), NodeKind::Other);

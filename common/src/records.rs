@@ -131,7 +131,10 @@ fn object(data: &[u8]) -> Result<serde_json::Map<String, Value>, Garbled> {
     match serde_json::from_slice::<Value>(data) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Garbled::NotObject),
-        Err(e) => Err(Garbled::NotJson { len: data.len(), error: e.to_string() }),
+        Err(e) => Err(Garbled::NotJson {
+            len: data.len(),
+            error: e.to_string(),
+        }),
     }
 }
 
@@ -142,7 +145,12 @@ struct FieldReader {
 }
 
 impl FieldReader {
-    fn get<T>(&mut self, map: &serde_json::Map<String, Value>, key: &'static str, f: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
+    fn get<T>(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        key: &'static str,
+        f: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
         match map.get(key) {
             None | Some(Value::Null) => None,
             Some(v) => {
@@ -193,11 +201,19 @@ impl IdentityView {
         let view = IdentityView {
             host: r.get(&map, "host", string),
             command: r
-                .get(&map, "command", |v| v.as_array()?.iter().map(|a| a.as_str().map(str::to_owned)).collect())
+                .get(&map, "command", |v| {
+                    v.as_array()?
+                        .iter()
+                        .map(|a| a.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
             labels: r
                 .get(&map, "labels", |v| {
-                    v.as_object()?.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+                    v.as_object()?
+                        .iter()
+                        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
                 })
                 .unwrap_or_default(),
             registered_at: r.get(&map, "registered_at", string),
@@ -239,7 +255,11 @@ mod tests {
             registered_at: "2026-11-21T00:00:00.000Z".into(),
             watchdog_version: "0.1.0".into(),
             restarts: 2,
-            last_exit: Some(ExitRecord { code: Some(3), signal: None, at: "2026-11-21T00:01:00.000Z".into() }),
+            last_exit: Some(ExitRecord {
+                code: Some(3),
+                signal: None,
+                at: "2026-11-21T00:01:00.000Z".into(),
+            }),
             state: AgentState::Running,
         }
     }
@@ -259,11 +279,15 @@ mod tests {
     #[test]
     fn garbage_is_reported_not_fatal() {
         let huge = vec![b'x'; 1 << 20];
-        let cases: Vec<(&[u8], fn(&Garbled) -> bool)> = vec![
+        type Case<'a> = (&'a [u8], fn(&Garbled) -> bool);
+        let cases: Vec<Case> = vec![
             (b"", |g| matches!(g, Garbled::Empty)),
             (b"not json", |g| matches!(g, Garbled::NotJson { .. })),
             (b"[1,2]", |g| matches!(g, Garbled::NotObject)),
-            (&huge, |g| matches!(g, Garbled::NotJson { len, .. } if *len == 1 << 20)),
+            (
+                &huge,
+                |g| matches!(g, Garbled::NotJson { len, .. } if *len == 1 << 20),
+            ),
         ];
         for (data, want) in cases {
             let (view, g) = IdentityView::parse(data);
@@ -283,9 +307,13 @@ mod tests {
         assert_eq!(view.restarts, None);
         assert_eq!(view.state, None);
         assert_eq!(view.last_exit, None);
-        assert_eq!(g, Some(Garbled::BadFields("restarts, last_exit, state".into())));
+        assert_eq!(
+            g,
+            Some(Garbled::BadFields("restarts, last_exit, state".into()))
+        );
 
-        let (lview, lg) = LivenessView::parse(br#"{"host":"h","watchdog_pid":-1,"agent_pid":42,"new":true}"#);
+        let (lview, lg) =
+            LivenessView::parse(br#"{"host":"h","watchdog_pid":-1,"agent_pid":42,"new":true}"#);
         assert_eq!(lview.agent_pid, Some(42));
         assert_eq!(lview.watchdog_pid, None);
         assert_eq!(lg, Some(Garbled::BadFields("watchdog_pid".into())));
@@ -294,7 +322,23 @@ mod tests {
     #[test]
     fn exit_descriptions() {
         let at = "2026-11-21T00:00:00Z".to_owned();
-        assert_eq!(ExitRecord { code: Some(3), signal: None, at: at.clone() }.describe(), "exited with code 3");
-        assert_eq!(ExitRecord { code: None, signal: Some("SIGKILL".into()), at }.describe(), "killed by SIGKILL");
+        assert_eq!(
+            ExitRecord {
+                code: Some(3),
+                signal: None,
+                at: at.clone()
+            }
+            .describe(),
+            "exited with code 3"
+        );
+        assert_eq!(
+            ExitRecord {
+                code: None,
+                signal: Some("SIGKILL".into()),
+                at
+            }
+            .describe(),
+            "killed by SIGKILL"
+        );
     }
 }

@@ -10,7 +10,10 @@ use crate::config::ZkConfig;
 /// Opens a session. Fails with `Timeout` after about the session timeout while no server answers;
 /// callers retry with [`Backoff`].
 pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
-    let client = zk::Client::connector().with_session_timeout(cfg.session_timeout).connect(cfg.connect.as_str()).await?;
+    let client = zk::Client::connector()
+        .with_session_timeout(cfg.session_timeout)
+        .connect(cfg.connect.as_str())
+        .await?;
     debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "zookeeper session open");
     Ok(client)
 }
@@ -22,7 +25,10 @@ pub fn acls() -> zk::Acls<'static> {
 
 /// `mkdir -p` for the pair's persistent folders.
 pub async fn ensure_dir(client: &zk::Client, path: &str) -> Result<(), zk::Error> {
-    match client.mkdir(path, &zk::CreateMode::Persistent.with_acls(acls())).await {
+    match client
+        .mkdir(path, &zk::CreateMode::Persistent.with_acls(acls()))
+        .await
+    {
         Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
         Err(e) => Err(e),
     }
@@ -42,7 +48,9 @@ pub async fn close(client: zk::Client, timeout: Duration) {
     let closed = async {
         loop {
             match states.changed().await {
-                zk::SessionState::Closed | zk::SessionState::Expired | zk::SessionState::AuthFailed => return,
+                zk::SessionState::Closed
+                | zk::SessionState::Expired
+                | zk::SessionState::AuthFailed => return,
                 _ => continue,
             }
         }
@@ -62,7 +70,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff { initial, max, next: initial }
+        Backoff {
+            initial,
+            max,
+            next: initial,
+        }
     }
 
     /// The delay to wait now; the following one doubles.

@@ -22,7 +22,11 @@ pub fn from_millis(ms: i64) -> SystemTime {
 
 /// Short human form of a duration for messages: `3m 12s`, `850ms`.
 pub fn human(d: Duration) -> String {
-    let rounded = if d >= Duration::from_secs(1) { Duration::from_secs(d.as_secs()) } else { Duration::from_millis(d.as_millis() as u64) };
+    let rounded = if d >= Duration::from_secs(1) {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
     humantime::format_duration(rounded).to_string()
 }
 

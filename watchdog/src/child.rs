@@ -22,9 +22,15 @@ pub struct Agent {
 
 impl Agent {
     pub fn spawn(argv: &[String]) -> std::io::Result<Agent> {
-        let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty command"))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).process_group(0);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .process_group(0);
         let parent = std::process::id() as i32;
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
         unsafe {
@@ -38,7 +44,9 @@ impl Agent {
             });
         }
         let child = cmd.spawn()?;
-        let pid = child.id().ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
         Ok(Agent { child, pid })
     }
 
@@ -77,9 +85,14 @@ pub fn signal_group(pid: u32, sig: Sig) -> nix::Result<()> {
 
 /// Whether a process with this pid exists on this host.
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     if raw <= 0 {
         return false;
     }
-    !matches!(nix::sys::signal::kill(Pid::from_raw(raw), None), Err(nix::errno::Errno::ESRCH))
+    !matches!(
+        nix::sys::signal::kill(Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }

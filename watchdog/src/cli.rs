@@ -15,7 +15,11 @@ use crate::run::RunConfig;
 use crate::supervisor::Policy;
 
 #[derive(Parser, Debug)]
-#[command(name = "flume-watchdog", version, about = "Supervises a Flume agent and registers it in ZooKeeper")]
+#[command(
+    name = "flume-watchdog",
+    version,
+    about = "Supervises a Flume agent and registers it in ZooKeeper"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: CliCommand,
@@ -50,7 +54,12 @@ pub struct RunArgs {
     #[arg(long, env = "FLUME_WATCHDOG_ID")]
     pub id: Option<String>,
     /// Label written to the identity node (repeatable)
-    #[arg(long = "label", env = "FLUME_WATCHDOG_LABELS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    #[arg(
+        long = "label",
+        env = "FLUME_WATCHDOG_LABELS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     pub labels: Vec<String>,
     /// Delay before the first restart after a crash; doubles on each crash in a row
     #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_INITIAL", default_value = "50ms", value_parser = parse_duration)]
@@ -93,16 +102,32 @@ pub struct StopArgs {
 pub struct ConfigErrors(pub Vec<String>);
 
 fn zk_config(args: &ZkArgs, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
-    let connect = ConnectString::parse(&args.zk).map_err(|e| errors.push(e.to_string())).ok();
-    let layout = Layout::new(&args.root).map_err(|e| errors.push(format!("--root: {e}"))).ok();
+    let connect = ConnectString::parse(&args.zk)
+        .map_err(|e| errors.push(e.to_string()))
+        .ok();
+    let layout = Layout::new(&args.root)
+        .map_err(|e| errors.push(format!("--root: {e}")))
+        .ok();
     if args.session_timeout < Duration::from_millis(100) {
-        errors.push(format!("--session-timeout {:?} is too short", args.session_timeout));
+        errors.push(format!(
+            "--session-timeout {:?} is too short",
+            args.session_timeout
+        ));
     }
-    Some((ZkConfig { connect: connect?, session_timeout: args.session_timeout }, layout?))
+    Some((
+        ZkConfig {
+            connect: connect?,
+            session_timeout: args.session_timeout,
+        },
+        layout?,
+    ))
 }
 
 pub fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_owned())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl RunArgs {
@@ -111,7 +136,9 @@ impl RunArgs {
         let zk = zk_config(&self.zk, &mut errors);
         let host = hostname();
         let id = match &self.id {
-            Some(id) => AgentId::parse(id).map_err(|e| errors.push(format!("--id: {e}"))).ok(),
+            Some(id) => AgentId::parse(id)
+                .map_err(|e| errors.push(format!("--id: {e}")))
+                .ok(),
             None => match AgentId::default_for(&host, &self.command) {
                 Some(Ok(id)) => Some(id),
                 Some(Err(e)) => {
@@ -119,7 +146,9 @@ impl RunArgs {
                     None
                 }
                 None => {
-                    errors.push("the command names no agent (-n NAME); give an id with --id".to_owned());
+                    errors.push(
+                        "the command names no agent (-n NAME); give an id with --id".to_owned(),
+                    );
                     None
                 }
             },
@@ -172,7 +201,9 @@ impl StopArgs {
     pub fn into_config(self) -> Result<(ZkConfig, Layout, AgentId, Duration), ConfigErrors> {
         let mut errors = Vec::new();
         let zk = zk_config(&self.zk, &mut errors);
-        let id = AgentId::parse(&self.id).map_err(|e| errors.push(format!("--id: {e}"))).ok();
+        let id = AgentId::parse(&self.id)
+            .map_err(|e| errors.push(format!("--id: {e}")))
+            .ok();
         match (zk, id) {
             (Some((zk, layout)), Some(id)) if errors.is_empty() => Ok((zk, layout, id, self.wait)),
             _ => Err(ConfigErrors(errors)),
@@ -197,21 +228,43 @@ mod tests {
 
     #[test]
     fn run_flags_build_a_config() {
-        let cfg = run_args(&["run", "--zk", "zk1:2181/kafka", "--label", "team=logs", "--session-timeout", "500ms", "--", "flume-ng", "agent", "-n", "a1"])
-            .into_config()
-            .expect("valid");
-        assert_eq!(cfg.registrant.zk.session_timeout, Duration::from_millis(500));
+        let cfg = run_args(&[
+            "run",
+            "--zk",
+            "zk1:2181/kafka",
+            "--label",
+            "team=logs",
+            "--session-timeout",
+            "500ms",
+            "--",
+            "flume-ng",
+            "agent",
+            "-n",
+            "a1",
+        ])
+        .into_config()
+        .expect("valid");
+        assert_eq!(
+            cfg.registrant.zk.session_timeout,
+            Duration::from_millis(500)
+        );
         assert_eq!(cfg.registrant.id.as_str(), format!("{}-a1", hostname()));
-        assert_eq!(cfg.registrant.labels.get("team").map(String::as_str), Some("logs"));
+        assert_eq!(
+            cfg.registrant.labels.get("team").map(String::as_str),
+            Some("logs")
+        );
         assert_eq!(cfg.registrant.command, ["flume-ng", "agent", "-n", "a1"]);
         assert_eq!(cfg.policy.stop_timeout, Duration::from_secs(30));
     }
 
     #[test]
     fn every_problem_is_listed_at_once() {
-        let err = run_args(&["run", "--zk", "zk1:x", "--root", "relative", "--id", "bad id", "--label", "nokey", "--", "sleep", "1"])
-            .into_config()
-            .expect_err("invalid");
+        let err = run_args(&[
+            "run", "--zk", "zk1:x", "--root", "relative", "--id", "bad id", "--label", "nokey",
+            "--", "sleep", "1",
+        ])
+        .into_config()
+        .expect_err("invalid");
         let text = err.to_string();
         for want in ["invalid port", "--root", "--id", "--label"] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
@@ -221,7 +274,9 @@ mod tests {
 
     #[test]
     fn a_command_without_agent_name_needs_an_id() {
-        let err = run_args(&["run", "--zk", "zk1:2181", "--", "sleep", "10"]).into_config().expect_err("no id");
+        let err = run_args(&["run", "--zk", "zk1:2181", "--", "sleep", "10"])
+            .into_config()
+            .expect_err("no id");
         assert!(err.to_string().contains("--id"), "{err}");
     }
 
@@ -229,7 +284,8 @@ mod tests {
     fn unknown_flags_and_bad_durations_are_refused_by_the_parser() {
         let e = parse(&["run", "--zk", "z:1", "--bogus", "--", "x"]).expect_err("unknown flag");
         assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
-        let e = parse(&["run", "--zk", "z:1", "--stop-timeout", "soon", "--", "x"]).expect_err("bad duration");
+        let e = parse(&["run", "--zk", "z:1", "--stop-timeout", "soon", "--", "x"])
+            .expect_err("bad duration");
         assert!(e.to_string().contains("500ms"), "{e}");
     }
 }

@@ -8,11 +8,17 @@ use watchdog::stop::StopOutcome;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("FLUME_WATCHDOG_LOG").unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_env("FLUME_WATCHDOG_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     // One thread on purpose: the agent's parent-death signal is tied to the thread that forked it.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("flume-watchdog: cannot start the runtime: {e}");
@@ -40,10 +46,17 @@ fn main() -> ExitCode {
             };
             match runtime.block_on(watchdog::stop::stop(&zk, &layout, &id, wait)) {
                 Ok(StopOutcome::Stopped { after }) => {
-                    println!("stopped {id}: its liveness node is gone after {}", common::time::human(after));
+                    println!(
+                        "stopped {id}: its liveness node is gone after {}",
+                        common::time::human(after)
+                    );
                     ExitCode::SUCCESS
                 }
-                Ok(StopOutcome::StillLive { waited, host, watchdog_pid }) => {
+                Ok(StopOutcome::StillLive {
+                    waited,
+                    host,
+                    watchdog_pid,
+                }) => {
                     let host = host.unwrap_or_else(|| "an unknown host".into());
                     let pid = watchdog_pid.map_or_else(|| "unknown".into(), |p| p.to_string());
                     println!(

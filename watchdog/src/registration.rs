@@ -44,7 +44,11 @@ pub struct LiveDesired {
 }
 
 pub enum Command {
-    Publish { state: AgentState, restarts: u64, last_exit: Option<ExitRecord> },
+    Publish {
+        state: AgentState,
+        restarts: u64,
+        last_exit: Option<ExitRecord>,
+    },
     Live(Option<LiveDesired>),
     /// Planned stop: delete the identity node; answered once it is gone.
     DeleteIdentity(oneshot::Sender<()>),
@@ -57,7 +61,11 @@ pub enum Notice {
     /// The first session is up and no other watchdog holds this id.
     Clear,
     /// Another watchdog holds this id's liveness node.
-    Conflict { host: String, watchdog_pid: Option<u32>, session: i64 },
+    Conflict {
+        host: String,
+        watchdog_pid: Option<u32>,
+        session: i64,
+    },
     /// The identity node vanished: someone ran `flume-watchdog stop`.
     IdentityGone,
 }
@@ -107,10 +115,20 @@ type WatchFuture = Pin<Box<dyn Future<Output = zk::WatchedEvent> + Send>>;
 
 enum Holder {
     Free,
-    Ours { data: Vec<u8>, version: i32 },
+    Ours {
+        data: Vec<u8>,
+        version: i32,
+    },
     /// Left by an earlier watchdog of this id on this host that is gone, or not ephemeral at all.
-    Stale { version: i32, why: String },
-    Other { host: String, watchdog_pid: Option<u32>, session: i64 },
+    Stale {
+        version: i32,
+        why: String,
+    },
+    Other {
+        host: String,
+        watchdog_pid: Option<u32>,
+        session: i64,
+    },
 }
 
 enum Ended {
@@ -145,13 +163,20 @@ struct Task {
 }
 
 fn is_terminal(e: &zk::Error) -> bool {
-    matches!(e, zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed)
+    matches!(
+        e,
+        zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed
+    )
 }
 
 impl Task {
     fn on_command(&mut self, cmd: Option<Command>) {
         match cmd {
-            Some(Command::Publish { state, restarts, last_exit }) => {
+            Some(Command::Publish {
+                state,
+                restarts,
+                last_exit,
+            }) => {
                 self.state = state;
                 self.restarts = restarts;
                 self.last_exit = last_exit;
@@ -231,7 +256,9 @@ impl Task {
             self.identity_dirty = true;
             match self.serve(client).await {
                 Ended::Closed => return,
-                Ended::SessionLost => warn!("zookeeper session lost; opening a new one, the agent keeps running"),
+                Ended::SessionLost => {
+                    warn!("zookeeper session lost; opening a new one, the agent keeps running")
+                }
             }
         }
     }
@@ -244,14 +271,18 @@ impl Task {
         !self.checked_holder
             || (self.delete_requested && !self.identity_deleted)
             || (self.identity_dirty && !self.identity_deleted && !self.identity_gone)
-            || (self.identity_written && !self.identity_deleted && !self.identity_gone && !watch_armed)
+            || (self.identity_written
+                && !self.identity_deleted
+                && !self.identity_gone
+                && !watch_armed)
             || (self.identity_written && live_want != self.live_applied && self.may_change_live())
             || self.close.is_some()
     }
 
     /// A new liveness node is never created once a stop began; an old one is always deleted.
     fn may_change_live(&self) -> bool {
-        self.live.is_none() || !(self.identity_deleted || self.identity_gone || self.delete_requested)
+        self.live.is_none()
+            || !(self.identity_deleted || self.identity_gone || self.delete_requested)
     }
 
     async fn serve(&mut self, client: zk::Client) -> Ended {
@@ -343,12 +374,22 @@ impl Task {
         serde_json::to_vec(&rec).unwrap_or_default()
     }
 
-    async fn apply(&mut self, client: &zk::Client, watch: &mut Option<WatchFuture>) -> Result<(), zk::Error> {
+    async fn apply(
+        &mut self,
+        client: &zk::Client,
+        watch: &mut Option<WatchFuture>,
+    ) -> Result<(), zk::Error> {
         if !self.checked_holder {
             session::ensure_dir(client, &self.who.layout.agents_dir()).await?;
             session::ensure_dir(client, &self.who.layout.live_dir()).await?;
-            if let Holder::Other { host, watchdog_pid, session } = self.inspect_live(client).await? {
-                return Ok(self.on_conflict(host, watchdog_pid, session));
+            if let Holder::Other {
+                host,
+                watchdog_pid,
+                session,
+            } = self.inspect_live(client).await?
+            {
+                self.on_conflict(host, watchdog_pid, session);
+                return Ok(());
             }
             self.checked_holder = true;
             let _ = self.notices.send(Notice::Clear);
@@ -371,7 +412,8 @@ impl Task {
         if self.identity_dirty && !self.identity_deleted && !self.identity_gone {
             self.write_identity(client).await?;
         }
-        if self.identity_written && !self.identity_deleted && !self.identity_gone && watch.is_none() {
+        if self.identity_written && !self.identity_deleted && !self.identity_gone && watch.is_none()
+        {
             let (stat, watcher) = client.check_and_watch_stat(&self.identity_path).await?;
             if stat.is_none() {
                 self.on_identity_gone();
@@ -381,7 +423,9 @@ impl Task {
         }
         if self.identity_written && self.may_change_live() {
             let want = self.live.clone();
-            if self.live_applied.is_some() && want.as_ref().map(|l| l.incarnation) != self.live_applied {
+            if self.live_applied.is_some()
+                && want.as_ref().map(|l| l.incarnation) != self.live_applied
+            {
                 self.delete_live(client).await?;
             }
             if let Some(want) = want {
@@ -396,7 +440,11 @@ impl Task {
     fn on_conflict(&mut self, host: String, watchdog_pid: Option<u32>, session: i64) {
         self.conflicted = true;
         error!(id = %self.who.id, %host, ?watchdog_pid, "agent id is already live elsewhere");
-        let _ = self.notices.send(Notice::Conflict { host, watchdog_pid, session });
+        let _ = self.notices.send(Notice::Conflict {
+            host,
+            watchdog_pid,
+            session,
+        });
     }
 
     async fn write_identity(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
@@ -435,10 +483,16 @@ impl Task {
             Ok(found) => found,
         };
         if stat.ephemeral_owner == client.session_id().0 {
-            return Ok(Holder::Ours { data, version: stat.version });
+            return Ok(Holder::Ours {
+                data,
+                version: stat.version,
+            });
         }
         if stat.ephemeral_owner == 0 {
-            return Ok(Holder::Stale { version: stat.version, why: "a persistent node is in the liveness node's place".into() });
+            return Ok(Holder::Stale {
+                version: stat.version,
+                why: "a persistent node is in the liveness node's place".into(),
+            });
         }
         let (view, garbled) = LivenessView::parse(&data);
         if let Some(g) = garbled {
@@ -449,7 +503,9 @@ impl Task {
                 if pid == self.who.watchdog_pid || !pid_alive(pid) {
                     return Ok(Holder::Stale {
                         version: stat.version,
-                        why: format!("left by an earlier watchdog (pid {pid}) on this host that is gone"),
+                        why: format!(
+                            "left by an earlier watchdog (pid {pid}) on this host that is gone"
+                        ),
                     });
                 }
             }
@@ -461,7 +517,11 @@ impl Task {
         })
     }
 
-    async fn create_live(&mut self, client: &zk::Client, want: &LiveDesired) -> Result<(), zk::Error> {
+    async fn create_live(
+        &mut self,
+        client: &zk::Client,
+        want: &LiveDesired,
+    ) -> Result<(), zk::Error> {
         let data = self.live_record(want);
         let opts = zk::CreateMode::Ephemeral.with_acls(session::acls());
         match client.create(&self.live_path, &data, &opts).await {
@@ -479,7 +539,11 @@ impl Task {
                     client.delete(&self.live_path, Some(version)).await?;
                     return Err(zk::Error::NodeExists);
                 }
-                Holder::Other { host, watchdog_pid, session } => {
+                Holder::Other {
+                    host,
+                    watchdog_pid,
+                    session,
+                } => {
                     self.on_conflict(host, watchdog_pid, session);
                     return Ok(());
                 }

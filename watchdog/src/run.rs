@@ -23,7 +23,11 @@ pub struct RunConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("agent id {id} is already live on host {host} (watchdog pid {pid}); refusing to start a second one")]
-    Conflict { id: String, host: String, pid: String },
+    Conflict {
+        id: String,
+        host: String,
+        pid: String,
+    },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -34,26 +38,37 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let id = cfg.registrant.id.to_string();
     let argv = cfg.registrant.command.clone();
-    let close_wait = cfg.registrant.zk.session_timeout.min(Duration::from_secs(5));
+    let close_wait = cfg
+        .registrant
+        .zk
+        .session_timeout
+        .min(Duration::from_secs(5));
     let stop_wait = cfg.stop_wait();
     let (reg, mut notices) = registration::start(cfg.registrant.clone());
 
     // Give ZooKeeper a short chance to say whether this id is taken; never more.
     match tokio::time::timeout(cfg.startup_wait, notices.recv()).await {
-        Ok(Some(Notice::Conflict { host, watchdog_pid, .. })) => {
+        Ok(Some(Notice::Conflict {
+            host, watchdog_pid, ..
+        })) => {
             close(&reg, close_wait).await;
             let pid = watchdog_pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
             return Err(RunError::Conflict { id, host, pid });
         }
         Ok(_) => {}
-        Err(_) => warn!(waited_ms = cfg.startup_wait.as_millis() as u64, "zookeeper not reachable yet; starting the agent anyway"),
+        Err(_) => warn!(
+            waited_ms = cfg.startup_wait.as_millis() as u64,
+            "zookeeper not reachable yet; starting the agent anyway"
+        ),
     }
 
     let mut sup = Supervisor::new(cfg.policy.clone());
     let mut agent: Option<Agent> = None;
     let mut wake: Option<Instant> = None;
     let mut incarnation = 0u64;
-    let mut queue = vec![Event::Start { now: Instant::now().into_std() }];
+    let mut queue = vec![Event::Start {
+        now: Instant::now().into_std(),
+    }];
 
     loop {
         while !queue.is_empty() {
@@ -66,19 +81,39 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         match Agent::spawn(&argv) {
                             Ok(a) => {
                                 info!(pid = a.pid(), "agent started");
-                                queue.push(Event::Spawned { pid: a.pid(), now, wall });
+                                queue.push(Event::Spawned {
+                                    pid: a.pid(),
+                                    now,
+                                    wall,
+                                });
                                 agent = Some(a);
                             }
                             Err(e) => {
                                 error!(error = %e, command = ?argv, "cannot start the agent");
-                                queue.push(Event::SpawnFailed { error: e.to_string(), now, wall });
+                                queue.push(Event::SpawnFailed {
+                                    error: e.to_string(),
+                                    now,
+                                    wall,
+                                });
                             }
                         }
                     }
-                    Action::Publish { state, restarts, last_exit } => reg.send(Command::Publish { state, restarts, last_exit }),
+                    Action::Publish {
+                        state,
+                        restarts,
+                        last_exit,
+                    } => reg.send(Command::Publish {
+                        state,
+                        restarts,
+                        last_exit,
+                    }),
                     Action::GoLive { pid, since } => {
                         incarnation += 1;
-                        reg.send(Command::Live(Some(LiveDesired { incarnation, agent_pid: pid, since })));
+                        reg.send(Command::Live(Some(LiveDesired {
+                            incarnation,
+                            agent_pid: pid,
+                            since,
+                        })));
                     }
                     Action::GoDark => reg.send(Command::Live(None)),
                     Action::DeleteIdentity => {
@@ -149,7 +184,10 @@ impl RunConfig {
     /// A planned stop waits this long for the identity node to go before stopping the agent
     /// anyway: long enough to ride out a short ZooKeeper hiccup, never longer than the stop itself.
     fn stop_wait(&self) -> Duration {
-        self.registrant.zk.session_timeout.min(self.policy.stop_timeout)
+        self.registrant
+            .zk
+            .session_timeout
+            .min(self.policy.stop_timeout)
     }
 }
 

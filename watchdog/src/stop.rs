@@ -14,7 +14,11 @@ pub enum StopOutcome {
     /// The liveness node is gone: the agent has stopped.
     Stopped { after: Duration },
     /// The identity node was deleted, but the liveness node is still there after `--wait`.
-    StillLive { waited: Duration, host: Option<String>, watchdog_pid: Option<u32> },
+    StillLive {
+        waited: Duration,
+        host: Option<String>,
+        watchdog_pid: Option<u32>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +31,29 @@ pub enum StopError {
     Zk(#[from] zk::Error),
 }
 
-pub async fn stop(zk_cfg: &ZkConfig, layout: &Layout, id: &AgentId, wait: Duration) -> Result<StopOutcome, StopError> {
+pub async fn stop(
+    zk_cfg: &ZkConfig,
+    layout: &Layout,
+    id: &AgentId,
+    wait: Duration,
+) -> Result<StopOutcome, StopError> {
     let client = session::connect(zk_cfg)
         .await
-        .map_err(|source| StopError::Connect { connect: zk_cfg.connect.to_string(), source })?;
+        .map_err(|source| StopError::Connect {
+            connect: zk_cfg.connect.to_string(),
+            source,
+        })?;
     let result = stop_with(&client, layout, id, wait).await;
     session::close(client, Duration::from_secs(2)).await;
     result
 }
 
-async fn stop_with(client: &zk::Client, layout: &Layout, id: &AgentId, wait: Duration) -> Result<StopOutcome, StopError> {
+async fn stop_with(
+    client: &zk::Client,
+    layout: &Layout,
+    id: &AgentId,
+    wait: Duration,
+) -> Result<StopOutcome, StopError> {
     let started = Instant::now();
     let identity = layout.agent_path(id);
     let live = layout.live_path(id);
@@ -44,7 +61,10 @@ async fn stop_with(client: &zk::Client, layout: &Layout, id: &AgentId, wait: Dur
         Ok(()) => {}
         Err(zk::Error::NoNode) => {
             if client.check_stat(&live).await?.is_none() {
-                return Err(StopError::NotRegistered { id: id.to_string(), root: layout.root().to_owned() });
+                return Err(StopError::NotRegistered {
+                    id: id.to_string(),
+                    root: layout.root().to_owned(),
+                });
             }
         }
         Err(e) => return Err(e.into()),
@@ -53,18 +73,31 @@ async fn stop_with(client: &zk::Client, layout: &Layout, id: &AgentId, wait: Dur
     loop {
         let (stat, watcher) = client.check_and_watch_stat(&live).await?;
         if stat.is_none() {
-            return Ok(StopOutcome::Stopped { after: started.elapsed() });
+            return Ok(StopOutcome::Stopped {
+                after: started.elapsed(),
+            });
         }
-        if tokio::time::timeout_at(deadline, watcher.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, watcher.changed())
+            .await
+            .is_err()
+        {
             let (host, watchdog_pid) = match client.get_data(&live).await {
                 Ok((data, _)) => {
                     let (view, _) = LivenessView::parse(&data);
                     (view.host, view.watchdog_pid)
                 }
-                Err(zk::Error::NoNode) => return Ok(StopOutcome::Stopped { after: started.elapsed() }),
+                Err(zk::Error::NoNode) => {
+                    return Ok(StopOutcome::Stopped {
+                        after: started.elapsed(),
+                    })
+                }
                 Err(e) => return Err(e.into()),
             };
-            return Ok(StopOutcome::StillLive { waited: wait, host, watchdog_pid });
+            return Ok(StopOutcome::StillLive {
+                waited: wait,
+                host,
+                watchdog_pid,
+            });
         }
     }
 }

@@ -33,8 +33,16 @@ impl ChildExit {
     pub fn record(self, at: SystemTime) -> ExitRecord {
         let at = common::time::format(at);
         match self {
-            ChildExit::Code(code) => ExitRecord { code: Some(code), signal: None, at },
-            ChildExit::Signal(signo) => ExitRecord { code: None, signal: Some(signal_name(signo)), at },
+            ChildExit::Code(code) => ExitRecord {
+                code: Some(code),
+                signal: None,
+                at,
+            },
+            ChildExit::Signal(signo) => ExitRecord {
+                code: None,
+                signal: Some(signal_name(signo)),
+                at,
+            },
         }
     }
 }
@@ -65,12 +73,32 @@ pub enum Sig {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Start { now: Instant },
-    Spawned { pid: u32, now: Instant, wall: SystemTime },
-    SpawnFailed { error: String, now: Instant, wall: SystemTime },
-    Exited { pid: u32, exit: ChildExit, now: Instant, wall: SystemTime },
-    Timer { now: Instant },
-    Stop { origin: StopOrigin, now: Instant },
+    Start {
+        now: Instant,
+    },
+    Spawned {
+        pid: u32,
+        now: Instant,
+        wall: SystemTime,
+    },
+    SpawnFailed {
+        error: String,
+        now: Instant,
+        wall: SystemTime,
+    },
+    Exited {
+        pid: u32,
+        exit: ChildExit,
+        now: Instant,
+        wall: SystemTime,
+    },
+    Timer {
+        now: Instant,
+    },
+    Stop {
+        origin: StopOrigin,
+        now: Instant,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +106,11 @@ pub enum Action {
     /// Start the child now; answer with `Spawned` or `SpawnFailed`.
     Spawn,
     /// Write the identity node's changing fields.
-    Publish { state: AgentState, restarts: u64, last_exit: Option<ExitRecord> },
+    Publish {
+        state: AgentState,
+        restarts: u64,
+        last_exit: Option<ExitRecord>,
+    },
     /// Create the liveness node for this child.
     GoLive { pid: u32, since: SystemTime },
     /// Delete our liveness node: this is what makes the watcher alert.
@@ -102,10 +134,24 @@ pub const EXIT_CONFLICT: i32 = 4;
 pub enum State {
     Idle,
     /// A spawn was asked for; `attempt` crashes in a row so far.
-    Starting { attempt: u32 },
-    Running { pid: u32, since: Instant, attempt: u32 },
-    Backoff { attempt: u32, until: Instant },
-    Stopping { pid: u32, deadline: Instant, killed: bool, origin: StopOrigin },
+    Starting {
+        attempt: u32,
+    },
+    Running {
+        pid: u32,
+        since: Instant,
+        attempt: u32,
+    },
+    Backoff {
+        attempt: u32,
+        until: Instant,
+    },
+    Stopping {
+        pid: u32,
+        deadline: Instant,
+        killed: bool,
+        origin: StopOrigin,
+    },
     Stopped,
     Failed,
 }
@@ -122,7 +168,13 @@ pub struct Supervisor {
 
 impl Supervisor {
     pub fn new(policy: Policy) -> Supervisor {
-        Supervisor { policy, state: State::Idle, restarts: 0, last_exit: None, recent: VecDeque::new() }
+        Supervisor {
+            policy,
+            state: State::Idle,
+            restarts: 0,
+            last_exit: None,
+            recent: VecDeque::new(),
+        }
     }
 
     pub fn state(&self) -> &State {
@@ -134,8 +186,13 @@ impl Supervisor {
     }
 
     fn delay(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.policy.backoff_initial.saturating_mul(factor).min(self.policy.backoff_max)
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.policy
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(self.policy.backoff_max)
     }
 
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
@@ -143,12 +200,27 @@ impl Supervisor {
         match (&self.state, event) {
             (State::Idle, Event::Start { .. }) => {
                 self.state = State::Starting { attempt: 0 };
-                vec![Publish { state: AgentState::Starting, restarts: 0, last_exit: None }, Spawn]
+                vec![
+                    Publish {
+                        state: AgentState::Starting,
+                        restarts: 0,
+                        last_exit: None,
+                    },
+                    Spawn,
+                ]
             }
             (&State::Starting { attempt }, Event::Spawned { pid, now, wall }) => {
-                self.state = State::Running { pid, since: now, attempt };
+                self.state = State::Running {
+                    pid,
+                    since: now,
+                    attempt,
+                };
                 vec![
-                    Publish { state: AgentState::Running, restarts: self.restarts, last_exit: self.last_exit.clone() },
+                    Publish {
+                        state: AgentState::Running,
+                        restarts: self.restarts,
+                        last_exit: self.last_exit.clone(),
+                    },
                     GoLive { pid, since: wall },
                 ]
             }
@@ -156,24 +228,54 @@ impl Supervisor {
                 // Same as a child that could not exec: a shell would say 127.
                 self.crashed(attempt, Duration::ZERO, ChildExit::Code(127), now, wall)
             }
-            (&State::Running { pid, since, attempt }, Event::Exited { pid: p, exit, now, wall }) if p == pid => {
-                self.crashed(attempt, now.saturating_duration_since(since), exit, now, wall)
-            }
+            (
+                &State::Running {
+                    pid,
+                    since,
+                    attempt,
+                },
+                Event::Exited {
+                    pid: p,
+                    exit,
+                    now,
+                    wall,
+                },
+            ) if p == pid => self.crashed(
+                attempt,
+                now.saturating_duration_since(since),
+                exit,
+                now,
+                wall,
+            ),
             (&State::Backoff { attempt, until }, Event::Timer { now }) if now >= until => {
                 self.state = State::Starting { attempt };
                 vec![Spawn]
             }
             (&State::Running { pid, .. }, Event::Stop { origin, now }) => {
                 let deadline = now + self.policy.stop_timeout;
-                self.state = State::Stopping { pid, deadline, killed: false, origin };
+                self.state = State::Stopping {
+                    pid,
+                    deadline,
+                    killed: false,
+                    origin,
+                };
                 let mut acts = Vec::new();
                 if origin == StopOrigin::Signal {
                     acts.push(DeleteIdentity);
                 }
-                acts.extend([Signal { pid, sig: Sig::Term }, WakeAt(deadline)]);
+                acts.extend([
+                    Signal {
+                        pid,
+                        sig: Sig::Term,
+                    },
+                    WakeAt(deadline),
+                ]);
                 acts
             }
-            (State::Idle | State::Starting { .. } | State::Backoff { .. }, Event::Stop { origin, .. }) => {
+            (
+                State::Idle | State::Starting { .. } | State::Backoff { .. },
+                Event::Stop { origin, .. },
+            ) => {
                 self.state = State::Stopped;
                 let mut acts = Vec::new();
                 if origin == StopOrigin::Signal {
@@ -182,14 +284,49 @@ impl Supervisor {
                 acts.extend([GoDark, Exit(exit_code(origin))]);
                 acts
             }
-            (&State::Stopping { pid, killed: false, origin, .. }, Event::Stop { origin: StopOrigin::Signal, now }) => {
+            (
+                &State::Stopping {
+                    pid,
+                    killed: false,
+                    origin,
+                    ..
+                },
+                Event::Stop {
+                    origin: StopOrigin::Signal,
+                    now,
+                },
+            ) => {
                 // A second Ctrl-C: the operator does not want to wait for the stop timeout.
-                self.state = State::Stopping { pid, deadline: now, killed: true, origin };
-                vec![Signal { pid, sig: Sig::Kill }]
+                self.state = State::Stopping {
+                    pid,
+                    deadline: now,
+                    killed: true,
+                    origin,
+                };
+                vec![Signal {
+                    pid,
+                    sig: Sig::Kill,
+                }]
             }
-            (&State::Stopping { pid, deadline, killed: false, origin }, Event::Timer { now }) if now >= deadline => {
-                self.state = State::Stopping { pid, deadline, killed: true, origin };
-                vec![Signal { pid, sig: Sig::Kill }]
+            (
+                &State::Stopping {
+                    pid,
+                    deadline,
+                    killed: false,
+                    origin,
+                },
+                Event::Timer { now },
+            ) if now >= deadline => {
+                self.state = State::Stopping {
+                    pid,
+                    deadline,
+                    killed: true,
+                    origin,
+                };
+                vec![Signal {
+                    pid,
+                    sig: Sig::Kill,
+                }]
             }
             (&State::Stopping { pid, origin, .. }, Event::Exited { pid: p, .. }) if p == pid => {
                 self.state = State::Stopped;
@@ -199,18 +336,37 @@ impl Supervisor {
         }
     }
 
-    fn crashed(&mut self, attempt: u32, uptime: Duration, exit: ChildExit, now: Instant, wall: SystemTime) -> Vec<Action> {
+    fn crashed(
+        &mut self,
+        attempt: u32,
+        uptime: Duration,
+        exit: ChildExit,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
         self.last_exit = Some(exit.record(wall));
         let last_exit = self.last_exit.clone();
-        let attempt = if uptime >= self.policy.backoff_reset { 1 } else { attempt + 1 };
+        let attempt = if uptime >= self.policy.backoff_reset {
+            1
+        } else {
+            attempt + 1
+        };
         if let Some((max, window)) = self.policy.max_restarts {
-            while self.recent.front().is_some_and(|t| now.saturating_duration_since(*t) > window) {
+            while self
+                .recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > window)
+            {
                 self.recent.pop_front();
             }
             if self.recent.len() >= max as usize {
                 self.state = State::Failed;
                 return vec![
-                    Action::Publish { state: AgentState::Failed, restarts: self.restarts, last_exit },
+                    Action::Publish {
+                        state: AgentState::Failed,
+                        restarts: self.restarts,
+                        last_exit,
+                    },
                     Action::GoDark,
                     Action::Exit(EXIT_FAILED),
                 ];
@@ -220,7 +376,15 @@ impl Supervisor {
         self.restarts += 1;
         let until = now + self.delay(attempt);
         self.state = State::Backoff { attempt, until };
-        vec![Action::Publish { state: AgentState::Backoff, restarts: self.restarts, last_exit }, Action::GoDark, Action::WakeAt(until)]
+        vec![
+            Action::Publish {
+                state: AgentState::Backoff,
+                restarts: self.restarts,
+                last_exit,
+            },
+            Action::GoDark,
+            Action::WakeAt(until),
+        ]
     }
 }
 
@@ -256,7 +420,10 @@ mod tests {
 
     impl Clock {
         fn new() -> Clock {
-            Clock { t0: Instant::now(), w0: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) }
+            Clock {
+                t0: Instant::now(),
+                w0: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            }
         }
         fn at(&self, ms: u64) -> Instant {
             self.t0 + Duration::from_millis(ms)
@@ -265,19 +432,48 @@ mod tests {
             self.w0 + Duration::from_millis(ms)
         }
         fn spawned(&self, pid: u32, ms: u64) -> Event {
-            Event::Spawned { pid, now: self.at(ms), wall: self.wall(ms) }
+            Event::Spawned {
+                pid,
+                now: self.at(ms),
+                wall: self.wall(ms),
+            }
         }
         fn exited(&self, pid: u32, exit: ChildExit, ms: u64) -> Event {
-            Event::Exited { pid, exit, now: self.at(ms), wall: self.wall(ms) }
+            Event::Exited {
+                pid,
+                exit,
+                now: self.at(ms),
+                wall: self.wall(ms),
+            }
         }
     }
 
     fn started(c: &Clock, p: Policy) -> Supervisor {
         let mut s = Supervisor::new(p);
-        assert_eq!(s.on_event(Event::Start { now: c.at(0) }), vec![Publish { state: AgentState::Starting, restarts: 0, last_exit: None }, Spawn]);
+        assert_eq!(
+            s.on_event(Event::Start { now: c.at(0) }),
+            vec![
+                Publish {
+                    state: AgentState::Starting,
+                    restarts: 0,
+                    last_exit: None
+                },
+                Spawn
+            ]
+        );
         assert_eq!(
             s.on_event(c.spawned(10, 1)),
-            vec![Publish { state: AgentState::Running, restarts: 0, last_exit: None }, GoLive { pid: 10, since: c.wall(1) }]
+            vec![
+                Publish {
+                    state: AgentState::Running,
+                    restarts: 0,
+                    last_exit: None
+                },
+                GoLive {
+                    pid: 10,
+                    since: c.wall(1)
+                }
+            ]
         );
         s
     }
@@ -289,13 +485,35 @@ mod tests {
         let exit = ChildExit::Code(3).record(c.wall(500));
         assert_eq!(
             s.on_event(c.exited(10, ChildExit::Code(3), 500)),
-            vec![Publish { state: AgentState::Backoff, restarts: 1, last_exit: Some(exit.clone()) }, GoDark, WakeAt(c.at(600))]
+            vec![
+                Publish {
+                    state: AgentState::Backoff,
+                    restarts: 1,
+                    last_exit: Some(exit.clone())
+                },
+                GoDark,
+                WakeAt(c.at(600))
+            ]
         );
-        assert_eq!(s.on_event(Event::Timer { now: c.at(599) }), vec![], "no restart before the backoff ends");
+        assert_eq!(
+            s.on_event(Event::Timer { now: c.at(599) }),
+            vec![],
+            "no restart before the backoff ends"
+        );
         assert_eq!(s.on_event(Event::Timer { now: c.at(600) }), vec![Spawn]);
         assert_eq!(
             s.on_event(c.spawned(11, 601)),
-            vec![Publish { state: AgentState::Running, restarts: 1, last_exit: Some(exit) }, GoLive { pid: 11, since: c.wall(601) }]
+            vec![
+                Publish {
+                    state: AgentState::Running,
+                    restarts: 1,
+                    last_exit: Some(exit)
+                },
+                GoLive {
+                    pid: 11,
+                    since: c.wall(601)
+                }
+            ]
         );
     }
 
@@ -309,7 +527,9 @@ mod tests {
         for _ in 0..6 {
             t += 50; // crashes soon after start
             let acts = s.on_event(c.exited(pid, ChildExit::Code(1), t));
-            let Some(&WakeAt(until)) = acts.last() else { panic!("expected a timer, got {acts:?}") };
+            let Some(&WakeAt(until)) = acts.last() else {
+                panic!("expected a timer, got {acts:?}")
+            };
             delays.push((until - c.at(t)).as_millis());
             t = (until - c.t0).as_millis() as u64;
             assert_eq!(s.on_event(Event::Timer { now: c.at(t) }), vec![Spawn]);
@@ -320,7 +540,9 @@ mod tests {
         // Up for longer than backoff_reset: the next crash restarts fast again.
         let acts = s.on_event(c.exited(pid, ChildExit::Signal(9), t + 10_000));
         assert_eq!(acts.last(), Some(&WakeAt(c.at(t + 10_000 + 100))));
-        assert!(matches!(&acts[0], Publish { last_exit: Some(e), .. } if e.signal.as_deref() == Some("SIGKILL")));
+        assert!(
+            matches!(&acts[0], Publish { last_exit: Some(e), .. } if e.signal.as_deref() == Some("SIGKILL"))
+        );
     }
 
     #[test]
@@ -328,40 +550,87 @@ mod tests {
         let c = Clock::new();
         let mut s = started(&c, policy());
         let acts = s.on_event(c.exited(10, ChildExit::Code(0), 50));
-        assert!(matches!(&acts[..], [Publish { state: AgentState::Backoff, restarts: 1, .. }, GoDark, WakeAt(_)]), "{acts:?}");
+        assert!(
+            matches!(
+                &acts[..],
+                [
+                    Publish {
+                        state: AgentState::Backoff,
+                        restarts: 1,
+                        ..
+                    },
+                    GoDark,
+                    WakeAt(_)
+                ]
+            ),
+            "{acts:?}"
+        );
     }
 
     #[test]
     fn gives_up_past_max_restarts_within_the_window() {
         let c = Clock::new();
-        let mut s = started(&c, Policy { max_restarts: Some((2, 60_000 * MS)), ..policy() });
+        let mut s = started(
+            &c,
+            Policy {
+                max_restarts: Some((2, 60_000 * MS)),
+                ..policy()
+            },
+        );
         let mut t = 1;
         for pid in 10..12 {
             t += 10;
             let acts = s.on_event(c.exited(pid, ChildExit::Code(1), t));
-            let Some(&WakeAt(until)) = acts.last() else { panic!("{acts:?}") };
+            let Some(&WakeAt(until)) = acts.last() else {
+                panic!("{acts:?}")
+            };
             t = (until - c.t0).as_millis() as u64;
             s.on_event(Event::Timer { now: c.at(t) });
             s.on_event(c.spawned(pid + 1, t));
         }
         let acts = s.on_event(c.exited(12, ChildExit::Code(1), t + 10));
         assert!(
-            matches!(&acts[..], [Publish { state: AgentState::Failed, restarts: 2, last_exit: Some(_) }, GoDark, Exit(EXIT_FAILED)]),
+            matches!(
+                &acts[..],
+                [
+                    Publish {
+                        state: AgentState::Failed,
+                        restarts: 2,
+                        last_exit: Some(_)
+                    },
+                    GoDark,
+                    Exit(EXIT_FAILED)
+                ]
+            ),
             "{acts:?}"
         );
         assert_eq!(s.state(), &State::Failed);
-        assert_eq!(s.on_event(Event::Timer { now: c.at(t + 10_000) }), vec![]);
+        assert_eq!(
+            s.on_event(Event::Timer {
+                now: c.at(t + 10_000)
+            }),
+            vec![]
+        );
     }
 
     #[test]
     fn restarts_outside_the_window_do_not_count() {
         let c = Clock::new();
-        let mut s = started(&c, Policy { max_restarts: Some((1, 1000 * MS)), ..policy() });
+        let mut s = started(
+            &c,
+            Policy {
+                max_restarts: Some((1, 1000 * MS)),
+                ..policy()
+            },
+        );
         s.on_event(c.exited(10, ChildExit::Code(1), 10));
         s.on_event(Event::Timer { now: c.at(110) });
         s.on_event(c.spawned(11, 110));
         let acts = s.on_event(c.exited(11, ChildExit::Code(1), 5000));
-        assert!(matches!(acts.last(), Some(WakeAt(_))), "the first restart left the window: {acts:?}");
+        assert!(
+            matches!(acts.last(), Some(WakeAt(_))),
+            "the first restart left the window: {acts:?}"
+        );
     }
 
     #[test]
@@ -369,11 +638,30 @@ mod tests {
         let c = Clock::new();
         let mut s = started(&c, policy());
         assert_eq!(
-            s.on_event(Event::Stop { origin: StopOrigin::Signal, now: c.at(100) }),
-            vec![DeleteIdentity, Signal { pid: 10, sig: Sig::Term }, WakeAt(c.at(5100))]
+            s.on_event(Event::Stop {
+                origin: StopOrigin::Signal,
+                now: c.at(100)
+            }),
+            vec![
+                DeleteIdentity,
+                Signal {
+                    pid: 10,
+                    sig: Sig::Term
+                },
+                WakeAt(c.at(5100))
+            ]
         );
-        assert_eq!(s.on_event(Event::Timer { now: c.at(5100) }), vec![Signal { pid: 10, sig: Sig::Kill }]);
-        assert_eq!(s.on_event(c.exited(10, ChildExit::Signal(9), 5101)), vec![GoDark, Exit(0)]);
+        assert_eq!(
+            s.on_event(Event::Timer { now: c.at(5100) }),
+            vec![Signal {
+                pid: 10,
+                sig: Sig::Kill
+            }]
+        );
+        assert_eq!(
+            s.on_event(c.exited(10, ChildExit::Signal(9), 5101)),
+            vec![GoDark, Exit(0)]
+        );
     }
 
     #[test]
@@ -381,10 +669,22 @@ mod tests {
         let c = Clock::new();
         let mut s = started(&c, policy());
         assert_eq!(
-            s.on_event(Event::Stop { origin: StopOrigin::IdentityDeleted, now: c.at(100) }),
-            vec![Signal { pid: 10, sig: Sig::Term }, WakeAt(c.at(5100))]
+            s.on_event(Event::Stop {
+                origin: StopOrigin::IdentityDeleted,
+                now: c.at(100)
+            }),
+            vec![
+                Signal {
+                    pid: 10,
+                    sig: Sig::Term
+                },
+                WakeAt(c.at(5100))
+            ]
         );
-        assert_eq!(s.on_event(c.exited(10, ChildExit::Code(0), 200)), vec![GoDark, Exit(0)]);
+        assert_eq!(
+            s.on_event(c.exited(10, ChildExit::Code(0), 200)),
+            vec![GoDark, Exit(0)]
+        );
         assert_eq!(s.restarts(), 0);
     }
 
@@ -392,8 +692,20 @@ mod tests {
     fn second_signal_escalates_to_kill() {
         let c = Clock::new();
         let mut s = started(&c, policy());
-        s.on_event(Event::Stop { origin: StopOrigin::Signal, now: c.at(100) });
-        assert_eq!(s.on_event(Event::Stop { origin: StopOrigin::Signal, now: c.at(200) }), vec![Signal { pid: 10, sig: Sig::Kill }]);
+        s.on_event(Event::Stop {
+            origin: StopOrigin::Signal,
+            now: c.at(100),
+        });
+        assert_eq!(
+            s.on_event(Event::Stop {
+                origin: StopOrigin::Signal,
+                now: c.at(200)
+            }),
+            vec![Signal {
+                pid: 10,
+                sig: Sig::Kill
+            }]
+        );
     }
 
     #[test]
@@ -401,7 +713,13 @@ mod tests {
         let c = Clock::new();
         let mut s = started(&c, policy());
         s.on_event(c.exited(10, ChildExit::Code(1), 50));
-        assert_eq!(s.on_event(Event::Stop { origin: StopOrigin::Signal, now: c.at(60) }), vec![DeleteIdentity, GoDark, Exit(0)]);
+        assert_eq!(
+            s.on_event(Event::Stop {
+                origin: StopOrigin::Signal,
+                now: c.at(60)
+            }),
+            vec![DeleteIdentity, GoDark, Exit(0)]
+        );
         assert_eq!(s.on_event(Event::Timer { now: c.at(1000) }), vec![]);
     }
 
@@ -409,8 +727,14 @@ mod tests {
     fn conflict_stops_with_its_own_code_and_leaves_identity_alone() {
         let c = Clock::new();
         let mut s = started(&c, policy());
-        s.on_event(Event::Stop { origin: StopOrigin::Conflict, now: c.at(10) });
-        assert_eq!(s.on_event(c.exited(10, ChildExit::Code(0), 20)), vec![GoDark, Exit(EXIT_CONFLICT)]);
+        s.on_event(Event::Stop {
+            origin: StopOrigin::Conflict,
+            now: c.at(10),
+        });
+        assert_eq!(
+            s.on_event(c.exited(10, ChildExit::Code(0), 20)),
+            vec![GoDark, Exit(EXIT_CONFLICT)]
+        );
     }
 
     #[test]
@@ -418,8 +742,15 @@ mod tests {
         let c = Clock::new();
         let mut s = Supervisor::new(policy());
         s.on_event(Event::Start { now: c.at(0) });
-        let acts = s.on_event(Event::SpawnFailed { error: "not found".into(), now: c.at(1), wall: c.wall(1) });
-        assert!(matches!(&acts[0], Publish { last_exit: Some(e), .. } if e.code == Some(127)), "{acts:?}");
+        let acts = s.on_event(Event::SpawnFailed {
+            error: "not found".into(),
+            now: c.at(1),
+            wall: c.wall(1),
+        });
+        assert!(
+            matches!(&acts[0], Publish { last_exit: Some(e), .. } if e.code == Some(127)),
+            "{acts:?}"
+        );
     }
 
     #[test]
