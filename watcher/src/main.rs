@@ -1,1 +1,77 @@
-fn main(){}
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use watcher::cli::{Cli, CliCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FLUME_WATCHER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flume-watcher: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        CliCommand::Run(args) => {
+            let cfg = match args.into_config() {
+                Ok(cfg) => cfg,
+                Err(e) => return usage_error(&e.0),
+            };
+            let cancel = CancellationToken::new();
+            match runtime.block_on(watcher::run(cfg, cancel)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("flume-watcher: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        CliCommand::Status(args) => {
+            let mut errors = Vec::new();
+            let Some((zk, layout)) = args.zk.into_config(&mut errors) else {
+                return usage_error(&errors);
+            };
+            match runtime.block_on(watcher::status::read(&zk, &layout)) {
+                Ok(rows) if args.json => match serde_json::to_string_pretty(&rows) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("flume-watcher status: {e}");
+                        ExitCode::from(1)
+                    }
+                },
+                Ok(rows) => {
+                    print!("{}", watcher::status::table(&rows));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("flume-watcher status: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn usage_error(errors: &[String]) -> ExitCode {
+    for line in errors {
+        eprintln!("flume-watcher: {line}");
+    }
+    ExitCode::from(2)
+}

@@ -1,0 +1,88 @@
+//! What the watcher tells people: one alert per outage transition.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use common::ExitRecord;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// The agent stopped being live without a planned stop.
+    Down,
+    /// The agent has been live continuously for `--recovered-after` after an outage.
+    Recovered,
+    /// The watchdog gave up restarting the agent.
+    Failed,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Down => "down",
+            AlertKind::Recovered => "recovered",
+            AlertKind::Failed => "failed",
+        }
+    }
+}
+
+/// One notice about one agent. Serialises to the generic webhook's JSON item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub event: AlertKind,
+    /// The agent id (the node's name, even when its data is garbage).
+    pub agent: String,
+    pub host: Option<String>,
+    /// Why: `exited with code 3`, `killed by SIGKILL`, `lost contact: …`, `recovered after …`.
+    pub reason: String,
+    /// When the transition happened, RFC 3339.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    /// Restarts counted by the watchdog (from the identity node), when known.
+    pub restarts: Option<u64>,
+    /// Crashes the watcher saw during this outage (1 for a single crash).
+    pub crashes: u32,
+    /// For `recovered`: how long the outage lasted.
+    #[serde(
+        serialize_with = "seconds",
+        skip_serializing_if = "Option::is_none",
+        rename = "outage_seconds"
+    )]
+    pub outage: Option<Duration>,
+    /// The exit that caused it, when the watchdog recorded one.
+    pub last_exit: Option<ExitRecord>,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&common::time::format(*t))
+}
+
+fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64((d.as_millis() as f64) / 1000.0),
+        None => s.serialize_none(),
+    }
+}
+
+impl Alert {
+    /// One line for logs, the console channel and chat message bodies.
+    pub fn one_line(&self) -> String {
+        let host = self.host.as_deref().unwrap_or("unknown host");
+        let mut line = format!(
+            "[{}] {} on {}: {}",
+            self.event.as_str().to_uppercase(),
+            self.agent,
+            host,
+            self.reason
+        );
+        if let Some(r) = self.restarts {
+            line.push_str(&format!("; restarts {r}"));
+        }
+        if self.crashes > 1 {
+            line.push_str(&format!("; {} crashes in this outage", self.crashes));
+        }
+        line.push_str(&format!(" (at {})", common::time::format(self.at)));
+        line
+    }
+}

@@ -1,0 +1,72 @@
+//! Prints alerts on stdout, `ALERT <one line>` each: the demo's "what the watcher would send".
+
+use std::io::Write as _;
+
+use super::{Channel, DeliveryError};
+use crate::alert::Alert;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConsoleChannel;
+
+impl ConsoleChannel {
+    pub fn new() -> ConsoleChannel {
+        ConsoleChannel
+    }
+}
+
+/// The lines the console channel prints for `batch`.
+pub fn lines(batch: &[Alert]) -> String {
+    batch
+        .iter()
+        .map(|a| format!("ALERT {}\n", a.one_line()))
+        .collect()
+}
+
+impl Channel for ConsoleChannel {
+    fn name(&self) -> String {
+        "console".to_owned()
+    }
+
+    fn max_batch(&self) -> usize {
+        10_000
+    }
+
+    /// Always succeeds: a closed stdout is not worth retrying.
+    async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        let text = lines(batch);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertKind;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn one_prefixed_line_per_alert() {
+        let a = Alert {
+            event: AlertKind::Down,
+            agent: "a1".to_owned(),
+            host: Some("web-3".to_owned()),
+            reason: "killed by SIGKILL".to_owned(),
+            at: UNIX_EPOCH + Duration::from_secs(1_763_700_000),
+            restarts: Some(2),
+            crashes: 1,
+            outage: None,
+            last_exit: None,
+        };
+        let text = lines(&[a.clone(), a.clone()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0], format!("ALERT {}", a.one_line()));
+        assert!(
+            lines[0].starts_with("ALERT [DOWN] a1 on web-3: killed by SIGKILL"),
+            "{}",
+            lines[0]
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! DingTalk group robot: a markdown message, optionally signed (`timestamp` + `sign` query
+//! parameters). Success is HTTP 200 with `{"errcode":0}`.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::{
+    excerpt, read_body, redact_url, status_error, transport_error, url_secrets, Channel,
+    DeliveryError,
+};
+use crate::alert::{Alert, AlertKind};
+
+/// DingTalk rejects bodies larger than this.
+pub const MAX_BODY_BYTES: usize = 20_000;
+
+/// A robot secret; shown as `***` everywhere.
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// `--dingtalk URL[,secret=S]`. `Debug`/`Display` show `access_token=***` and `secret=***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DingTalkConfig {
+    url: Url,
+    secret: Option<Secret>,
+}
+
+impl DingTalkConfig {
+    /// Parses `URL[,secret=S]`: the robot URL (with its `access_token`), then options.
+    /// Errors never contain the token or the secret.
+    pub fn parse(s: &str) -> Result<DingTalkConfig, String> {
+        let mut parts = s.split(',');
+        let url = super::parse_http_url(parts.next().unwrap_or_default(), "DingTalk robot")?;
+        if !url
+            .query_pairs()
+            .any(|(k, v)| k == "access_token" && !v.is_empty())
+        {
+            return Err("DingTalk robot URL has no access_token query parameter \
+                        (expected https://oapi.dingtalk.com/robot/send?access_token=TOKEN[,secret=SECRET])"
+                .to_owned());
+        }
+        let mut secret = None;
+        for option in parts.map(str::trim).filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("secret", value)) => {
+                    let value = value.trim();
+                    if value.is_empty() {
+                        return Err("DingTalk option secret= is empty".to_owned());
+                    }
+                    if secret.is_some() {
+                        return Err("DingTalk option secret= is given twice".to_owned());
+                    }
+                    secret = Some(Secret(value.to_owned()));
+                }
+                Some((key, _)) => {
+                    return Err(format!("unknown DingTalk option `{}` (the only option is secret=SECRET)", key.trim()))
+                }
+                // Not named: it may be a secret given without `secret=`.
+                None => {
+                    return Err(
+                        "DingTalk options after the URL must look like key=value (the only option is secret=SECRET)"
+                            .to_owned(),
+                    )
+                }
+            }
+        }
+        Ok(DingTalkConfig { url, secret })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub fn is_signed(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// The URL to post to at `timestamp_ms`: with `timestamp` and `sign` when there is a secret.
+    fn request_url(&self, timestamp_ms: u64) -> Url {
+        let Some(Secret(secret)) = &self.secret else {
+            return self.url.clone();
+        };
+        let mut url = self.url.clone();
+        let kept: Vec<(String, String)> = self
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != "timestamp" && k != "sign")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        url.query_pairs_mut()
+            .extend_pairs(kept)
+            .append_pair("timestamp", &timestamp_ms.to_string())
+            .append_pair("sign", &sign(secret, timestamp_ms));
+        url
+    }
+}
+
+impl fmt::Display for DingTalkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.url))?;
+        if self.secret.is_some() {
+            f.write_str(",secret=***")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for DingTalkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DingTalkConfig")
+            .field("url", &redact_url(&self.url))
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// The robot signature before URL encoding: base64(HMAC-SHA256(key = secret,
+/// message = "<timestamp_ms>\n<secret>")).
+pub fn sign(secret: &str, timestamp_ms: u64) -> String {
+    // HMAC takes keys of any length: this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("{timestamp_ms}\n{secret}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub struct DingTalkChannel {
+    config: DingTalkConfig,
+    http: reqwest::Client,
+    secrets: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+impl DingTalkChannel {
+    /// 20 alerts of at most ~950 JSON bytes each stay under [`MAX_BODY_BYTES`].
+    pub const MAX_BATCH: usize = 20;
+    /// DingTalk allows 20 messages a minute per robot and then blocks it for 10 minutes.
+    pub const MIN_INTERVAL: Duration = Duration::from_secs(3);
+
+    pub fn new(config: DingTalkConfig, http: reqwest::Client) -> DingTalkChannel {
+        let mut secrets = url_secrets(&config.url);
+        if let Some(Secret(s)) = &config.secret {
+            secrets.push(s.clone());
+        }
+        DingTalkChannel {
+            config,
+            http,
+            secrets,
+        }
+    }
+
+    async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let resp = self
+            .http
+            .post(self.config.request_url(now_ms))
+            .header(CONTENT_TYPE, "application/json")
+            .body(message_body(batch))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_body(resp, 1024).await.unwrap_or_default();
+            return Err(status_error(status, &excerpt(&body, 200)));
+        }
+        if status != StatusCode::OK {
+            return Err(DeliveryError::Retry(format!(
+                "DingTalk replied HTTP {status} instead of 200"
+            )));
+        }
+        let body = read_body(resp, 64 * 1024).await.map_err(transport_error)?;
+        let reply: Reply = serde_json::from_str(&body).map_err(|_| {
+            DeliveryError::Retry(format!(
+                "DingTalk replied with a body that is not JSON: {}",
+                excerpt(&body, 200)
+            ))
+        })?;
+        let errmsg = reply
+            .errmsg
+            .as_deref()
+            .map(|m| excerpt(m, 200))
+            .unwrap_or_default();
+        match reply.errcode {
+            Some(0) => Ok(()),
+            None => Err(DeliveryError::Retry(format!(
+                "DingTalk reply has no errcode: {}",
+                excerpt(&body, 200)
+            ))),
+            Some(code) => Err(errcode_error(code, &errmsg)),
+        }
+    }
+}
+
+/// Classifies a DingTalk `errcode` other than 0.
+fn errcode_error(code: i64, errmsg: &str) -> DeliveryError {
+    let hint = match code {
+        310000 => {
+            Some("security check failed: check the secret, the keywords and the IP allow-list")
+        }
+        300001 | 300005 | 400101 => Some("the access_token is not valid"),
+        400102 => Some("the robot is disabled"),
+        400106 => Some("the robot does not exist"),
+        400013 => Some("the group was dissolved"),
+        400105 => Some("message type not supported"),
+        _ => None,
+    };
+    let mut text = format!("DingTalk errcode {code}");
+    if !errmsg.is_empty() {
+        text.push_str(&format!(": {errmsg}"));
+    }
+    match hint {
+        Some(hint) => {
+            text.push_str(&format!(" ({hint})"));
+            DeliveryError::Permanent(text)
+        }
+        // 130101 (sending too fast), 410100 (rate limited) and anything unknown: later may work.
+        None => DeliveryError::Retry(text),
+    }
+}
+
+impl Channel for DingTalkChannel {
+    fn name(&self) -> String {
+        let signed = if self.config.is_signed() {
+            " (signed)"
+        } else {
+            ""
+        };
+        format!("dingtalk {}{signed}", redact_url(&self.config.url))
+    }
+
+    fn max_batch(&self) -> usize {
+        Self::MAX_BATCH
+    }
+
+    fn min_interval(&self) -> Duration {
+        Self::MIN_INTERVAL
+    }
+
+    async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        self.post(batch).await.map_err(|e| e.scrub(&self.secrets))
+    }
+}
+
+/// Field budgets, in JSON-escaped bytes, so that one alert always fits (see `MAX_BATCH`).
+const AGENT_BYTES: usize = 100;
+const HOST_BYTES: usize = 100;
+const REASON_BYTES: usize = 400;
+const EXIT_BYTES: usize = 80;
+
+/// The JSON body for `batch`.
+pub(crate) fn message_body(batch: &[Alert]) -> Vec<u8> {
+    let (title, text) = render(batch);
+    let body = serde_json::json!({
+        "msgtype": "markdown",
+        "markdown": { "title": title, "text": text },
+        "at": { "atMobiles": [], "isAtAll": false },
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Title (the notification preview) and markdown text.
+pub(crate) fn render(batch: &[Alert]) -> (String, String) {
+    let title = match batch {
+        [one] => format!(
+            "Flume agent {} {}",
+            fit(&one.agent, AGENT_BYTES),
+            one.event.as_str()
+        ),
+        many => format!("{} Flume agent alerts", many.len()),
+    };
+    let sections: Vec<String> = batch.iter().map(section).collect();
+    (title, sections.join("\n\n"))
+}
+
+fn section(a: &Alert) -> String {
+    let mark = match a.event {
+        AlertKind::Down => "🔴",
+        AlertKind::Failed => "⛔",
+        AlertKind::Recovered => "🟢",
+    };
+    let reason = fit(&a.reason, REASON_BYTES);
+    let mut s = format!(
+        "#### {mark} **{}** {}\n\n- **Host:** {}\n- **Reason:** {}",
+        a.event.as_str().to_uppercase(),
+        fit(&a.agent, AGENT_BYTES),
+        fit(a.host.as_deref().unwrap_or("unknown"), HOST_BYTES),
+        reason,
+    );
+    if let Some(exit) = &a.last_exit {
+        let described = exit.describe();
+        if !a.reason.contains(&described) {
+            s.push_str(&format!(
+                "\n- **Last exit:** {}",
+                fit(&format!("{described} at {}", exit.at), EXIT_BYTES)
+            ));
+        }
+    }
+    if let Some(r) = a.restarts {
+        s.push_str(&format!("\n- **Restarts:** {r}"));
+    }
+    if a.crashes > 1 {
+        s.push_str(&format!("\n- **Crashes this outage:** {}", a.crashes));
+    }
+    if let Some(d) = a.outage {
+        s.push_str(&format!("\n- **Outage:** {}", common::time::human(d)));
+    }
+    s.push_str(&format!("\n- **Time:** {}", common::time::format(a.at)));
+    s
+}
+
+/// `s` on one line, cut so that its JSON-escaped form takes at most `max` bytes (with `…` when cut).
+fn fit(s: &str, max: usize) -> String {
+    let escaped_len = |c: char| match c {
+        '"' | '\\' => 2,
+        c => c.len_utf8(),
+    };
+    let clean = s.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let total: usize = clean.clone().map(escaped_len).sum();
+    if total <= max {
+        return clean.collect();
+    }
+    let budget = max.saturating_sub('…'.len_utf8());
+    let mut out = String::new();
+    let mut used = 0;
+    for c in clean {
+        if used + escaped_len(c) > budget {
+            break;
+        }
+        used += escaped_len(c);
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ExitRecord;
+
+    const URL: &str = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN123abc";
+
+    fn alert(agent: &str, reason: &str) -> Alert {
+        Alert {
+            event: AlertKind::Down,
+            agent: agent.to_owned(),
+            host: Some("web-3".to_owned()),
+            reason: reason.to_owned(),
+            at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+            restarts: Some(4),
+            crashes: 2,
+            outage: None,
+            last_exit: Some(ExitRecord {
+                code: Some(3),
+                signal: None,
+                at: "2025-11-21T04:40:00.123Z".to_owned(),
+            }),
+        }
+    }
+
+    #[test]
+    fn parses_url_and_secret() {
+        let c = DingTalkConfig::parse(&format!("{URL},secret=SECabc123")).unwrap();
+        assert!(c.is_signed());
+        assert_eq!(c.url().as_str(), URL);
+        let c = DingTalkConfig::parse(URL).unwrap();
+        assert!(!c.is_signed());
+        assert!(
+            DingTalkConfig::parse(&format!("{URL},")).is_ok(),
+            "a trailing comma is harmless"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_without_echoing_secrets() {
+        let cases = [
+            ("", "empty"),
+            (
+                "oapi.dingtalk.com/robot/send?access_token=TOKEN123abc",
+                "not a valid URL",
+            ),
+            (
+                "ftp://oapi.dingtalk.com/robot/send?access_token=TOKEN123abc",
+                "http://",
+            ),
+            ("https://oapi.dingtalk.com/robot/send", "access_token"),
+            (
+                "https://oapi.dingtalk.com/robot/send?access_token=",
+                "access_token",
+            ),
+            (&format!("{URL},secret="), "empty"),
+            (&format!("{URL},secret=SECabc123,secret=SECabc123"), "twice"),
+            (
+                &format!("{URL},colour=red"),
+                "unknown DingTalk option `colour`",
+            ),
+            (&format!("{URL},SECabc123"), "key=value"),
+        ];
+        for (input, expected) in cases {
+            let err = DingTalkConfig::parse(input).expect_err(input);
+            assert!(
+                err.contains(expected),
+                "error for {input:?} should contain {expected:?}: {err}"
+            );
+            assert!(
+                !err.contains("TOKEN123abc") && !err.contains("SECabc123"),
+                "error leaks a secret: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_debug_display_and_name_hide_token_and_secret() {
+        let c = DingTalkConfig::parse(&format!("{URL},secret=SECabc123")).unwrap();
+        let ch = DingTalkChannel::new(c.clone(), reqwest::Client::new());
+        let spec = super::super::ChannelSpec::DingTalk(c.clone());
+        for shown in [
+            format!("{c:?}"),
+            c.to_string(),
+            ch.name(),
+            spec.to_string(),
+            format!("{spec:?}"),
+        ] {
+            assert!(
+                !shown.contains("TOKEN123abc") && !shown.contains("SECabc123"),
+                "leaks a secret: {shown}"
+            );
+            assert!(
+                shown.contains("access_token=***"),
+                "should show the redacted token: {shown}"
+            );
+        }
+        assert!(c.to_string().ends_with(",secret=***"), "{c}");
+    }
+
+    #[test]
+    fn signed_url_has_timestamp_and_sign() {
+        let c =
+            DingTalkConfig::parse(&format!("{URL}&timestamp=1&sign=old,secret=SECabc123")).unwrap();
+        let url = c.request_url(1_700_000_000_000);
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("access_token".to_owned(), "TOKEN123abc".to_owned()),
+                ("timestamp".to_owned(), "1700000000000".to_owned()),
+                ("sign".to_owned(), sign("SECabc123", 1_700_000_000_000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn errcodes_are_classified() {
+        assert!(!errcode_error(310000, "sign not match").is_retry());
+        assert!(!errcode_error(300001, "token is not exist").is_retry());
+        assert!(errcode_error(130101, "send too fast").is_retry());
+        assert!(errcode_error(410100, "").is_retry());
+        assert!(errcode_error(999999, "").is_retry());
+    }
+
+    #[test]
+    fn markdown_names_the_agent_and_event() {
+        let (title, text) = render(&[alert("a1", "exited with code 3")]);
+        assert_eq!(title, "Flume agent a1 down");
+        assert!(
+            text.contains("**DOWN**") && text.contains("a1") && text.contains("web-3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("exited with code 3") && text.contains("**Restarts:** 4"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Last exit"),
+            "last exit repeats the reason: {text}"
+        );
+        let (title, _) = render(&[alert("a1", "x"), alert("a2", "y"), alert("a3", "z")]);
+        assert_eq!(title, "3 Flume agent alerts");
+    }
+
+    #[test]
+    fn worst_case_batch_fits_the_body_limit() {
+        let nasty = "\"\\\n🔥".repeat(2_000);
+        let mut a = alert(&nasty, &nasty);
+        a.host = Some(nasty.clone());
+        a.restarts = Some(u64::MAX);
+        a.crashes = u32::MAX;
+        a.event = AlertKind::Recovered;
+        a.outage = Some(Duration::from_secs(400 * 365 * 86_400 + 86_399));
+        a.last_exit = Some(ExitRecord {
+            code: None,
+            signal: Some(nasty.clone()),
+            at: nasty.clone(),
+        });
+        let batch = vec![a; DingTalkChannel::MAX_BATCH];
+        let body = message_body(&batch);
+        assert!(
+            body.len() <= MAX_BODY_BYTES,
+            "body of {} bytes exceeds {MAX_BODY_BYTES}",
+            body.len()
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["msgtype"], "markdown");
+        let text = v["markdown"]["text"].as_str().unwrap();
+        assert!(text.contains('…'), "long fields are cut with an ellipsis");
+    }
+
+    #[test]
+    fn fit_cuts_on_char_boundaries() {
+        assert_eq!(fit("abc", 3), "abc");
+        assert_eq!(fit("a\nb", 10), "a b");
+        assert_eq!(fit("🔥🔥🔥", 8), "🔥…");
+        assert_eq!(fit("\"\"\"\"", 6), "\"…");
+    }
+}

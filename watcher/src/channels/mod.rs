@@ -1,0 +1,343 @@
+//! Where alerts go: one [`Channel`] implementation per receiver kind, one file each.
+//!
+//! Channels only deliver one message; batching, retries and shutdown are the
+//! [`Notifier`](crate::notify::Notifier)'s business. Every error classification follows one rule:
+//! connection errors, timeouts, HTTP 5xx, 408 and 429 are worth retrying ([`DeliveryError::Retry`]);
+//! other HTTP 3xx/4xx mean the configuration is wrong ([`DeliveryError::Permanent`]).
+//!
+//! Names, `Debug`/`Display` output and error texts never contain a secret: DingTalk secrets,
+//! query-string values (an `access_token`), URL user info and token-like path segments are
+//! shown as `***`.
+
+pub mod console;
+pub mod dingtalk;
+pub mod webhook;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+
+pub use console::ConsoleChannel;
+pub use dingtalk::{DingTalkChannel, DingTalkConfig};
+pub use webhook::{WebhookChannel, WebhookConfig};
+
+use crate::alert::Alert;
+
+/// One receiver of alerts.
+pub trait Channel: Send + Sync + 'static {
+    /// Name for logs and status: e.g. `webhook http://127.0.0.1:8080/x`. Never a secret.
+    fn name(&self) -> String;
+    /// Most alerts one message may carry (the notifier splits bigger batches). At least 1.
+    fn max_batch(&self) -> usize;
+    /// Shortest time between the starts of two messages, for receivers with rate limits
+    /// (the notifier waits, and batches what arrives meanwhile). Retries are paced by the
+    /// retry policy instead.
+    fn min_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// Sends one message carrying `batch` (never empty, at most `max_batch` alerts).
+    fn deliver(
+        &self,
+        batch: &[Alert],
+    ) -> impl std::future::Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// Might work later: the same message should be sent again.
+    #[error("{0}")]
+    Retry(String),
+    /// Will not work without a configuration change: the message is dropped.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl DeliveryError {
+    pub fn is_retry(&self) -> bool {
+        matches!(self, DeliveryError::Retry(_))
+    }
+
+    /// The same error with every `secret` in its text replaced by `***`.
+    pub(crate) fn scrub(self, secrets: &[String]) -> DeliveryError {
+        match self {
+            DeliveryError::Retry(m) => DeliveryError::Retry(scrub(&m, secrets)),
+            DeliveryError::Permanent(m) => DeliveryError::Permanent(scrub(&m, secrets)),
+        }
+    }
+}
+
+/// A configured alert channel, as given on the command line.
+#[derive(Clone, Debug)]
+pub enum ChannelSpec {
+    Webhook(WebhookConfig),
+    DingTalk(DingTalkConfig),
+    /// Prints alerts on stdout (the demo: "what the watcher would send").
+    Console,
+}
+
+impl fmt::Display for ChannelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelSpec::Webhook(c) => write!(f, "webhook {c}"),
+            ChannelSpec::DingTalk(c) => write!(f, "dingtalk {c}"),
+            ChannelSpec::Console => f.write_str("console"),
+        }
+    }
+}
+
+/// Clap `value_parser` for `--webhook URL`: an http or https URL.
+pub fn parse_webhook(s: &str) -> Result<WebhookConfig, String> {
+    WebhookConfig::parse(s)
+}
+
+/// Clap `value_parser` for `--dingtalk URL[,secret=S]`.
+pub fn parse_dingtalk(s: &str) -> Result<DingTalkConfig, String> {
+    DingTalkConfig::parse(s)
+}
+
+/// The HTTP client all channels share: 10 s per request, 5 s to connect, no redirects
+/// (a redirected POST would lose its body; a 3xx is reported as a configuration error).
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("flume-watcher/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Parses an http(s) URL with a host; `what` names it in errors. Errors never echo the input
+/// (it may carry a token).
+pub(crate) fn parse_http_url(s: &str, what: &str) -> Result<Url, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(format!("{what} URL is empty"));
+    }
+    let url = Url::parse(s).map_err(|e| format!("{what} URL is not a valid URL: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "{what} URL must start with http:// or https:// (got scheme `{}`)",
+            url.scheme()
+        ));
+    }
+    if !matches!(url.host_str(), Some(h) if !h.is_empty()) {
+        return Err(format!("{what} URL has no host"));
+    }
+    Ok(url)
+}
+
+/// A path segment that looks like a credential (Slack, Discord, Feishu hook ids): long, with digits.
+fn token_like(segment: &str) -> bool {
+    segment.len() >= 16 && segment.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// The URL for logs: user info, query values and token-like path segments replaced by `***`,
+/// no fragment.
+pub(crate) fn redact_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_fragment(None);
+    if !shown.username().is_empty() || shown.password().is_some() {
+        let _ = shown.set_username("***");
+        let _ = shown.set_password(None);
+    }
+    if shown.path_segments().is_some_and(|mut s| s.any(token_like)) {
+        let path: Vec<String> = url
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                if token_like(s) {
+                    "***".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect();
+        shown.set_path(&path.join("/"));
+    }
+    if url.query().is_some() {
+        let keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown.set_query(None);
+        if !keys.is_empty() {
+            let mut q = shown.query_pairs_mut();
+            for k in &keys {
+                q.append_pair(k, "***");
+            }
+        }
+    }
+    // `***` is percent-encoded as `%2A%2A%2A` by the serializer; show it plainly.
+    shown.as_str().replace("%2A%2A%2A", "***")
+}
+
+/// The sensitive parts of a URL, to scrub from error texts.
+pub(crate) fn url_secrets(url: &Url) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |s: &str| {
+        if s.len() >= 3 {
+            out.push(s.to_owned());
+        }
+    };
+    push(url.username());
+    if let Some(p) = url.password() {
+        push(p);
+    }
+    for (_, v) in url.query_pairs() {
+        push(&v);
+    }
+    for pair in url.query().unwrap_or_default().split('&') {
+        if let Some((_, raw)) = pair.split_once('=') {
+            push(raw);
+        }
+    }
+    for seg in url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| token_like(s))
+    {
+        push(seg);
+    }
+    out
+}
+
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    // Longest first, so a secret containing another one is replaced whole.
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        if text.contains(s.as_str()) {
+            text = text.replace(s.as_str(), "***");
+        }
+    }
+    text
+}
+
+/// A transport-level failure (no usable HTTP response), without the URL.
+pub(crate) fn transport_error(err: reqwest::Error) -> DeliveryError {
+    let permanent = err.is_builder();
+    let timeout = err.is_timeout();
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    if timeout && !text.contains("timed out") {
+        text.push_str(" (timed out)");
+    }
+    if permanent {
+        DeliveryError::Permanent(text)
+    } else {
+        DeliveryError::Retry(text)
+    }
+}
+
+/// Classifies a non-2xx status. `body` is a (short) excerpt of the reply, for the error text.
+pub(crate) fn status_error(status: StatusCode, body: &str) -> DeliveryError {
+    let mut text = format!("HTTP {status}");
+    if status.is_redirection() {
+        text.push_str(" (redirects are not followed: configure the final URL)");
+    }
+    let body = body.trim();
+    if !body.is_empty() {
+        text.push_str(": ");
+        text.push_str(body);
+    }
+    if status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_informational()
+    {
+        DeliveryError::Retry(text)
+    } else {
+        DeliveryError::Permanent(text)
+    }
+}
+
+/// Reads at most `limit` bytes of a reply body (errors end the read), lossily as UTF-8.
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<String, reqwest::Error> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// At most `max` characters of `s` for an error text, on one line.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut out: String = one_line.chars().take(max).collect();
+    if one_line.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_query_values_userinfo_and_token_paths() {
+        let url = Url::parse(
+            "https://u:pw@h.example/hooks/T0001/B0002/abcdEFGH1234ijklMNOP?key=K123&x=1#frag",
+        )
+        .unwrap();
+        let shown = redact_url(&url);
+        assert_eq!(
+            shown,
+            "https://***@h.example/hooks/T0001/B0002/***?key=***&x=***"
+        );
+        let plain = Url::parse("http://127.0.0.1:8080/x").unwrap();
+        assert_eq!(redact_url(&plain), "http://127.0.0.1:8080/x");
+        let secrets = url_secrets(&url);
+        assert!(secrets.contains(&"K123".to_owned()), "{secrets:?}");
+        assert!(
+            secrets.contains(&"abcdEFGH1234ijklMNOP".to_owned()),
+            "{secrets:?}"
+        );
+        assert_eq!(
+            scrub("failed for https://h/?key=K123", &secrets),
+            "failed for https://h/?key=***"
+        );
+    }
+
+    #[test]
+    fn status_classification() {
+        assert!(status_error(StatusCode::INTERNAL_SERVER_ERROR, "").is_retry());
+        assert!(status_error(StatusCode::SERVICE_UNAVAILABLE, "").is_retry());
+        assert!(status_error(StatusCode::TOO_MANY_REQUESTS, "").is_retry());
+        assert!(status_error(StatusCode::REQUEST_TIMEOUT, "").is_retry());
+        assert!(!status_error(StatusCode::NOT_FOUND, "").is_retry());
+        assert!(!status_error(StatusCode::BAD_REQUEST, "").is_retry());
+        assert!(!status_error(StatusCode::UNAUTHORIZED, "").is_retry());
+        assert!(!status_error(StatusCode::MOVED_PERMANENTLY, "").is_retry());
+        assert_eq!(
+            status_error(StatusCode::NOT_FOUND, "no such hook\n").to_string(),
+            "HTTP 404 Not Found: no such hook"
+        );
+    }
+
+    #[test]
+    fn excerpt_is_one_bounded_line() {
+        assert_eq!(excerpt("a\nb", 10), "a b");
+        assert_eq!(excerpt("abcdef", 3), "abc…");
+    }
+}

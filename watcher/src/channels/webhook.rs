@@ -1,0 +1,136 @@
+//! Generic webhook: `POST {"alerts":[<alert>, …]}` as JSON; any 2xx is success.
+
+use std::fmt;
+
+use reqwest::Url;
+use serde::Serialize;
+
+use super::{
+    read_body, redact_url, status_error, transport_error, url_secrets, Channel, DeliveryError,
+};
+use crate::alert::Alert;
+
+/// `--webhook URL`. `Debug`/`Display` show the URL with query values, user info and token-like
+/// path segments as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    url: Url,
+}
+
+impl WebhookConfig {
+    pub fn parse(s: &str) -> Result<WebhookConfig, String> {
+        Ok(WebhookConfig {
+            url: super::parse_http_url(s, "webhook")?,
+        })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+impl fmt::Display for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.url))
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+pub struct WebhookChannel {
+    config: WebhookConfig,
+    http: reqwest::Client,
+    secrets: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    alerts: &'a [Alert],
+}
+
+impl WebhookChannel {
+    pub const MAX_BATCH: usize = 500;
+
+    pub fn new(config: WebhookConfig, http: reqwest::Client) -> WebhookChannel {
+        let secrets = url_secrets(&config.url);
+        WebhookChannel {
+            config,
+            http,
+            secrets,
+        }
+    }
+
+    async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        let resp = self
+            .http
+            .post(self.config.url.clone())
+            .json(&Body { alerts: batch })
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = read_body(resp, 1024).await.unwrap_or_default();
+        Err(status_error(status, &super::excerpt(&body, 200)))
+    }
+}
+
+impl Channel for WebhookChannel {
+    fn name(&self) -> String {
+        format!("webhook {}", self.config)
+    }
+
+    fn max_batch(&self) -> usize {
+        Self::MAX_BATCH
+    }
+
+    async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        self.post(batch).await.map_err(|e| e.scrub(&self.secrets))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_http_and_https_only() {
+        assert_eq!(
+            WebhookConfig::parse("http://127.0.0.1:8080/x")
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:8080/x"
+        );
+        assert!(WebhookConfig::parse(" https://alerts.example.com/hook ").is_ok());
+        for bad in [
+            "",
+            "127.0.0.1:8080/x",
+            "ftp://h/x",
+            "not a url",
+            "http://",
+            "file:///tmp/x",
+        ] {
+            let err = WebhookConfig::parse(bad).expect_err(bad);
+            assert!(
+                err.contains("webhook URL"),
+                "error for {bad:?} should name the webhook URL: {err}"
+            );
+        }
+        let err = WebhookConfig::parse("ftp://h/x?token=SECRET1").unwrap_err();
+        assert!(!err.contains("SECRET1"), "error echoes the token: {err}");
+    }
+
+    #[test]
+    fn debug_hides_query_values() {
+        let c = WebhookConfig::parse("https://h.example/hook?token=SECRET1").unwrap();
+        assert!(!format!("{c:?} {c}").contains("SECRET1"), "{c:?}");
+    }
+}

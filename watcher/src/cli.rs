@@ -1,0 +1,201 @@
+//! Command-line interface of flume-watcher: flags (each also from the environment) and checks.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use common::config::{parse_duration, ConnectString, ZkConfig};
+use common::layout::DEFAULT_ROOT;
+use common::Layout;
+
+use crate::channels::{parse_dingtalk, parse_webhook, ChannelSpec, DingTalkConfig, WebhookConfig};
+use crate::watch::WatchConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flume-watcher",
+    version,
+    about = "Alerts when a Flume agent supervised by flume-watchdog dies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Watch every agent under the root and send alerts
+    Run(RunArgs),
+    /// Show one row per agent: id, host, state, since, restarts, last exit
+    Status(StatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ZkArgs {
+    /// ZooKeeper connect string, e.g. zk1:2181,zk2:2181/kafka
+    #[arg(long = "zk", env = "FLUME_WATCHER_ZK")]
+    pub zk: String,
+    /// Root of the watchdogs' nodes
+    #[arg(long, env = "FLUME_WATCHER_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: String,
+    /// ZooKeeper session timeout
+    #[arg(long, env = "FLUME_WATCHER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Generic webhook: POST {"alerts":[…]} (repeatable)
+    #[arg(long = "webhook", env = "FLUME_WATCHER_WEBHOOK", value_delimiter = ' ', value_parser = parse_webhook, value_name = "URL")]
+    pub webhooks: Vec<WebhookConfig>,
+    /// DingTalk robot, optionally signed: URL[,secret=S] (repeatable)
+    #[arg(long = "dingtalk", env = "FLUME_WATCHER_DINGTALK", value_delimiter = ' ', value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
+    pub dingtalk: Vec<DingTalkConfig>,
+    /// Print alerts on stdout, one line each
+    #[arg(long, env = "FLUME_WATCHER_CONSOLE")]
+    pub console: bool,
+    /// An agent live again for this long is reported recovered
+    #[arg(long, env = "FLUME_WATCHER_RECOVERED_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub recovered_after: Duration,
+    /// First delay before a failed delivery is tried again; doubles up to --retry-max
+    #[arg(long, env = "FLUME_WATCHER_RETRY_INITIAL", default_value = "1s", value_parser = parse_duration)]
+    pub retry_initial: Duration,
+    /// Longest delay between delivery attempts
+    #[arg(long, env = "FLUME_WATCHER_RETRY_MAX", default_value = "60s", value_parser = parse_duration)]
+    pub retry_max: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl ZkArgs {
+    pub fn into_config(&self, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
+        let connect = ConnectString::parse(&self.zk)
+            .map_err(|e| errors.push(e.to_string()))
+            .ok();
+        let layout = Layout::new(&self.root)
+            .map_err(|e| errors.push(format!("--root: {e}")))
+            .ok();
+        Some((
+            ZkConfig {
+                connect: connect?,
+                session_timeout: self.session_timeout,
+            },
+            layout?,
+        ))
+    }
+}
+
+#[derive(Debug)]
+pub struct RunConfig {
+    pub watch: WatchConfig,
+    pub channels: Vec<ChannelSpec>,
+    pub retry: crate::notify::RetryPolicy,
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> Result<RunConfig, ConfigErrors> {
+        let mut errors = Vec::new();
+        let zk = self.zk.into_config(&mut errors);
+        let mut channels: Vec<ChannelSpec> = self
+            .webhooks
+            .into_iter()
+            .map(ChannelSpec::Webhook)
+            .collect();
+        channels.extend(self.dingtalk.into_iter().map(ChannelSpec::DingTalk));
+        if self.console {
+            channels.push(ChannelSpec::Console);
+        }
+        if channels.is_empty() {
+            errors.push(
+                "no alert channel: give at least one of --webhook, --dingtalk, --console"
+                    .to_owned(),
+            );
+        }
+        if self.retry_max < self.retry_initial || self.retry_initial.is_zero() {
+            errors.push(
+                "--retry-initial must be more than 0 and not longer than --retry-max".to_owned(),
+            );
+        }
+        match zk {
+            Some((zk, layout)) if errors.is_empty() => Ok(RunConfig {
+                watch: WatchConfig {
+                    zk,
+                    layout,
+                    recovered_after: self.recovered_after,
+                },
+                channels,
+                retry: crate::notify::RetryPolicy {
+                    initial: self.retry_initial,
+                    max: self.retry_max,
+                },
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("flume-watcher").chain(args.iter().copied()))?;
+        match cli.command {
+            CliCommand::Run(r) => Ok(r),
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn channels_from_flags() {
+        let cfg = run_args(&[
+            "run",
+            "--zk",
+            "127.0.0.1:2181/kafka",
+            "--webhook",
+            "http://127.0.0.1:9/hook",
+            "--dingtalk",
+            "https://oapi.dingtalk.com/robot/send?access_token=T,secret=S",
+            "--console",
+            "--recovered-after",
+            "2s",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.channels.len(), 3);
+        assert_eq!(cfg.watch.recovered_after, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn all_problems_at_once() {
+        let err = run_args(&["run", "--zk", "", "--root", "x"])
+            .unwrap()
+            .into_config()
+            .expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.to_string().contains("no alert channel"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_channel_is_refused_by_the_parser() {
+        let e = run_args(&["run", "--zk", "z:1", "--webhook", "not a url"]).expect_err("bad url");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        let e = run_args(&["run", "--zk", "z:1", "--bogus"]).expect_err("unknown flag");
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+}

@@ -1,0 +1,942 @@
+//! The watcher's decisions, free of I/O: from what ZooKeeper shows about each agent's identity and
+//! liveness nodes, decide when an outage begins (one `down` or `failed`), when further crashes are
+//! only counted, and when the agent has been live long enough to call it `recovered`.
+//!
+//! Crash or lost contact? The watchdog records an exit in the identity node *before* deleting the
+//! liveness node, so an identity node modified after the vanished liveness node was created
+//! (`mzxid > czxid`, both ZooKeeper transaction ids, immune to clock skew) carries the exit that
+//! caused this outage. Otherwise the watchdog itself went silent: its session ended.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::records::{IdentityView, LivenessView};
+use common::AgentState;
+
+use crate::alert::{Alert, AlertKind};
+
+pub const LOST_CONTACT: &str = "lost contact: the watchdog's ZooKeeper session ended";
+
+/// An identity node as last read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub view: IdentityView,
+    /// Transaction of its last modification.
+    pub mzxid: i64,
+}
+
+/// A liveness node as last read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Live {
+    pub view: LivenessView,
+    /// Transaction that created it: a new incarnation has a new one.
+    pub czxid: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Everything under the root, listed after (re)connecting.
+    Snapshot {
+        identities: BTreeMap<String, Identity>,
+        lives: BTreeMap<String, Live>,
+        now: Instant,
+        wall: SystemTime,
+    },
+    Identity {
+        id: String,
+        identity: Option<Identity>,
+        now: Instant,
+        wall: SystemTime,
+    },
+    Live {
+        id: String,
+        live: Option<Live>,
+        now: Instant,
+        wall: SystemTime,
+    },
+    Tick {
+        now: Instant,
+        wall: SystemTime,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Alert(Alert),
+    /// Deliver a `Tick` at this instant (the earliest pending one wins).
+    WakeAt(Instant),
+    /// Worth a log line, not an alert.
+    PlannedStop {
+        id: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Registered, not yet seen live: a watchdog between its two creates.
+    Starting,
+    Up,
+    Down {
+        since: SystemTime,
+        crashes: u32,
+        failed_sent: bool,
+    },
+    /// Live again, but not yet for `recovered_after`.
+    Recovering {
+        since: SystemTime,
+        crashes: u32,
+        failed_sent: bool,
+        back_at: SystemTime,
+        until: Instant,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Agent {
+    identity: Option<Identity>,
+    live: Option<Live>,
+    health: Health,
+}
+
+pub struct Monitor {
+    recovered_after: Duration,
+    agents: HashMap<String, Agent>,
+    snapshots: u64,
+}
+
+impl Monitor {
+    pub fn new(recovered_after: Duration) -> Monitor {
+        Monitor {
+            recovered_after,
+            agents: HashMap::new(),
+            snapshots: 0,
+        }
+    }
+
+    /// Agents with an identity node: the ones that can raise alerts.
+    pub fn registered(&self) -> usize {
+        self.agents
+            .values()
+            .filter(|a| a.identity.is_some())
+            .count()
+    }
+
+    pub fn health(&self, id: &str) -> Option<&Health> {
+        self.agents.get(id).map(|a| &a.health)
+    }
+
+    pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Snapshot {
+                identities,
+                lives,
+                now,
+                wall,
+            } => {
+                let first = self.snapshots == 0;
+                self.snapshots += 1;
+                let mut ids: Vec<String> = self.agents.keys().cloned().collect();
+                ids.extend(identities.keys().cloned());
+                ids.extend(lives.keys().cloned());
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    let nodes = (identities.get(&id).cloned(), lives.get(&id).cloned());
+                    self.reconcile(&id, nodes, first, now, wall, &mut out);
+                }
+            }
+            Event::Identity {
+                id,
+                identity,
+                now,
+                wall,
+            } => self.set_identity(&id, identity, now, wall, &mut out),
+            Event::Live {
+                id,
+                live,
+                now,
+                wall,
+            } => self.set_live(&id, live, now, wall, &mut out),
+            Event::Tick { now, wall } => {
+                let mut ids: Vec<&String> = self.agents.keys().collect();
+                ids.sort();
+                let due: Vec<String> = ids
+                    .into_iter()
+                    .filter(|id| matches!(self.agents[*id].health, Health::Recovering { until, .. } if until <= now))
+                    .cloned()
+                    .collect();
+                for id in due {
+                    self.recovered(&id, wall, &mut out);
+                }
+            }
+        }
+        if let Some(next) = self.next_wake() {
+            out.push(Action::WakeAt(next));
+        }
+        out
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.agents
+            .values()
+            .filter_map(|a| match a.health {
+                Health::Recovering { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn entry(&mut self, id: &str) -> &mut Agent {
+        self.agents.entry(id.to_owned()).or_insert(Agent {
+            identity: None,
+            live: None,
+            health: Health::Starting,
+        })
+    }
+
+    fn forget_if_empty(&mut self, id: &str) {
+        if self
+            .agents
+            .get(id)
+            .is_some_and(|a| a.identity.is_none() && a.live.is_none())
+        {
+            self.agents.remove(id);
+        }
+    }
+
+    fn set_identity(
+        &mut self,
+        id: &str,
+        identity: Option<Identity>,
+        _now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        let agent = self.entry(id);
+        let had = agent.identity.is_some();
+        match identity {
+            None => {
+                agent.identity = None;
+                agent.health = Health::Starting;
+                if had {
+                    out.push(Action::PlannedStop { id: id.to_owned() });
+                }
+                self.forget_if_empty(id);
+            }
+            Some(identity) => {
+                let failed = identity.view.state == Some(AgentState::Failed);
+                agent.identity = Some(identity);
+                if !had {
+                    agent.health = if agent.live.is_some() {
+                        Health::Up
+                    } else {
+                        Health::Starting
+                    };
+                }
+                // The watchdog gave up while the agent was already down: say so, once.
+                if failed {
+                    if let Health::Down {
+                        failed_sent: sent @ false,
+                        ..
+                    } = &mut agent.health
+                    {
+                        *sent = true;
+                        let alert = self.alert(id, AlertKind::Failed, None, wall);
+                        out.push(Action::Alert(alert));
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_live(
+        &mut self,
+        id: &str,
+        live: Option<Live>,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        let recovered_after = self.recovered_after;
+        let agent = self.entry(id);
+        let old = std::mem::replace(&mut agent.live, live.clone());
+        match (old, live) {
+            (Some(o), Some(n)) if o.czxid == n.czxid => {}
+            (old, Some(_)) => {
+                if agent.identity.is_none() {
+                    return;
+                }
+                match agent.health.clone() {
+                    Health::Starting => agent.health = Health::Up,
+                    Health::Up => {
+                        // A new incarnation without us seeing the old one vanish.
+                        if let Some(o) = old {
+                            self.down(id, Some(&o), wall, out);
+                            self.back_up(id, now, wall, recovered_after);
+                        }
+                    }
+                    Health::Down { .. } => self.back_up(id, now, wall, recovered_after),
+                    Health::Recovering {
+                        since,
+                        crashes,
+                        failed_sent,
+                        ..
+                    } => {
+                        let agent = self.entry(id);
+                        agent.health = Health::Recovering {
+                            since,
+                            crashes: crashes + 1,
+                            failed_sent,
+                            back_at: wall,
+                            until: now + recovered_after,
+                        };
+                    }
+                }
+            }
+            (Some(o), None) => {
+                if agent.identity.is_none() {
+                    // Stopped as planned: the identity node went first.
+                    self.forget_if_empty(id);
+                    return;
+                }
+                match agent.health.clone() {
+                    Health::Starting | Health::Up => self.down(id, Some(&o), wall, out),
+                    Health::Recovering {
+                        since,
+                        crashes,
+                        failed_sent,
+                        ..
+                    } => {
+                        let failed = self.is_failed(id);
+                        self.entry(id).health = Health::Down {
+                            since,
+                            crashes: crashes + 1,
+                            failed_sent: failed_sent || failed,
+                        };
+                        if failed && !failed_sent {
+                            let alert = self.alert(id, AlertKind::Failed, Some(&o), wall);
+                            out.push(Action::Alert(alert));
+                        }
+                    }
+                    Health::Down { .. } => {}
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn reconcile(
+        &mut self,
+        id: &str,
+        (identity, live): (Option<Identity>, Option<Live>),
+        first: bool,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        let had_identity = self.agents.get(id).is_some_and(|a| a.identity.is_some());
+        match identity {
+            None => {
+                if had_identity {
+                    self.set_identity(id, None, now, wall, out);
+                }
+                let agent = self.entry(id);
+                agent.live = live;
+                self.forget_if_empty(id);
+            }
+            Some(identity) => {
+                let starting = identity.view.state == Some(AgentState::Starting);
+                self.set_identity(id, Some(identity), now, wall, out);
+                let agent = self.entry(id);
+                let was_down = matches!(agent.health, Health::Down { .. });
+                if live.is_none() && agent.live.is_none() && !was_down && (first || !starting) {
+                    // Registered but not live, and we never saw it go: at start, or while away.
+                    self.down(id, None, wall, out);
+                } else {
+                    self.set_live(id, live, now, wall, out);
+                }
+            }
+        }
+    }
+
+    fn is_failed(&self, id: &str) -> bool {
+        self.agents
+            .get(id)
+            .and_then(|a| a.identity.as_ref())
+            .and_then(|i| i.view.state)
+            == Some(AgentState::Failed)
+    }
+
+    /// Starts an outage and raises its one alert.
+    fn down(&mut self, id: &str, vanished: Option<&Live>, wall: SystemTime, out: &mut Vec<Action>) {
+        let failed = self.is_failed(id);
+        let kind = if failed {
+            AlertKind::Failed
+        } else {
+            AlertKind::Down
+        };
+        let alert = self.alert(id, kind, vanished, wall);
+        self.entry(id).health = Health::Down {
+            since: wall,
+            crashes: 1,
+            failed_sent: failed,
+        };
+        out.push(Action::Alert(alert));
+    }
+
+    fn back_up(&mut self, id: &str, now: Instant, wall: SystemTime, recovered_after: Duration) {
+        let agent = self.entry(id);
+        if let Health::Down {
+            since,
+            crashes,
+            failed_sent,
+        } = agent.health
+        {
+            agent.health = Health::Recovering {
+                since,
+                crashes,
+                failed_sent,
+                back_at: wall,
+                until: now + recovered_after,
+            };
+        }
+    }
+
+    fn recovered(&mut self, id: &str, wall: SystemTime, out: &mut Vec<Action>) {
+        let Some(agent) = self.agents.get_mut(id) else {
+            return;
+        };
+        let Health::Recovering {
+            since,
+            crashes,
+            back_at,
+            ..
+        } = agent.health
+        else {
+            return;
+        };
+        agent.health = Health::Up;
+        let outage = back_at.duration_since(since).unwrap_or_default();
+        let mut alert = self.alert(id, AlertKind::Recovered, None, wall);
+        alert.reason = format!(
+            "live again for {} after an outage of {}",
+            common::time::human(self.recovered_after),
+            common::time::human(outage)
+        );
+        alert.crashes = crashes;
+        alert.outage = Some(outage);
+        out.push(Action::Alert(alert));
+    }
+
+    fn alert(
+        &self,
+        id: &str,
+        event: AlertKind,
+        vanished: Option<&Live>,
+        wall: SystemTime,
+    ) -> Alert {
+        let agent = self.agents.get(id);
+        let identity = agent.and_then(|a| a.identity.as_ref());
+        let view = identity.map(|i| &i.view);
+        let host = view
+            .and_then(|v| v.host.clone())
+            .or_else(|| vanished.and_then(|l| l.view.host.clone()))
+            .or_else(|| {
+                agent
+                    .and_then(|a| a.live.as_ref())
+                    .and_then(|l| l.view.host.clone())
+            });
+        let last_exit = view.and_then(|v| v.last_exit.clone());
+        // The exit explains this outage only if it was recorded after the vanished node was made.
+        let exit_explains = match (identity, vanished) {
+            (Some(i), Some(l)) => i.mzxid > l.czxid,
+            (Some(i), None) => {
+                matches!(i.view.state, Some(AgentState::Backoff | AgentState::Failed))
+            }
+            _ => false,
+        };
+        let cause = match (&last_exit, exit_explains) {
+            (Some(exit), true) => exit.describe(),
+            _ if vanished.is_none() => "not live when the watcher looked".to_owned(),
+            _ => LOST_CONTACT.to_owned(),
+        };
+        let restarts = view.and_then(|v| v.restarts);
+        let reason = match event {
+            AlertKind::Failed => format!(
+                "the watchdog gave up after {} restarts; last: {cause}",
+                restarts.unwrap_or(0)
+            ),
+            _ => cause,
+        };
+        let crashes = match agent.map(|a| &a.health) {
+            Some(Health::Down { crashes, .. } | Health::Recovering { crashes, .. }) => *crashes,
+            _ => 1,
+        };
+        Alert {
+            event,
+            agent: id.to_owned(),
+            host,
+            reason,
+            at: wall,
+            restarts,
+            crashes,
+            outage: None,
+            last_exit: if exit_explains { last_exit } else { None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ExitRecord;
+
+    const RECOVER: Duration = Duration::from_secs(30);
+
+    struct T {
+        m: Monitor,
+        t0: Instant,
+        w0: SystemTime,
+    }
+
+    fn identity(
+        mzxid: i64,
+        state: AgentState,
+        restarts: u64,
+        exit: Option<(Option<i32>, Option<&str>)>,
+    ) -> Identity {
+        Identity {
+            view: IdentityView {
+                host: Some("web1".into()),
+                restarts: Some(restarts),
+                state: Some(state),
+                last_exit: exit.map(|(code, sig)| ExitRecord {
+                    code,
+                    signal: sig.map(String::from),
+                    at: "2026-11-21T00:00:00Z".into(),
+                }),
+                ..IdentityView::default()
+            },
+            mzxid,
+        }
+    }
+
+    fn live(czxid: i64) -> Live {
+        Live {
+            view: LivenessView {
+                host: Some("web1".into()),
+                ..LivenessView::default()
+            },
+            czxid,
+        }
+    }
+
+    impl T {
+        fn new() -> T {
+            T {
+                m: Monitor::new(RECOVER),
+                t0: Instant::now(),
+                w0: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            }
+        }
+        fn at(&self, s: u64) -> (Instant, SystemTime) {
+            (
+                self.t0 + Duration::from_secs(s),
+                self.w0 + Duration::from_secs(s),
+            )
+        }
+        fn snapshot(
+            &mut self,
+            s: u64,
+            ids: &[(&str, Identity)],
+            lives: &[(&str, Live)],
+        ) -> Vec<Alert> {
+            let (now, wall) = self.at(s);
+            let identities = ids
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let lives = lives
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            alerts(self.m.on_event(Event::Snapshot {
+                identities,
+                lives,
+                now,
+                wall,
+            }))
+        }
+        fn identity(&mut self, s: u64, id: &str, i: Option<Identity>) -> Vec<Alert> {
+            let (now, wall) = self.at(s);
+            alerts(self.m.on_event(Event::Identity {
+                id: id.into(),
+                identity: i,
+                now,
+                wall,
+            }))
+        }
+        fn live(&mut self, s: u64, id: &str, l: Option<Live>) -> Vec<Alert> {
+            let (now, wall) = self.at(s);
+            alerts(self.m.on_event(Event::Live {
+                id: id.into(),
+                live: l,
+                now,
+                wall,
+            }))
+        }
+        fn tick(&mut self, s: u64) -> Vec<Alert> {
+            let (now, wall) = self.at(s);
+            alerts(self.m.on_event(Event::Tick { now, wall }))
+        }
+        /// One agent `a`, up: identity written at zxid 10, liveness created at 11.
+        fn with_agent_up() -> T {
+            let mut t = T::new();
+            assert_eq!(
+                t.snapshot(
+                    0,
+                    &[("a", identity(10, AgentState::Running, 0, None))],
+                    &[("a", live(11))]
+                ),
+                vec![]
+            );
+            t
+        }
+    }
+
+    fn alerts(actions: Vec<Action>) -> Vec<Alert> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Alert(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(alerts: &[Alert]) -> Vec<(AlertKind, String)> {
+        alerts.iter().map(|a| (a.event, a.reason.clone())).collect()
+    }
+
+    #[test]
+    fn crash_gives_one_down_with_the_exit_then_recovered() {
+        let mut t = T::with_agent_up();
+        assert_eq!(
+            t.identity(
+                1,
+                "a",
+                Some(identity(20, AgentState::Backoff, 1, Some((Some(3), None))))
+            ),
+            vec![]
+        );
+        let down = t.live(1, "a", None);
+        assert_eq!(
+            kinds(&down),
+            [(AlertKind::Down, "exited with code 3".into())]
+        );
+        assert_eq!(down[0].restarts, Some(1));
+        assert_eq!(down[0].host.as_deref(), Some("web1"));
+        assert_eq!(
+            t.live(2, "a", Some(live(30))),
+            vec![],
+            "back up: nothing until recovered_after"
+        );
+        assert_eq!(t.tick(31), vec![], "29 s live is not yet recovered");
+        let rec = t.tick(32);
+        assert_eq!(rec.len(), 1, "{rec:?}");
+        assert_eq!(rec[0].event, AlertKind::Recovered);
+        assert_eq!(rec[0].outage, Some(Duration::from_secs(1)));
+        assert_eq!(t.tick(100), vec![], "recovered is sent once");
+    }
+
+    #[test]
+    fn vanished_node_without_a_recorded_exit_is_lost_contact() {
+        let mut t = T::with_agent_up();
+        assert_eq!(
+            kinds(&t.live(5, "a", None)),
+            [(AlertKind::Down, LOST_CONTACT.into())]
+        );
+    }
+
+    #[test]
+    fn an_exit_older_than_the_vanished_node_does_not_explain_it() {
+        let mut t = T::new();
+        // The identity still holds the exit of an earlier incarnation (written at 10, node made at 11).
+        t.snapshot(
+            0,
+            &[(
+                "a",
+                identity(10, AgentState::Running, 1, Some((Some(1), None))),
+            )],
+            &[("a", live(11))],
+        );
+        let down = t.live(5, "a", None);
+        assert_eq!(kinds(&down), [(AlertKind::Down, LOST_CONTACT.into())]);
+        assert_eq!(down[0].last_exit, None);
+    }
+
+    #[test]
+    fn signal_is_named() {
+        let mut t = T::with_agent_up();
+        t.identity(
+            1,
+            "a",
+            Some(identity(
+                20,
+                AgentState::Backoff,
+                1,
+                Some((None, Some("SIGKILL"))),
+            )),
+        );
+        assert_eq!(
+            kinds(&t.live(1, "a", None)),
+            [(AlertKind::Down, "killed by SIGKILL".into())]
+        );
+    }
+
+    #[test]
+    fn planned_stop_is_silent() {
+        let mut t = T::with_agent_up();
+        let (now, wall) = t.at(1);
+        let acts = t.m.on_event(Event::Identity {
+            id: "a".into(),
+            identity: None,
+            now,
+            wall,
+        });
+        assert_eq!(acts, vec![Action::PlannedStop { id: "a".into() }]);
+        assert_eq!(t.live(1, "a", None), vec![]);
+        assert_eq!(t.m.health("a"), None, "a stopped agent is forgotten");
+        assert_eq!(t.tick(100), vec![]);
+    }
+
+    #[test]
+    fn flapping_is_one_outage() {
+        let mut t = T::with_agent_up();
+        assert_eq!(t.live(1, "a", None).len(), 1);
+        for (i, s) in [2u64, 4, 6].iter().enumerate() {
+            assert_eq!(t.live(*s, "a", Some(live(100 + i as i64))), vec![]);
+            assert_eq!(
+                t.live(s + 1, "a", None),
+                vec![],
+                "a crash within recovered_after is counted, not sent"
+            );
+        }
+        assert_eq!(t.live(8, "a", Some(live(200))), vec![]);
+        let rec = t.tick(38);
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].crashes, 4);
+        assert_eq!(rec[0].outage, Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn restart_missed_between_two_events_counts_as_an_outage() {
+        // Liveness created again (new czxid) without a deletion seen: e.g. events lost.
+        let mut t = T::with_agent_up();
+        t.identity(
+            1,
+            "a",
+            Some(identity(20, AgentState::Running, 1, Some((Some(3), None)))),
+        );
+        assert_eq!(
+            kinds(&t.live(1, "a", Some(live(21)))),
+            [(AlertKind::Down, "exited with code 3".into())]
+        );
+        assert_eq!(t.tick(31).len(), 1, "then recovered");
+    }
+
+    #[test]
+    fn watcher_started_after_the_agent_died_alerts_once() {
+        let mut t = T::new();
+        let id = identity(20, AgentState::Backoff, 4, Some((Some(3), None)));
+        let first = t.snapshot(0, &[("a", id.clone())], &[]);
+        assert_eq!(
+            kinds(&first),
+            [(AlertKind::Down, "exited with code 3".into())]
+        );
+        assert_eq!(
+            t.snapshot(5, &[("a", id)], &[]),
+            vec![],
+            "a reconnection does not repeat it"
+        );
+    }
+
+    #[test]
+    fn reconnect_sees_what_happened_while_away() {
+        let mut t = T::with_agent_up();
+        // Away: the agent crashed and came back (new czxid); another one died for good.
+        let b = identity(12, AgentState::Running, 0, None);
+        assert_eq!(
+            t.snapshot(
+                1,
+                &[
+                    ("a", identity(10, AgentState::Running, 0, None)),
+                    ("b", b.clone())
+                ],
+                &[("a", live(11)), ("b", live(13))]
+            ),
+            vec![]
+        );
+        let seen = t.snapshot(
+            2,
+            &[
+                (
+                    "a",
+                    identity(40, AgentState::Running, 1, Some((Some(3), None))),
+                ),
+                ("b", b),
+            ],
+            &[("a", live(41))],
+        );
+        assert_eq!(
+            kinds(&seen),
+            [
+                (AlertKind::Down, "exited with code 3".into()),
+                (AlertKind::Down, LOST_CONTACT.into())
+            ]
+        );
+        assert_eq!(seen[1].agent, "b");
+        assert_eq!(
+            t.tick(32)
+                .iter()
+                .map(|a| a.agent.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn a_new_registration_between_its_two_creates_is_not_down() {
+        let mut t = T::with_agent_up();
+        assert_eq!(
+            t.identity(1, "n", Some(identity(50, AgentState::Starting, 0, None))),
+            vec![]
+        );
+        assert_eq!(
+            t.snapshot(
+                2,
+                &[
+                    ("a", identity(10, AgentState::Running, 0, None)),
+                    ("n", identity(50, AgentState::Starting, 0, None))
+                ],
+                &[("a", live(11))]
+            ),
+            vec![]
+        );
+        assert_eq!(t.live(2, "n", Some(live(51))), vec![]);
+        assert_eq!(t.m.health("n"), Some(&Health::Up));
+    }
+
+    #[test]
+    fn giving_up_is_failed_once() {
+        let mut t = T::with_agent_up();
+        t.identity(
+            1,
+            "a",
+            Some(identity(20, AgentState::Backoff, 1, Some((Some(1), None)))),
+        );
+        assert_eq!(t.live(1, "a", None).len(), 1);
+        t.live(2, "a", Some(live(30)));
+        t.identity(
+            3,
+            "a",
+            Some(identity(31, AgentState::Failed, 1, Some((Some(1), None)))),
+        );
+        let failed = t.live(3, "a", None);
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].event, AlertKind::Failed);
+        assert!(
+            failed[0]
+                .reason
+                .contains("gave up after 1 restarts; last: exited with code 1"),
+            "{}",
+            failed[0].reason
+        );
+        assert_eq!(
+            t.identity(4, "a", Some(identity(32, AgentState::Failed, 1, None))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn failed_written_while_down_is_sent_once() {
+        let mut t = T::with_agent_up();
+        t.identity(
+            1,
+            "a",
+            Some(identity(20, AgentState::Backoff, 1, Some((Some(1), None)))),
+        );
+        t.live(1, "a", None);
+        let failed = t.identity(
+            2,
+            "a",
+            Some(identity(21, AgentState::Failed, 1, Some((Some(1), None)))),
+        );
+        assert_eq!(
+            failed.iter().map(|a| a.event).collect::<Vec<_>>(),
+            [AlertKind::Failed]
+        );
+        assert_eq!(
+            t.identity(3, "a", Some(identity(22, AgentState::Failed, 1, None))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn first_failure_straight_to_failed() {
+        let mut t = T::with_agent_up();
+        t.identity(
+            1,
+            "a",
+            Some(identity(20, AgentState::Failed, 0, Some((Some(1), None)))),
+        );
+        assert_eq!(
+            t.live(1, "a", None)
+                .iter()
+                .map(|a| a.event)
+                .collect::<Vec<_>>(),
+            [AlertKind::Failed]
+        );
+    }
+
+    #[test]
+    fn garbage_nodes_still_alert_by_name() {
+        let mut t = T::new();
+        let junk = Identity {
+            view: IdentityView::default(),
+            mzxid: 10,
+        };
+        let junk_live = Live {
+            view: LivenessView::default(),
+            czxid: 11,
+        };
+        t.snapshot(0, &[("g", junk)], &[("g", junk_live)]);
+        let down = t.live(1, "g", None);
+        assert_eq!(kinds(&down), [(AlertKind::Down, LOST_CONTACT.into())]);
+        assert_eq!(down[0].agent, "g");
+        assert_eq!(down[0].host, None);
+    }
+
+    #[test]
+    fn liveness_without_identity_never_alerts() {
+        let mut t = T::new();
+        t.snapshot(0, &[], &[("x", live(5))]);
+        assert_eq!(t.live(1, "x", None), vec![]);
+        assert_eq!(t.m.registered(), 0);
+    }
+
+    #[test]
+    fn wake_is_asked_for_the_earliest_recovery() {
+        let mut t = T::with_agent_up();
+        t.live(1, "a", None);
+        let (now, wall) = t.at(2);
+        let acts = t.m.on_event(Event::Live {
+            id: "a".into(),
+            live: Some(live(40)),
+            now,
+            wall,
+        });
+        assert_eq!(acts, vec![Action::WakeAt(now + RECOVER)]);
+    }
+}

@@ -1,0 +1,240 @@
+//! `flume-watcher status`: one row per agent, read straight from ZooKeeper.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use zookeeper_client as zk;
+
+use common::config::ZkConfig;
+use common::records::{IdentityView, LivenessView};
+use common::{session, AgentId, AgentState, Layout};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub host: Option<String>,
+    /// up, down, stopped or failed.
+    pub state: &'static str,
+    pub since: Option<String>,
+    pub restarts: Option<u64>,
+    pub last_exit: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot reach ZooKeeper at {connect}: {source}")]
+    Connect { connect: String, source: zk::Error },
+    #[error("ZooKeeper refused a read: {0}")]
+    Zk(#[from] zk::Error),
+}
+
+/// What one agent's nodes say, as read: `(identity, identity mtime)`, `(liveness, liveness ctime)`.
+pub type Nodes = (Option<(IdentityView, i64)>, Option<(LivenessView, i64)>);
+
+/// The rows, decided from node contents alone.
+pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
+    agents
+        .iter()
+        .map(|(id, (identity, live))| {
+            let host = identity
+                .as_ref()
+                .and_then(|(i, _)| i.host.clone())
+                .or_else(|| live.as_ref().and_then(|(l, _)| l.host.clone()));
+            let live_since = live.as_ref().map(|(l, ctime)| {
+                l.since
+                    .clone()
+                    .unwrap_or_else(|| common::time::format(common::time::from_millis(*ctime)))
+            });
+            let exit = identity.as_ref().and_then(|(i, _)| i.last_exit.clone());
+            let (state, since) = match (identity, live) {
+                (Some(_), Some(_)) => ("up", live_since),
+                (Some((i, mtime)), None) => {
+                    let since = exit
+                        .as_ref()
+                        .map(|e| e.at.clone())
+                        .or_else(|| Some(common::time::format(common::time::from_millis(*mtime))));
+                    (
+                        if i.state == Some(AgentState::Failed) {
+                            "failed"
+                        } else {
+                            "down"
+                        },
+                        since,
+                    )
+                }
+                // The identity node goes first on a planned stop.
+                (None, _) => ("stopped", live_since),
+            };
+            Row {
+                id: id.clone(),
+                host,
+                state,
+                since,
+                restarts: identity.as_ref().and_then(|(i, _)| i.restarts),
+                last_exit: exit.map(|e| format!("{} at {}", e.describe(), e.at)),
+            }
+        })
+        .collect()
+}
+
+pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Vec<Row>, StatusError> {
+    let client = session::connect(zk_cfg)
+        .await
+        .map_err(|source| StatusError::Connect {
+            connect: zk_cfg.connect.to_string(),
+            source,
+        })?;
+    let result = read_with(&client, layout).await;
+    session::close(client, Duration::from_secs(2)).await;
+    result
+}
+
+async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Vec<Row>, StatusError> {
+    let mut agents: BTreeMap<String, Nodes> = BTreeMap::new();
+    for (dir, is_identity) in [(layout.agents_dir(), true), (layout.live_dir(), false)] {
+        let names = match client.list_children(&dir).await {
+            Ok(n) => n,
+            Err(zk::Error::NoNode) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| AgentId::parse(n).is_ok())
+            .collect();
+        let reads: Vec<_> = names
+            .iter()
+            .map(|n| client.get_data(&format!("{dir}/{n}")))
+            .collect();
+        for (name, read) in names.into_iter().zip(reads) {
+            let (data, stat) = match read.await {
+                Ok(found) => found,
+                Err(zk::Error::NoNode) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let entry = agents.entry(name).or_default();
+            if is_identity {
+                entry.0 = Some((IdentityView::parse(&data).0, stat.mtime));
+            } else {
+                entry.1 = Some((LivenessView::parse(&data).0, stat.ctime));
+            }
+        }
+    }
+    Ok(rows(&agents))
+}
+
+/// A plain table for people.
+pub fn table(rows: &[Row]) -> String {
+    let header = ["ID", "HOST", "STATE", "SINCE", "RESTARTS", "LAST EXIT"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                r.host.clone().unwrap_or_else(|| "-".into()),
+                r.state.to_owned(),
+                r.since.clone().unwrap_or_else(|| "-".into()),
+                r.restarts.map_or_else(|| "-".into(), |n| n.to_string()),
+                r.last_exit.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&header.map(String::from));
+    for row in &cells {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ExitRecord;
+
+    #[test]
+    fn states_from_nodes() {
+        let exit = ExitRecord {
+            code: Some(3),
+            signal: None,
+            at: "2026-11-21T01:00:00.000Z".into(),
+        };
+        let ident = |state| IdentityView {
+            host: Some("h".into()),
+            restarts: Some(2),
+            state: Some(state),
+            last_exit: Some(exit.clone()),
+            ..Default::default()
+        };
+        let live = LivenessView {
+            host: Some("h".into()),
+            since: Some("2026-11-21T01:00:01.000Z".into()),
+            ..Default::default()
+        };
+        let agents: BTreeMap<String, Nodes> = BTreeMap::from([
+            (
+                "a-up".to_owned(),
+                (
+                    Some((ident(AgentState::Running), 0)),
+                    Some((live.clone(), 0)),
+                ),
+            ),
+            (
+                "b-down".to_owned(),
+                (Some((ident(AgentState::Backoff), 0)), None),
+            ),
+            (
+                "c-failed".to_owned(),
+                (Some((ident(AgentState::Failed), 0)), None),
+            ),
+            ("d-stopping".to_owned(), (None, Some((live, 0)))),
+            (
+                "e-garbage".to_owned(),
+                (Some((IdentityView::default(), 1_800_000_000_000)), None),
+            ),
+        ]);
+        let r = rows(&agents);
+        let states: Vec<_> = r.iter().map(|r| (r.id.as_str(), r.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("a-up", "up"),
+                ("b-down", "down"),
+                ("c-failed", "failed"),
+                ("d-stopping", "stopped"),
+                ("e-garbage", "down")
+            ]
+        );
+        assert_eq!(r[0].since.as_deref(), Some("2026-11-21T01:00:01.000Z"));
+        assert_eq!(r[1].since.as_deref(), Some("2026-11-21T01:00:00.000Z"));
+        assert_eq!(
+            r[1].last_exit.as_deref(),
+            Some("exited with code 3 at 2026-11-21T01:00:00.000Z")
+        );
+        assert_eq!(r[4].since.as_deref(), Some("2027-01-15T08:00:00.000Z"));
+        let t = table(&r);
+        assert!(t.starts_with("ID "), "{t}");
+        assert_eq!(t.lines().count(), 6);
+        assert!(
+            t.lines().nth(2).unwrap().contains("b-down")
+                && t.lines().nth(2).unwrap().contains("down"),
+            "{t}"
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! The watcher's ZooKeeper edge: one persistent recursive watch on the root turns node events into
+//! [`outage::Event`]s; every (re)connection lists both folders and reconciles.
+//!
+//! Why one persistent recursive watch rather than child watches re-armed per event: it reports
+//! each deletion and creation by name, in order, with no window between a fire and a re-arm, and
+//! identity data changes (the exit record) arrive on the same stream just before the liveness
+//! deletion they explain. Its two weaknesses are handled here: nothing arrives while disconnected
+//! (so reconnection re-lists), and zookeeper-client 0.11.2 does not re-register persistent watches
+//! after a reconnect (so a new watch is added on every `SyncConnected` before re-listing).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use zookeeper_client as zk;
+
+use common::config::ZkConfig;
+use common::layout::NodeKind;
+use common::records::{IdentityView, LivenessView};
+use common::session::{self, Backoff};
+use common::{AgentId, Layout};
+
+use crate::alert::Alert;
+use crate::notify::Notifier;
+use crate::outage::{Action, Event, Identity, Live, Monitor};
+
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    pub zk: ZkConfig,
+    pub layout: Layout,
+    pub recovered_after: Duration,
+}
+
+/// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
+pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: CancellationToken) {
+    let mut w = Watcher {
+        cfg,
+        notifier,
+        monitor: None,
+        ready: false,
+        next_tick: None,
+        warned: HashSet::new(),
+    };
+    let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        let zk_cfg = w.cfg.zk.clone();
+        let client = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = session::connect(&zk_cfg) => r,
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                let delay = retry.next_delay();
+                warn!(error = %e, connect = %w.cfg.zk.connect, retry_in_ms = delay.as_millis() as u64, "cannot reach zookeeper; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        retry.reset();
+        info!(session = %client.session_id(), "zookeeper session established");
+        match w.serve(&client, &cancel).await {
+            Ok(()) => {
+                session::close(client, Duration::from_secs(2)).await;
+                return;
+            }
+            Err(e) => warn!(error = %e, "zookeeper session lost; opening a new one"),
+        }
+    }
+}
+
+struct Watcher {
+    cfg: WatchConfig,
+    notifier: Arc<Notifier>,
+    /// Created on the first listing, kept across sessions so nothing is alerted twice.
+    monitor: Option<Monitor>,
+    ready: bool,
+    next_tick: Option<Instant>,
+    /// Names already reported as not valid ids.
+    warned: HashSet<String>,
+}
+
+impl Watcher {
+    /// Serves one session; `Ok` means cancelled, `Err` means the session is over.
+    async fn serve(
+        &mut self,
+        client: &zk::Client,
+        cancel: &CancellationToken,
+    ) -> Result<(), zk::Error> {
+        let root = self.cfg.layout.root().to_owned();
+        let mut events = self.prepare(client, &root).await?;
+        loop {
+            let tick = self.next_tick;
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
+                    self.next_tick = None;
+                    self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
+                    continue;
+                }
+                event = events.changed() => event,
+            };
+            match event.event_type {
+                zk::EventType::Session => match event.session_state {
+                    zk::SessionState::Disconnected => {
+                        warn!("zookeeper connection lost; alerts wait until it is back")
+                    }
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                        info!("zookeeper connection restored; re-listing");
+                        // Re-add the watch first (the client lost it), then list: no gap.
+                        events = self.prepare(client, &root).await?;
+                    }
+                    state => return Err(state.to_error_like()),
+                },
+                _ => self.on_node_event(client, event).await?,
+            }
+        }
+    }
+
+    /// Watch, then list and reconcile.
+    async fn prepare(
+        &mut self,
+        client: &zk::Client,
+        root: &str,
+    ) -> Result<zk::PersistentWatcher, zk::Error> {
+        session::ensure_dir(client, &self.cfg.layout.agents_dir()).await?;
+        session::ensure_dir(client, &self.cfg.layout.live_dir()).await?;
+        let events = client
+            .watch(root, zk::AddWatchMode::PersistentRecursive)
+            .await?;
+        self.snapshot(client).await?;
+        Ok(events)
+    }
+
+    async fn snapshot(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        let (agents_dir, live_dir) = (self.cfg.layout.agents_dir(), self.cfg.layout.live_dir());
+        let identity_names = self.valid_names(list(client, &agents_dir).await?);
+        let live_names = self.valid_names(list(client, &live_dir).await?);
+        // Requests are sent when the futures are made: build them all, then await, pipelined.
+        let id_reads: Vec<_> = identity_names
+            .iter()
+            .map(|n| client.get_data(&format!("{agents_dir}/{n}")))
+            .collect();
+        let live_reads: Vec<_> = live_names
+            .iter()
+            .map(|n| client.get_data(&format!("{live_dir}/{n}")))
+            .collect();
+        let mut identities = BTreeMap::new();
+        for (name, read) in identity_names.iter().zip(id_reads) {
+            if let Some((data, stat)) = found(read.await)? {
+                identities.insert(name.clone(), self.identity(name, &data, stat.mzxid));
+            }
+        }
+        let mut lives = BTreeMap::new();
+        for (name, read) in live_names.iter().zip(live_reads) {
+            if let Some((data, stat)) = found(read.await)? {
+                lives.insert(name.clone(), self.live(name, &data, stat.czxid));
+            }
+        }
+        if self.monitor.is_none() {
+            self.monitor = Some(Monitor::new(self.cfg.recovered_after));
+        }
+        self.apply(Event::Snapshot {
+            identities,
+            lives,
+            now: Instant::now().into_std(),
+            wall: SystemTime::now(),
+        });
+        if !self.ready {
+            self.ready = true;
+            let agents = self.monitor.as_ref().map_or(0, Monitor::registered);
+            info!(agents, root = %self.cfg.layout.root(), "watcher ready");
+        }
+        Ok(())
+    }
+
+    async fn on_node_event(
+        &mut self,
+        client: &zk::Client,
+        event: zk::WatchedEvent,
+    ) -> Result<(), zk::Error> {
+        let now = Instant::now().into_std();
+        let wall = SystemTime::now();
+        let kind = self.cfg.layout.classify(&event.path);
+        let created_or_changed = matches!(
+            event.event_type,
+            zk::EventType::NodeCreated | zk::EventType::NodeDataChanged
+        );
+        match kind {
+            NodeKind::Identity(name) if self.valid(name) => {
+                let identity = if created_or_changed {
+                    found(client.get_data(&event.path).await)?
+                        .map(|(data, stat)| self.identity(name, &data, stat.mzxid))
+                } else {
+                    None
+                };
+                self.apply(Event::Identity {
+                    id: name.to_owned(),
+                    identity,
+                    now,
+                    wall,
+                });
+            }
+            NodeKind::Liveness(name) if self.valid(name) => {
+                let live = if created_or_changed {
+                    match found(client.get_data(&event.path).await)? {
+                        Some((data, stat)) => Some(self.live(name, &data, stat.czxid)),
+                        // Created and deleted before we could read it: an agent that died right
+                        // after it started. It did exist, and its deletion event follows: keep the
+                        // incarnation (its czxid unknown, so any recorded exit explains it).
+                        None if event.event_type == zk::EventType::NodeCreated => Some(Live {
+                            view: LivenessView::default(),
+                            czxid: 0,
+                        }),
+                        None => return Ok(()),
+                    }
+                } else {
+                    None
+                };
+                self.apply(Event::Live {
+                    id: name.to_owned(),
+                    live,
+                    now,
+                    wall,
+                });
+            }
+            NodeKind::Root | NodeKind::AgentsDir | NodeKind::LiveDir
+                if event.event_type == zk::EventType::NodeDeleted =>
+            {
+                warn!(path = %event.path, "a folder of the root was deleted; recreating it and re-listing");
+                session::ensure_dir(client, &self.cfg.layout.agents_dir()).await?;
+                session::ensure_dir(client, &self.cfg.layout.live_dir()).await?;
+                self.snapshot(client).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Event) {
+        let Some(monitor) = self.monitor.as_mut() else {
+            return;
+        };
+        let mut batch: Vec<Alert> = Vec::new();
+        self.next_tick = None;
+        for action in monitor.on_event(event) {
+            match action {
+                Action::Alert(alert) => {
+                    info!(event = alert.event.as_str(), agent = %alert.agent, host = ?alert.host, reason = %alert.reason, "alert");
+                    batch.push(alert);
+                }
+                Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
+                Action::PlannedStop { id } => {
+                    info!(agent = %id, "planned stop: identity node deleted, no alert")
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.notifier.send(batch);
+        }
+    }
+
+    fn valid(&mut self, name: &str) -> bool {
+        if AgentId::parse(name).is_ok() {
+            return true;
+        }
+        if self.warned.insert(name.to_owned()) {
+            warn!(name, "ignoring a node whose name is not a valid agent id");
+        }
+        false
+    }
+
+    fn valid_names(&mut self, names: Vec<String>) -> Vec<String> {
+        names.into_iter().filter(|n| self.valid(n)).collect()
+    }
+
+    fn identity(&self, name: &str, data: &[u8], mzxid: i64) -> Identity {
+        let (view, garbled) = IdentityView::parse(data);
+        if let Some(problem) = garbled {
+            warn!(agent = name, %problem, "identity node has unusable data; using its name");
+        }
+        Identity { view, mzxid }
+    }
+
+    fn live(&self, name: &str, data: &[u8], czxid: i64) -> Live {
+        let (view, garbled) = LivenessView::parse(data);
+        if let Some(problem) = garbled {
+            warn!(agent = name, %problem, "liveness node has unusable data; using its name");
+        }
+        Live { view, czxid }
+    }
+}
+
+async fn list(client: &zk::Client, path: &str) -> Result<Vec<String>, zk::Error> {
+    match client.list_children(path).await {
+        Ok(names) => Ok(names),
+        Err(zk::Error::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A node that vanished between listing and reading is simply absent.
+fn found<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+trait StateError {
+    fn to_error_like(self) -> zk::Error;
+}
+
+impl StateError for zk::SessionState {
+    fn to_error_like(self) -> zk::Error {
+        match self {
+            zk::SessionState::AuthFailed => zk::Error::AuthFailed,
+            zk::SessionState::Closed => zk::Error::ClientClosed,
+            _ => zk::Error::SessionExpired,
+        }
+    }
+}

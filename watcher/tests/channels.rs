@@ -1,0 +1,785 @@
+//! Alert channels and the notifier against a real HTTP receiver on 127.0.0.1.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use watcher::alert::{Alert, AlertKind};
+use watcher::channels::{
+    dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, DeliveryError,
+    DingTalkChannel, WebhookChannel,
+};
+use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+
+const WAIT: Duration = Duration::from_secs(10);
+const FAST: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(50),
+    max: Duration::from_millis(200),
+};
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP/1.1 receiver: records every request, answers from a script, `Connection: close`.
+
+#[derive(Debug)]
+struct Request {
+    method: String,
+    /// Path and query, as sent.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "request body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The raw (still percent-encoded) value of a query parameter.
+    fn raw_query(&self, key: &str) -> Option<String> {
+        let query = self.target.split_once('?')?.1;
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{key}=")).map(str::to_owned))
+    }
+
+    fn query(&self, key: &str) -> Option<String> {
+        let url = Url::parse(&format!("http://x{}", self.target)).ok()?;
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn agents(&self) -> Vec<String> {
+        let v = self.json();
+        let alerts = v["alerts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no alerts array in {v}"));
+        alerts
+            .iter()
+            .map(|a| a["agent"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+    /// The reply waits for this to be released (or dropped).
+    hold: Option<oneshot::Receiver<()>>,
+}
+
+fn reply(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        body: body.to_owned(),
+        hold: None,
+    }
+}
+
+struct Receiver {
+    addr: SocketAddr,
+    requests: mpsc::UnboundedReceiver<Request>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    seen: usize,
+}
+
+impl Receiver {
+    /// Answers requests with the scripted replies in order, then with `200 {"errcode":0}`.
+    async fn start(script: Vec<Reply>) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let (tx, requests) = mpsc::unbounded_channel();
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let shared = script.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                let script = shared.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, tx, script).await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            requests,
+            script,
+            seen: 0,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    async fn next(&mut self, what: &str) -> Request {
+        match tokio::time::timeout(WAIT, self.requests.recv()).await {
+            Ok(Some(r)) => {
+                self.seen += 1;
+                r
+            }
+            Ok(None) => panic!("receiver stopped while waiting for {what}"),
+            Err(_) => panic!(
+                "no request within {WAIT:?} while waiting for {what}; {} requests seen so far",
+                self.seen
+            ),
+        }
+    }
+
+    /// Asserts that no request beyond those already taken has arrived.
+    fn assert_no_more(&mut self, context: &str) {
+        if let Ok(r) = self.requests.try_recv() {
+            panic!(
+                "{context}: expected {} requests, got another: {} {} {}",
+                self.seen,
+                r.method,
+                r.target,
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+
+    fn script_left(&self) -> usize {
+        self.script.lock().unwrap().len()
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    tx: mpsc::UnboundedSender<Request>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_owned();
+    let target = request_line.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let next = script.lock().unwrap().pop_front();
+    let _ = tx.send(Request {
+        method,
+        target,
+        headers,
+        body,
+    });
+    let Reply { status, body, hold } =
+        next.unwrap_or_else(|| reply(200, r#"{"errcode":0,"errmsg":"ok"}"#));
+    if let Some(hold) = hold {
+        let _ = hold.await;
+    }
+    let response = format!(
+        "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn alert(agent: &str) -> Alert {
+    Alert {
+        event: AlertKind::Down,
+        agent: agent.to_owned(),
+        host: Some("web-3".to_owned()),
+        reason: "killed by SIGKILL".to_owned(),
+        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+        restarts: Some(2),
+        crashes: 1,
+        outage: None,
+        last_exit: None,
+    }
+}
+
+fn client() -> reqwest::Client {
+    http_client().expect("http client")
+}
+
+fn webhook(receiver: &Receiver, path: &str) -> ChannelSpec {
+    ChannelSpec::Webhook(parse_webhook(&receiver.url(path)).unwrap())
+}
+
+/// Polls the notifier's stats (they change only inside its tasks) until `done` or the deadline.
+async fn wait_stats(
+    notifier: &Notifier,
+    what: &str,
+    done: impl Fn(&ChannelStats) -> bool,
+) -> ChannelStats {
+    let waited = tokio::time::timeout(WAIT, async {
+        loop {
+            let stats = notifier.stats().remove(0);
+            if done(&stats) {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| {
+        panic!(
+            "within {WAIT:?}, stats never showed {what}; last: {:?}",
+            notifier.stats()
+        )
+    })
+}
+
+async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
+    cancel.cancel();
+    tokio::time::timeout(WAIT, notifier.wait_stopped())
+        .await
+        .expect("notifier tasks stop after cancel");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook
+
+#[tokio::test]
+async fn webhook_posts_alerts_as_json() {
+    let mut rx = Receiver::start(vec![reply(204, "")]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    assert_eq!(
+        notifier.stats()[0].channel,
+        format!("webhook http://{}/hook", rx.addr)
+    );
+
+    notifier.send(vec![alert("a1")]);
+    let req = rx.next("the webhook POST").await;
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("POST", "/hook")
+    );
+    assert_eq!(
+        req.header("content-type"),
+        Some("application/json"),
+        "headers: {:?}",
+        req.headers
+    );
+    let v = req.json();
+    let a = &v["alerts"][0];
+    assert_eq!(v["alerts"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(a["event"], "down", "{v}");
+    assert_eq!(a["agent"], "a1", "{v}");
+    assert_eq!(a["host"], "web-3", "{v}");
+    assert_eq!(a["reason"], "killed by SIGKILL", "{v}");
+    assert_eq!(a["at"], "2025-11-21T04:40:00.123Z", "{v}");
+    assert_eq!(a["restarts"], 2, "{v}");
+
+    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    assert_eq!(
+        (stats.pending, stats.retries, stats.failed_permanently),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("one alert, one request");
+}
+
+#[tokio::test]
+async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
+    let mut rx =
+        Receiver::start(vec![reply(500, "boom"), reply(503, "busy"), reply(200, "")]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+
+    notifier.send(vec![alert("a1")]);
+    for what in [
+        "first attempt (500)",
+        "second attempt (503)",
+        "third attempt (200)",
+    ] {
+        let req = rx.next(what).await;
+        assert_eq!(
+            req.agents(),
+            ["a1"],
+            "every attempt carries the same alert ({what})"
+        );
+    }
+    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    assert_eq!(
+        (stats.retries, stats.failed_permanently, stats.pending),
+        (2, 0, 0),
+        "{stats:?}"
+    );
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("delivered on the third attempt");
+}
+
+#[tokio::test]
+async fn webhook_404_is_permanent_counted_and_not_retried() {
+    let mut rx = Receiver::start(vec![reply(404, "no such hook"), reply(200, "")]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(vec![webhook(&rx, "/wrong")], client(), FAST, cancel.clone());
+
+    notifier.send(vec![alert("a1")]);
+    assert_eq!(rx.next("the attempt answered 404").await.agents(), ["a1"]);
+    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+        s.failed_permanently == 1
+    })
+    .await;
+    assert_eq!(
+        (stats.delivered, stats.retries, stats.pending),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+
+    // The next request carries the next alert, not a retry of the dropped one.
+    notifier.send(vec![alert("a2")]);
+    assert_eq!(
+        rx.next("the request after the permanent failure")
+            .await
+            .agents(),
+        ["a2"],
+        "a1 must not be retried"
+    );
+    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("404 is not retried");
+}
+
+#[tokio::test]
+async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
+    let (release, hold) = oneshot::channel();
+    let mut rx = Receiver::start(vec![Reply {
+        status: 200,
+        body: String::new(),
+        hold: Some(hold),
+    }])
+    .await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+
+    notifier.send(vec![alert("a1")]);
+    let first = rx.next("the first delivery (held by the receiver)").await;
+    assert_eq!(
+        first.agents(),
+        ["a1"],
+        "the first alert goes out alone, at once"
+    );
+
+    notifier.send(vec![alert("a2")]);
+    notifier.send(vec![alert("a3"), alert("a4")]);
+    assert_eq!(notifier.stats()[0].pending, 4, "{:?}", notifier.stats());
+    release
+        .send(())
+        .expect("the receiver still holds the first reply");
+
+    let second = rx.next("the second delivery").await;
+    assert_eq!(
+        second.agents(),
+        ["a2", "a3", "a4"],
+        "the three queued alerts go together, in order"
+    );
+    let stats = wait_stats(&notifier, "delivered == 4", |s| s.delivered == 4).await;
+    assert_eq!(stats.pending, 0, "{stats:?}");
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("exactly two requests for four alerts");
+    assert_eq!(rx.seen, 2);
+}
+
+#[tokio::test]
+async fn batches_bigger_than_max_batch_are_split_in_order() {
+    let mut rx = Receiver::start(vec![]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let many: Vec<Alert> = (0..WebhookChannel::MAX_BATCH + 3)
+        .map(|i| alert(&format!("a{i}")))
+        .collect();
+    notifier.send(many);
+    let first = rx.next("the first chunk").await.agents();
+    let second = rx.next("the second chunk").await.agents();
+    assert_eq!((first.len(), second.len()), (WebhookChannel::MAX_BATCH, 3));
+    assert_eq!((first[0].as_str(), second[2].as_str()), ("a0", "a502"));
+    wait_stats(&notifier, "all delivered", |s| s.delivered == 503).await;
+    stop(&notifier, &cancel).await;
+}
+
+#[tokio::test]
+async fn cancellation_makes_one_last_attempt_then_stops() {
+    let mut rx = Receiver::start(vec![reply(500, "down for maintenance")]).await;
+    let cancel = CancellationToken::new();
+    let slow = RetryPolicy {
+        initial: Duration::from_secs(600),
+        max: Duration::from_secs(600),
+    };
+    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), slow, cancel.clone());
+
+    notifier.send(vec![alert("a1")]);
+    rx.next("the first attempt (500)").await;
+    wait_stats(
+        &notifier,
+        "retries == 1 (now in a 10-minute backoff)",
+        |s| s.retries == 1,
+    )
+    .await;
+    notifier.send(vec![alert("a2")]);
+    cancel.cancel();
+    let last = rx.next("the last attempt after cancellation").await;
+    assert_eq!(last.agents(), ["a1"]);
+    let queued = rx
+        .next("the last attempt for the alert queued meanwhile")
+        .await;
+    assert_eq!(queued.agents(), ["a2"]);
+    tokio::time::timeout(Duration::from_secs(5), notifier.wait_stopped())
+        .await
+        .expect("tasks stop within the grace period after cancellation");
+    let stats = notifier.stats().remove(0);
+    assert_eq!(
+        (stats.delivered, stats.pending, stats.abandoned),
+        (2, 0, 0),
+        "{stats:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// DingTalk
+
+const TOKEN: &str = "tok3n0123456789abcdef";
+const SECRET: &str = "SEC0123456789abcdef+/=";
+
+fn dingtalk_spec(rx: &Receiver, secret: bool) -> ChannelSpec {
+    let mut flag = rx.url(&format!("/robot/send?access_token={TOKEN}"));
+    if secret {
+        flag.push_str(&format!(",secret={SECRET}"));
+    }
+    ChannelSpec::DingTalk(parse_dingtalk(&flag).unwrap())
+}
+
+/// The expected signature, computed by Python's standard library: (base64, url-encoded).
+fn python_sign(secret: &str, timestamp: &str) -> (String, String) {
+    let program = "import sys, hmac, hashlib, base64, urllib.parse\n\
+                   ts, secret = sys.argv[1], sys.argv[2]\n\
+                   mac = hmac.new(secret.encode(), f'{ts}\\n{secret}'.encode(), digestmod=hashlib.sha256).digest()\n\
+                   b = base64.b64encode(mac).decode()\n\
+                   print(b)\n\
+                   print(urllib.parse.quote_plus(b))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", program, timestamp, secret])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    (
+        lines.next().unwrap().to_owned(),
+        lines.next().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn dingtalk_signs_requests_like_the_reference_implementation() {
+    let mut rx = Receiver::start(vec![]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        vec![dingtalk_spec(&rx, true)],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+
+    notifier.send(vec![alert("a1")]);
+    let req = rx.next("the signed DingTalk request").await;
+    assert!(req.target.starts_with("/robot/send?"), "{}", req.target);
+    assert_eq!(
+        req.query("access_token").as_deref(),
+        Some(TOKEN),
+        "{}",
+        req.target
+    );
+    let timestamp = req
+        .query("timestamp")
+        .unwrap_or_else(|| panic!("no timestamp in {}", req.target));
+    let ts: u64 = timestamp
+        .parse()
+        .unwrap_or_else(|_| panic!("timestamp {timestamp:?} is not milliseconds"));
+    let after = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        (before..=after).contains(&ts),
+        "timestamp {ts} not within [{before}, {after}]"
+    );
+
+    let (expected_b64, expected_encoded) = python_sign(SECRET, &timestamp);
+    assert_eq!(
+        req.query("sign").as_deref(),
+        Some(expected_b64.as_str()),
+        "decoded sign in {}",
+        req.target
+    );
+    assert_eq!(
+        req.raw_query("sign").as_deref(),
+        Some(expected_encoded.as_str()),
+        "encoded sign in {}",
+        req.target
+    );
+    assert_eq!(dingtalk::sign(SECRET, ts), expected_b64);
+
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    let v = req.json();
+    assert_eq!(v["msgtype"], "markdown", "{v}");
+    assert_eq!(v["markdown"]["title"], "Flume agent a1 down", "{v}");
+    let text = v["markdown"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no markdown text in {v}"));
+    assert!(
+        text.contains("a1") && text.contains("**DOWN**") && text.contains("web-3"),
+        "{text}"
+    );
+    assert!(text.contains("killed by SIGKILL"), "{text}");
+    assert_eq!(v["at"]["isAtAll"], false, "{v}");
+    assert_eq!(v["at"]["atMobiles"], serde_json::json!([]), "{v}");
+
+    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel).await;
+}
+
+#[tokio::test]
+async fn dingtalk_security_failure_is_permanent() {
+    let mut rx = Receiver::start(vec![reply(
+        200,
+        r#"{"errcode":310000,"errmsg":"sign not match"}"#,
+    )])
+    .await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        vec![dingtalk_spec(&rx, true)],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+
+    notifier.send(vec![alert("a1")]);
+    rx.next("the attempt answered 310000").await;
+    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+        s.failed_permanently == 1
+    })
+    .await;
+    assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("310000 is not retried");
+}
+
+#[tokio::test]
+async fn dingtalk_too_fast_is_retried_until_ok() {
+    let mut rx = Receiver::start(vec![
+        reply(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#),
+        reply(200, "<html>gateway hiccup</html>"),
+        reply(200, r#"{"errcode":0,"errmsg":"ok"}"#),
+    ])
+    .await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        vec![dingtalk_spec(&rx, false)],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+
+    notifier.send(vec![alert("a1"), alert("a2")]);
+    for what in [
+        "attempt answered 130101",
+        "attempt answered with HTML",
+        "attempt answered errcode 0",
+    ] {
+        let req = rx.next(what).await;
+        assert_eq!(req.query("sign"), None, "unsigned robot: {}", req.target);
+        assert_eq!(req.json()["markdown"]["title"], "2 Flume agent alerts");
+    }
+    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    assert_eq!(
+        (stats.retries, stats.failed_permanently),
+        (2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(rx.script_left(), 0);
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("delivered on the third attempt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+#[tokio::test]
+async fn delivery_errors_do_not_contain_the_token_or_secret() {
+    // A port nobody listens on.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let flag = format!("http://{addr}/robot/send?access_token={TOKEN},secret={SECRET}");
+    let channel = DingTalkChannel::new(parse_dingtalk(&flag).unwrap(), client());
+    let err = tokio::time::timeout(WAIT, channel.deliver(&[alert("a1")]))
+        .await
+        .expect("refused at once");
+    match &err {
+        Err(DeliveryError::Retry(text)) => {
+            assert!(
+                !text.contains(TOKEN) && !text.contains("SEC0123"),
+                "error leaks a secret: {text}"
+            );
+            assert!(!text.is_empty());
+        }
+        other => panic!("connection refused should be Retry, got {other:?}"),
+    }
+
+    // A receiver that echoes the token back in its error message.
+    let echo = format!(r#"{{"errcode":310000,"errmsg":"bad token {TOKEN}"}}"#);
+    let mut rx = Receiver::start(vec![
+        reply(200, &echo),
+        reply(403, &format!("forbidden {TOKEN}")),
+    ])
+    .await;
+    let channel = DingTalkChannel::new(
+        parse_dingtalk(&rx.url(&format!("/r?access_token={TOKEN}"))).unwrap(),
+        client(),
+    );
+    for expected in ["errcode 310000", "HTTP 403"] {
+        let result = tokio::time::timeout(WAIT, channel.deliver(&[alert("a1")]))
+            .await
+            .expect("reply in time");
+        rx.next(expected).await;
+        match result {
+            Err(DeliveryError::Permanent(text)) => {
+                assert!(text.contains(expected), "{text}");
+                assert!(!text.contains(TOKEN), "error leaks the token: {text}");
+            }
+            other => panic!("expected a permanent error with {expected}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn names_and_debug_output_hide_secrets() {
+    let flag = format!("https://oapi.dingtalk.com/robot/send?access_token={TOKEN},secret={SECRET}");
+    let config = parse_dingtalk(&flag).unwrap();
+    let channel = DingTalkChannel::new(config.clone(), reqwest::Client::new());
+    let spec = ChannelSpec::DingTalk(config.clone());
+    for shown in [
+        format!("{config:?}"),
+        config.to_string(),
+        channel.name(),
+        format!("{spec:?}"),
+        spec.to_string(),
+    ] {
+        assert!(
+            !shown.contains(TOKEN) && !shown.contains("SEC0123"),
+            "leaks a secret: {shown}"
+        );
+    }
+    assert_eq!(
+        channel.name(),
+        "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed)"
+    );
+    assert_eq!(
+        config.to_string(),
+        "https://oapi.dingtalk.com/robot/send?access_token=***,secret=***"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flag parsing
+
+#[test]
+fn parse_webhook_accepts_http_urls_only() {
+    assert_eq!(
+        parse_webhook("http://127.0.0.1:8080/x")
+            .unwrap()
+            .url()
+            .as_str(),
+        "http://127.0.0.1:8080/x"
+    );
+    assert!(parse_webhook("https://alerts.example.com/flume?team=ops").is_ok());
+    for bad in [
+        "",
+        "localhost:8080",
+        "ftp://example.com/x",
+        "http://",
+        "://x",
+    ] {
+        let err = parse_webhook(bad).expect_err(bad);
+        assert!(err.contains("webhook URL"), "error for {bad:?}: {err}");
+    }
+}
+
+#[test]
+fn parse_dingtalk_flag_form() {
+    let plain = parse_dingtalk(&format!(
+        "https://oapi.dingtalk.com/robot/send?access_token={TOKEN}"
+    ))
+    .unwrap();
+    assert!(!plain.is_signed());
+    let signed = parse_dingtalk(&format!(
+        "https://oapi.dingtalk.com/robot/send?access_token={TOKEN},secret={SECRET}"
+    ))
+    .unwrap();
+    assert!(signed.is_signed());
+    let err = parse_dingtalk(&format!(
+        "https://oapi.dingtalk.com/robot/send?access_token={TOKEN},at=123,secret=S"
+    ))
+    .unwrap_err();
+    assert!(err.contains("`at`"), "the unknown option is named: {err}");
+    let err = parse_dingtalk("https://oapi.dingtalk.com/robot/send").unwrap_err();
+    assert!(err.contains("access_token"), "{err}");
+    let err = parse_dingtalk("oapi.dingtalk.com/robot/send?access_token=x").unwrap_err();
+    assert!(err.contains("not a valid URL"), "{err}");
+}
