@@ -70,24 +70,7 @@ impl Pair {
 
     /// `flume-watchdog run` around a stand-in agent named `id` (the id is given explicitly).
     pub fn watchdog(&self, id: &str, watchdog_args: &[&str], agent_args: &[&str]) -> Proc {
-        let mut cmd = Command::new(bin("flume-watchdog"));
-        cmd.args([
-            "run",
-            "--zk",
-            &self.connect,
-            "--root",
-            &self.root,
-            "--id",
-            id,
-            "--session-timeout",
-            SESSION_TIMEOUT,
-        ])
-        .args(watchdog_args)
-        .arg("--")
-        .arg(stand_in_agent())
-        .args(["agent", "-n", id, "-c", "conf", "-f", "conf/flume.conf"])
-        .args(agent_args);
-        Proc::spawn(&format!("watchdog {id}"), cmd)
+        watchdog(&self.connect, &self.root, id, watchdog_args, agent_args)
     }
 
     pub fn live_path(&self, id: &str) -> String {
@@ -187,4 +170,45 @@ pub fn events_of(alerts: &[Value], id: &str) -> Vec<String> {
         .filter(|a| a["agent"] == id)
         .map(|a| a["event"].as_str().unwrap_or("?").to_owned())
         .collect()
+}
+
+/// `flume-watchdog run` around a stand-in agent named `id`, without needing ZooKeeper to be up.
+pub fn watchdog(
+    connect: &str,
+    root: &str,
+    id: &str,
+    watchdog_args: &[&str],
+    agent_args: &[&str],
+) -> Proc {
+    let mut cmd = Command::new(bin("flume-watchdog"));
+    cmd.args([
+        "run",
+        "--zk",
+        connect,
+        "--root",
+        root,
+        "--id",
+        id,
+        "--session-timeout",
+        SESSION_TIMEOUT,
+    ])
+    .args(watchdog_args)
+    .arg("--")
+    .arg(stand_in_agent())
+    .args(["agent", "-n", id, "-c", "conf", "-f", "conf/flume.conf"])
+    .args(agent_args);
+    Proc::spawn(&format!("watchdog {id}"), cmd)
+}
+
+/// The pid the stand-in agent printed when it started (`stand-in agent NAME started pid=PID`).
+pub fn started_agent_pid(watchdog: &Proc, id: &str) -> i32 {
+    let line = watchdog.wait_for_line(
+        &format!("stand-in agent {id} started pid="),
+        deadline(20),
+        &format!("agent {id} to start"),
+    );
+    line.rsplit("pid=")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
 }
