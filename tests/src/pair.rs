@@ -42,6 +42,11 @@ impl Pair {
     }
 
     pub fn start_watcher(&mut self) {
+        self.start_watcher_with(&[]);
+    }
+
+    /// A watcher with more flags (e.g. another channel) besides the webhook to the receiver.
+    pub fn start_watcher_with(&mut self, extra: &[&str]) {
         let mut cmd = Command::new(bin("flume-watcher"));
         cmd.args([
             "run",
@@ -59,6 +64,7 @@ impl Pair {
             RECOVERED_AFTER,
         ])
         .args(["--retry-initial", "100ms", "--retry-max", "1s"]);
+        cmd.args(extra);
         let watcher = Proc::spawn("watcher", cmd);
         watcher.wait_for_line(
             "watcher ready",

@@ -404,3 +404,67 @@ fn giving_up_is_reported_as_failed() {
     assert_eq!(identity["state"], "failed", "{identity}");
     assert!(pair.probe.exists(&pair.live_path("f1")).is_none());
 }
+
+#[test]
+fn a_dingtalk_robot_gets_a_signed_markdown_message_and_no_secret_is_logged() {
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("dingtalk"),
+    );
+    let (token, secret) = ("tok-4b1d", "SEC-test+/=9");
+    let robot = format!(
+        "{},secret={secret}",
+        pair.receiver
+            .url(&format!("/robot/send?access_token={token}"))
+    );
+    pair.start_watcher_with(&["--dingtalk", &robot]);
+    let _wd = pair.watchdog("dt1", &[], &[]);
+    signal_pid(pair.agent_pid("dt1"), Signal::SIGUSR1);
+    let reqs = pair.receiver.wait_for(
+        |r| r.iter().any(|q| q.path() == "/robot/send"),
+        deadline(10),
+        "a DingTalk robot request",
+    );
+    let req = reqs
+        .iter()
+        .find(|q| q.path() == "/robot/send")
+        .expect("found above");
+    assert_eq!(req.query("access_token").as_deref(), Some(token));
+    let timestamp = req
+        .query("timestamp")
+        .expect("signed requests carry a timestamp");
+    let sign = req.query("sign").expect("signed requests carry a sign");
+    // An independent computation of DingTalk's rule: base64(HMAC-SHA256(secret, timestamp + "\n" + secret)).
+    let program = "import base64,hashlib,hmac,sys; t,s=sys.argv[1],sys.argv[2]; \
+                   print(base64.b64encode(hmac.new(s.encode(), (t+'\\n'+s).encode(), hashlib.sha256).digest()).decode())";
+    let out = std::process::Command::new("python3")
+        .args(["-c", program, &timestamp, secret])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sign,
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "the signature matches an independent computation"
+    );
+    let body = req.json();
+    assert_eq!(body["msgtype"], "markdown", "{body}");
+    let text = body["markdown"]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("dt1") && text.contains("exited with code 3"),
+        "{text}"
+    );
+    let log = pair
+        .watcher
+        .as_ref()
+        .map(|w| w.output())
+        .unwrap_or_default();
+    assert!(
+        !log.contains(token) && !log.contains(secret),
+        "a secret leaked into the watcher's output:\n{log}"
+    );
+}

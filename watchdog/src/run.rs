@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use crate::child::{signal_group, Agent};
 use crate::registration::{self, Command, LiveDesired, Notice, Registrant};
-use crate::supervisor::{Action, Event, Policy, StopOrigin, Supervisor, EXIT_CONFLICT};
+use crate::supervisor::{Action, Event, Policy, State, StopOrigin, Supervisor, EXIT_CONFLICT};
 
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -145,6 +145,10 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                 let now = Instant::now().into_std();
                 let wall = SystemTime::now();
                 match exit {
+                    Ok(exit) if matches!(sup.state(), State::Stopping { .. }) => {
+                        info!(pid, exit = ?exit, "agent stopped");
+                        Event::Exited { pid, exit, now, wall }
+                    }
                     Ok(exit) => {
                         warn!(pid, exit = ?exit, "agent exited");
                         Event::Exited { pid, exit, now, wall }
