@@ -67,6 +67,11 @@ impl Layout {
         format!("{}/live", self.root)
     }
 
+    /// Folder of the watcher's outage records (its durable outbox).
+    pub fn outages_dir(&self) -> String {
+        format!("{}/outages", self.root)
+    }
+
     pub fn agent_path(&self, id: &AgentId) -> String {
         format!("{}/agents/{}", self.root, id)
     }

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use common::ExitRecord;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
     /// The agent stopped being live without a planned stop.
@@ -27,8 +27,9 @@ impl AlertKind {
     }
 }
 
-/// One notice about one agent. Serialises to the generic webhook's JSON item.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One notice about one agent. Serialises to the generic webhook's JSON item, and back: the
+/// durable outbox keeps undelivered alerts in ZooKeeper in this form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub event: AlertKind,
     /// The agent id (the node's name, even when its data is garbage).
@@ -37,7 +38,7 @@ pub struct Alert {
     /// Why: `exited with code 3`, `killed by SIGKILL`, `lost contact: …`, `recovered after …`.
     pub reason: String,
     /// When the transition happened, RFC 3339.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "rfc3339", deserialize_with = "from_rfc3339")]
     pub at: SystemTime,
     /// Restarts counted by the watchdog (from the identity node), when known.
     pub restarts: Option<u64>,
@@ -46,12 +47,36 @@ pub struct Alert {
     /// For `recovered`: how long the outage lasted.
     #[serde(
         serialize_with = "seconds",
+        deserialize_with = "from_seconds",
+        default,
         skip_serializing_if = "Option::is_none",
         rename = "outage_seconds"
     )]
     pub outage: Option<Duration>,
     /// The exit that caused it, when the watchdog recorded one.
     pub last_exit: Option<ExitRecord>,
+    /// Which outage record notice this is, once recorded: delivery receipts name it.
+    #[serde(skip)]
+    pub key: Option<NoticeKey>,
+}
+
+/// A notice in an outage record: the agent's record and the notice's number in it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NoticeKey {
+    pub agent: String,
+    pub seq: u32,
+}
+
+fn from_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+    let s = String::deserialize(d)?;
+    common::time::parse(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+}
+
+fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    Ok(v.filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64))
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -9,6 +9,8 @@ pub mod channels;
 pub mod cli;
 pub mod notify;
 pub mod outage;
+pub mod outbox;
+pub mod record;
 pub mod status;
 pub mod watch;
 

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use common::session::Backoff;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, NoticeKey};
 use crate::channels::{
     Channel, ChannelSpec, ConsoleChannel, DeliveryError, DingTalkChannel, WebhookChannel,
 };
@@ -69,6 +69,13 @@ struct Counters {
     pending: AtomicU64,
 }
 
+/// A channel is done with these recorded notices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub channel: String,
+    pub keys: Vec<NoticeKey>,
+}
+
 struct Lane {
     name: String,
     tx: mpsc::UnboundedSender<Alert>,
@@ -78,6 +85,9 @@ struct Lane {
 /// Sends alerts to every configured channel. Cheap to share behind an `Arc`.
 pub struct Notifier {
     lanes: Vec<Lane>,
+    /// Where channels report the recorded notices they are done with.
+    receipts: mpsc::UnboundedSender<Receipt>,
+    receipts_rx: Mutex<Option<mpsc::UnboundedReceiver<Receipt>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     policy: RetryPolicy,
     cancel: CancellationToken,
@@ -108,7 +118,10 @@ impl Notifier {
 
     /// A notifier without channels; add them with [`Notifier::add_channel`].
     pub fn new(policy: RetryPolicy, cancel: CancellationToken) -> Notifier {
+        let (receipts, rx) = mpsc::unbounded_channel();
         Notifier {
+            receipts,
+            receipts_rx: Mutex::new(Some(rx)),
             lanes: Vec::new(),
             tasks: Mutex::new(Vec::new()),
             policy,
@@ -130,10 +143,38 @@ impl Notifier {
             cancel: self.cancel.clone(),
             last_start: None,
             deadline: None,
+            receipts: self.receipts.clone(),
         };
         let task = tokio::spawn(worker.run());
         lock(&self.tasks).push(task);
         self.lanes.push(Lane { name, tx, counters });
+    }
+
+    /// The channels' names, in configuration order (the keys of delivery state in outage records).
+    pub fn channel_names(&self) -> Vec<String> {
+        self.lanes.iter().map(|l| l.name.clone()).collect()
+    }
+
+    /// Receipts for alerts that carry a [`NoticeKey`]: one per chunk a channel is done with
+    /// (delivered, or refused for good). Can be taken once.
+    pub fn take_receipts(&self) -> Option<mpsc::UnboundedReceiver<Receipt>> {
+        lock(&self.receipts_rx).take()
+    }
+
+    /// Queues `alerts` for one channel only: a recorded notice that this channel has not taken.
+    pub fn send_to(&self, channel: &str, alerts: Vec<Alert>) {
+        let Some(lane) = self.lanes.iter().find(|l| l.name == channel) else {
+            warn!(channel, alerts = alerts.len(), "no such alert channel");
+            return;
+        };
+        for alert in alerts {
+            lane.counters.pending.fetch_add(1, Ordering::Relaxed);
+            if lane.tx.send(alert).is_err() {
+                lane.counters.pending.fetch_sub(1, Ordering::Relaxed);
+                warn!(channel, "alert channel has stopped; alert not queued");
+                return;
+            }
+        }
     }
 
     /// Queues `alerts` for every channel. Never blocks, never fails: a channel whose task is
@@ -223,6 +264,7 @@ struct Worker<C> {
     last_start: Option<Instant>,
     /// Set once cancelled: the end of the last attempts.
     deadline: Option<Instant>,
+    receipts: mpsc::UnboundedSender<Receipt>,
 }
 
 impl<C: Channel> Worker<C> {
@@ -319,8 +361,14 @@ impl<C: Channel> Worker<C> {
                 }
             };
             let error = match result {
-                Ok(()) => return self.delivered(chunk.len(), attempt),
-                Err(DeliveryError::Permanent(e)) => return self.failed(chunk.len(), attempt, &e),
+                Ok(()) => {
+                    self.receipt(chunk);
+                    return self.delivered(chunk.len(), attempt);
+                }
+                Err(DeliveryError::Permanent(e)) => {
+                    self.receipt(chunk);
+                    return self.failed(chunk.len(), attempt, &e);
+                }
                 Err(DeliveryError::Retry(e)) if self.deadline.is_some() => {
                     return self.abandoned(chunk.len(), &e);
                 }
@@ -353,10 +401,26 @@ impl<C: Channel> Worker<C> {
         let deadline = self.start_shutdown();
         self.last_start = Some(Instant::now());
         match tokio::time::timeout_at(deadline, self.channel.deliver(chunk)).await {
-            Ok(Ok(())) => self.delivered(chunk.len(), 1),
-            Ok(Err(DeliveryError::Permanent(e))) => self.failed(chunk.len(), 1, &e),
+            Ok(Ok(())) => {
+                self.receipt(chunk);
+                self.delivered(chunk.len(), 1)
+            }
+            Ok(Err(DeliveryError::Permanent(e))) => {
+                self.receipt(chunk);
+                self.failed(chunk.len(), 1, &e)
+            }
             Ok(Err(DeliveryError::Retry(e))) => self.abandoned(chunk.len(), &e),
             Err(_) => self.abandoned(chunk.len(), "shutdown grace period ended"),
+        }
+    }
+
+    fn receipt(&self, chunk: &[Alert]) {
+        let keys: Vec<NoticeKey> = chunk.iter().filter_map(|a| a.key.clone()).collect();
+        if !keys.is_empty() {
+            let _ = self.receipts.send(Receipt {
+                channel: self.name.clone(),
+                keys,
+            });
         }
     }
 

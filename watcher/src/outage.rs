@@ -14,6 +14,7 @@ use common::records::{IdentityView, LivenessView};
 use common::AgentState;
 
 use crate::alert::{Alert, AlertKind};
+use crate::record::OpenOutage;
 
 pub const LOST_CONTACT: &str = "lost contact: the watchdog's ZooKeeper session ended";
 
@@ -36,9 +37,11 @@ pub struct Live {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// Everything under the root, listed after (re)connecting.
+    /// `outages`: the open outage records, i.e. outages already reported.
     Snapshot {
         identities: BTreeMap<String, Identity>,
         lives: BTreeMap<String, Live>,
+        outages: BTreeMap<String, OpenOutage>,
         now: Instant,
         wall: SystemTime,
     },
@@ -131,6 +134,7 @@ impl Monitor {
             Event::Snapshot {
                 identities,
                 lives,
+                outages,
                 now,
                 wall,
             } => {
@@ -143,7 +147,11 @@ impl Monitor {
                 ids.dedup();
                 for id in ids {
                     let nodes = (identities.get(&id).cloned(), lives.get(&id).cloned());
-                    self.reconcile(&id, nodes, first, now, wall, &mut out);
+                    self.reconcile(&id, nodes, outages.get(&id), first, now, wall, &mut out);
+                }
+                for id in outages.keys().filter(|id| !identities.contains_key(*id)) {
+                    // Stopped as planned while its outage was open: close it, quietly.
+                    out.push(Action::PlannedStop { id: id.clone() });
                 }
             }
             Event::Identity {
@@ -330,6 +338,7 @@ impl Monitor {
         &mut self,
         id: &str,
         (identity, live): (Option<Identity>, Option<Live>),
+        reported: Option<&OpenOutage>,
         first: bool,
         now: Instant,
         wall: SystemTime,
@@ -348,6 +357,23 @@ impl Monitor {
             Some(identity) => {
                 let starting = identity.view.state == Some(AgentState::Starting);
                 self.set_identity(id, Some(identity), now, wall, out);
+                let recovered_after = self.recovered_after;
+                let agent = self.entry(id);
+                if let Some(open) = reported {
+                    if matches!(agent.health, Health::Starting | Health::Up) {
+                        // Reported already (by an earlier run, or another watcher): not again.
+                        agent.health = Health::Down {
+                            since: open.since,
+                            crashes: 1,
+                            failed_sent: open.failed_sent,
+                        };
+                        if live.is_some() {
+                            agent.live = live;
+                            self.back_up(id, now, wall, recovered_after);
+                            return;
+                        }
+                    }
+                }
                 let agent = self.entry(id);
                 let was_down = matches!(agent.health, Health::Down { .. });
                 if live.is_none() && agent.live.is_none() && !was_down && (first || !starting) {
@@ -483,6 +509,7 @@ impl Monitor {
             crashes,
             outage: None,
             last_exit: if exit_explains { last_exit } else { None },
+            key: None,
         }
     }
 }
@@ -564,6 +591,7 @@ mod tests {
             alerts(self.m.on_event(Event::Snapshot {
                 identities,
                 lives,
+                outages: BTreeMap::new(),
                 now,
                 wall,
             }))
@@ -924,6 +952,58 @@ mod tests {
         t.snapshot(0, &[], &[("x", live(5))]);
         assert_eq!(t.live(1, "x", None), vec![]);
         assert_eq!(t.m.registered(), 0);
+    }
+
+    #[test]
+    fn a_reported_outage_is_not_reported_again_and_still_recovers() {
+        let mut t = T::new();
+        let (now, wall) = t.at(0);
+        let since = wall - Duration::from_secs(60);
+        let seed = |live: Option<Live>| Event::Snapshot {
+            identities: BTreeMap::from([(
+                "a".to_owned(),
+                identity(20, AgentState::Backoff, 1, Some((Some(3), None))),
+            )]),
+            lives: live.into_iter().map(|l| ("a".to_owned(), l)).collect(),
+            outages: BTreeMap::from([(
+                "a".to_owned(),
+                OpenOutage {
+                    since,
+                    failed_sent: false,
+                },
+            )]),
+            now,
+            wall,
+        };
+        // Still down: nothing to say.
+        assert_eq!(alerts(t.m.on_event(seed(None))), vec![]);
+        // Back meanwhile: recovered once it has been live long enough, with the whole outage.
+        let mut t = T::new();
+        assert_eq!(alerts(t.m.on_event(seed(Some(live(30))))), vec![]);
+        let rec = t.tick(30);
+        assert_eq!(rec.len(), 1, "{rec:?}");
+        assert_eq!(rec[0].event, AlertKind::Recovered);
+        assert_eq!(rec[0].outage, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn an_open_record_of_a_stopped_agent_is_closed_quietly() {
+        let mut t = T::new();
+        let (now, wall) = t.at(0);
+        let acts = t.m.on_event(Event::Snapshot {
+            identities: BTreeMap::new(),
+            lives: BTreeMap::new(),
+            outages: BTreeMap::from([(
+                "gone".to_owned(),
+                OpenOutage {
+                    since: wall,
+                    failed_sent: false,
+                },
+            )]),
+            now,
+            wall,
+        });
+        assert_eq!(acts, vec![Action::PlannedStop { id: "gone".into() }]);
     }
 
     #[test]

@@ -8,10 +8,11 @@
 //! (so reconnection re-lists), and zookeeper-client 0.11.2 does not re-register persistent watches
 //! after a reconnect (so a new watch is added on every `SyncConnected` before re-listing).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,9 +24,11 @@ use common::records::{IdentityView, LivenessView};
 use common::session::{self, Backoff};
 use common::{AgentId, Layout};
 
-use crate::alert::Alert;
-use crate::notify::Notifier;
+use crate::alert::{Alert, NoticeKey};
+use crate::notify::{Notifier, Receipt};
 use crate::outage::{Action, Event, Identity, Live, Monitor};
+use crate::outbox::{Outbox, Recorded};
+use crate::record::OutageRecord;
 
 #[derive(Clone, Debug)]
 pub struct WatchConfig {
@@ -36,13 +39,27 @@ pub struct WatchConfig {
 
 /// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
 pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: CancellationToken) {
+    let receipts = match notifier.take_receipts() {
+        Some(r) => r,
+        None => {
+            warn!("delivery receipts already taken; outage records will not be updated");
+            mpsc::unbounded_channel().1
+        }
+    };
     let mut w = Watcher {
+        outbox: Outbox::new(&cfg.layout, session::acls().to_vec()),
+        channels: notifier.channel_names(),
         cfg,
         notifier,
         monitor: None,
         ready: false,
         next_tick: None,
         warned: HashSet::new(),
+        receipts,
+        unrecorded: VecDeque::new(),
+        to_close: BTreeSet::new(),
+        unreceipted: Vec::new(),
+        queued: HashSet::new(),
     };
     let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
@@ -83,6 +100,18 @@ struct Watcher {
     next_tick: Option<Instant>,
     /// Names already reported as not valid ids.
     warned: HashSet<String>,
+    outbox: Outbox,
+    /// The notifier's channel names: the keys of delivery state in outage records.
+    channels: Vec<String>,
+    receipts: mpsc::UnboundedReceiver<Receipt>,
+    /// Alerts decided but not yet in an outage record (ZooKeeper was away): sent once recorded.
+    unrecorded: VecDeque<Alert>,
+    /// Agents stopped as planned whose outage record must be closed.
+    to_close: BTreeSet<String>,
+    /// Deliveries not yet noted in their record.
+    unreceipted: Vec<(NoticeKey, String)>,
+    /// Recorded notices handed to a channel and not yet receipted: never queued twice.
+    queued: HashSet<(NoticeKey, String)>,
 }
 
 impl Watcher {
@@ -101,6 +130,15 @@ impl Watcher {
                 _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
                     self.next_tick = None;
                     self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
+                    self.flush(client).await?;
+                    continue;
+                }
+                Some(receipt) = self.receipts.recv() => {
+                    for key in receipt.keys {
+                        self.queued.remove(&(key.clone(), receipt.channel.clone()));
+                        self.unreceipted.push((key, receipt.channel.clone()));
+                    }
+                    self.flush(client).await?;
                     continue;
                 }
                 event = events.changed() => event,
@@ -119,6 +157,7 @@ impl Watcher {
                 },
                 _ => self.on_node_event(client, event).await?,
             }
+            self.flush(client).await?;
         }
     }
 
@@ -134,6 +173,7 @@ impl Watcher {
             .watch(root, zk::AddWatchMode::PersistentRecursive)
             .await?;
         self.snapshot(client).await?;
+        self.flush(client).await?;
         Ok(events)
     }
 
@@ -165,9 +205,18 @@ impl Watcher {
         if self.monitor.is_none() {
             self.monitor = Some(Monitor::new(self.cfg.recovered_after));
         }
+        // Outages reported before (by an earlier run): not again; and what a channel has not
+        // taken yet goes out now, in order.
+        let records = self.outbox.load(client).await?;
+        let outages = records
+            .iter()
+            .filter_map(|(id, r)| Some((id.clone(), r.open_outage()?)))
+            .collect();
+        self.requeue(&records);
         self.apply(Event::Snapshot {
             identities,
             lives,
+            outages,
             now: Instant::now().into_std(),
             wall: SystemTime::now(),
         });
@@ -256,13 +305,86 @@ impl Watcher {
                 }
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
                 Action::PlannedStop { id } => {
-                    info!(agent = %id, "planned stop: identity node deleted, no alert")
+                    info!(agent = %id, "planned stop: identity node deleted, no alert");
+                    self.to_close.insert(id);
                 }
             }
         }
-        if !batch.is_empty() {
-            self.notifier.send(batch);
+        self.unrecorded.extend(batch);
+    }
+
+    /// Hands pending notices of loaded records to the channels that have not taken them.
+    fn requeue(&mut self, records: &BTreeMap<String, OutageRecord>) {
+        let mut records: Vec<&OutageRecord> = records.values().collect();
+        records.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
+        for channel in self.channels.clone() {
+            let mut alerts = Vec::new();
+            for r in &records {
+                for n in r.pending_for(&channel) {
+                    let key = NoticeKey {
+                        agent: r.agent.clone(),
+                        seq: n.seq,
+                    };
+                    let done_here = self
+                        .unreceipted
+                        .iter()
+                        .any(|(k, c)| *k == key && *c == channel);
+                    if !done_here && self.queued.insert((key.clone(), channel.clone())) {
+                        let mut alert = n.alert.clone();
+                        alert.key = Some(key);
+                        alerts.push(alert);
+                    }
+                }
+            }
+            if !alerts.is_empty() {
+                info!(channel = %channel, alerts = alerts.len(), "delivering recorded alerts not yet delivered");
+                self.notifier.send_to(&channel, alerts);
+            }
         }
+    }
+
+    /// Records decided alerts (then hands them to the channels), notes deliveries and closes
+    /// records. What ZooKeeper refuses now stays queued for the next connection.
+    async fn flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        let result = self.try_flush(client).await;
+        match result {
+            Err(e) if is_session_over(&e) => Err(e),
+            Err(e) => {
+                warn!(error = %e, pending = self.unrecorded.len(), "cannot update outage records now; will retry");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    async fn try_flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        while let Some(alert) = self.unrecorded.front() {
+            match self.outbox.record(client, alert).await? {
+                Recorded::Deliver(alert) => {
+                    if let Some(key) = &alert.key {
+                        for channel in &self.channels {
+                            self.queued.insert((key.clone(), channel.clone()));
+                        }
+                    }
+                    self.notifier.send(vec![alert]);
+                }
+                Recorded::Duplicate => {}
+            }
+            self.unrecorded.pop_front();
+        }
+        while let Some((key, channel)) = self.unreceipted.last() {
+            self.outbox
+                .done(client, key, channel, &self.channels)
+                .await?;
+            self.unreceipted.pop();
+        }
+        while let Some(id) = self.to_close.first() {
+            self.outbox
+                .close_silently(client, id, &self.channels)
+                .await?;
+            self.to_close.pop_first();
+        }
+        Ok(())
     }
 
     fn valid(&mut self, name: &str) -> bool {
@@ -311,6 +433,13 @@ fn found<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Error> {
         Err(zk::Error::NoNode) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+fn is_session_over(e: &zk::Error) -> bool {
+    matches!(
+        e,
+        zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed
+    )
 }
 
 trait StateError {

@@ -237,6 +237,7 @@ fn alert(agent: &str) -> Alert {
         crashes: 1,
         outage: None,
         last_exit: None,
+        key: None,
     }
 }
 

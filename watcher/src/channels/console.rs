@@ -58,6 +58,7 @@ mod tests {
             crashes: 1,
             outage: None,
             last_exit: None,
+            key: None,
         };
         let text = lines(&[a.clone(), a.clone()]);
         let lines: Vec<&str> = text.lines().collect();

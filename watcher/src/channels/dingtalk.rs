@@ -378,6 +378,7 @@ mod tests {
                 signal: None,
                 at: "2025-11-21T04:40:00.123Z".to_owned(),
             }),
+            key: None,
         }
     }
 

@@ -1,0 +1,212 @@
+//! The outage records in ZooKeeper (`<root>/outages/<id>`): written before an alert is delivered,
+//! updated as channels take its notices, pruned once closed and delivered everywhere.
+//!
+//! Every change is a read-modify-write at the node's version, so two writers (a watcher and its
+//! successor) never lose each other's updates.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
+use zookeeper_client as zk;
+
+use common::Layout;
+
+use crate::alert::{Alert, NoticeKey};
+use crate::record::{decide, Decision, OutageRecord};
+
+pub struct Outbox {
+    dir: String,
+    acl: Vec<zk::Acl>,
+}
+
+/// What recording an alert came to.
+#[derive(Debug, PartialEq)]
+pub enum Recorded {
+    /// Recorded: deliver this (it carries its key).
+    Deliver(Alert),
+    /// Reported before: deliver nothing.
+    Duplicate,
+}
+
+impl Outbox {
+    pub fn new(layout: &Layout, acl: Vec<zk::Acl>) -> Outbox {
+        Outbox {
+            dir: layout.outages_dir(),
+            acl,
+        }
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    fn path(&self, agent: &str) -> String {
+        format!("{}/{agent}", self.dir)
+    }
+
+    async fn read(
+        &self,
+        client: &zk::Client,
+        agent: &str,
+    ) -> Result<Option<(OutageRecord, i32)>, zk::Error> {
+        match client.get_data(&self.path(agent)).await {
+            Ok((data, stat)) => match serde_json::from_slice::<OutageRecord>(&data) {
+                Ok(r) => Ok(Some((r, stat.version))),
+                Err(e) => {
+                    // Not ours to understand: start the record afresh rather than stop alerting.
+                    warn!(agent, error = %e, "outage record is unreadable; replacing it");
+                    client
+                        .delete(&self.path(agent), Some(stat.version))
+                        .await
+                        .or_else(ok_if_gone)?;
+                    Ok(None)
+                }
+            },
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write(
+        &self,
+        client: &zk::Client,
+        agent: &str,
+        record: &OutageRecord,
+        version: Option<i32>,
+    ) -> Result<bool, zk::Error> {
+        let data = serde_json::to_vec(record).unwrap_or_default();
+        let result = match version {
+            Some(v) => client
+                .set_data(&self.path(agent), &data, Some(v))
+                .await
+                .map(|_| ()),
+            None => {
+                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&self.acl));
+                match client.create(&self.path(agent), &data, &opts).await {
+                    Err(zk::Error::NoNode) => {
+                        client.mkdir(&self.dir, &opts).await.or_else(|e| {
+                            if e == zk::Error::NodeExists {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })?;
+                        return Ok(false);
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            // Someone else wrote in between: read again and decide again.
+            Err(zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records `alert` in its agent's outage record, unless that outage was reported already.
+    pub async fn record(&self, client: &zk::Client, alert: &Alert) -> Result<Recorded, zk::Error> {
+        loop {
+            let current = self.read(client, &alert.agent).await?;
+            let (record, seq) = match decide(current.as_ref().map(|(r, _)| r), alert) {
+                Decision::Duplicate => {
+                    info!(agent = %alert.agent, event = alert.event.as_str(), "already reported; not sent again");
+                    return Ok(Recorded::Duplicate);
+                }
+                Decision::Write { record, seq } => (record, seq),
+            };
+            if self
+                .write(client, &alert.agent, &record, current.map(|(_, v)| v))
+                .await?
+            {
+                let mut alert = alert.clone();
+                alert.key = Some(NoticeKey {
+                    agent: alert.agent.clone(),
+                    seq,
+                });
+                return Ok(Recorded::Deliver(alert));
+            }
+        }
+    }
+
+    /// `channel` is done with the notice `key`; prunes the record once it has served its purpose.
+    pub async fn done(
+        &self,
+        client: &zk::Client,
+        key: &NoticeKey,
+        channel: &str,
+        channels: &[String],
+    ) -> Result<(), zk::Error> {
+        self.update(client, &key.agent, channels, |r| {
+            r.mark_done(key.seq, channel)
+        })
+        .await
+    }
+
+    /// A planned stop ends the agent's open outage without a notice.
+    pub async fn close_silently(
+        &self,
+        client: &zk::Client,
+        agent: &str,
+        channels: &[String],
+    ) -> Result<(), zk::Error> {
+        self.update(client, agent, channels, OutageRecord::close_silently)
+            .await
+    }
+
+    async fn update(
+        &self,
+        client: &zk::Client,
+        agent: &str,
+        channels: &[String],
+        mut change: impl FnMut(&mut OutageRecord) -> bool,
+    ) -> Result<(), zk::Error> {
+        loop {
+            let Some((mut record, version)) = self.read(client, agent).await? else {
+                return Ok(());
+            };
+            let changed = change(&mut record);
+            if record.prunable(channels) {
+                match client.delete(&self.path(agent), Some(version)).await {
+                    Ok(()) | Err(zk::Error::NoNode) => {
+                        debug!(agent, "outage record closed and delivered: pruned");
+                        return Ok(());
+                    }
+                    Err(zk::Error::BadVersion) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !changed || self.write(client, agent, &record, Some(version)).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every readable record, by agent.
+    pub async fn load(
+        &self,
+        client: &zk::Client,
+    ) -> Result<BTreeMap<String, OutageRecord>, zk::Error> {
+        let names = match client.list_children(&self.dir).await {
+            Ok(n) => n,
+            Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
+        };
+        let mut records = BTreeMap::new();
+        for name in names {
+            if let Some((r, _)) = self.read(client, &name).await? {
+                records.insert(name, r);
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn ok_if_gone(e: zk::Error) -> Result<(), zk::Error> {
+    if e == zk::Error::NoNode {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
