@@ -147,7 +147,7 @@ impl Monitor {
                 ids.dedup();
                 for id in ids {
                     let nodes = (identities.get(&id).cloned(), lives.get(&id).cloned());
-                    self.reconcile(&id, nodes, outages.get(&id), first, now, wall, &mut out);
+                    self.reconcile(&id, nodes, outages.get(&id), first, (now, wall), &mut out);
                 }
                 for id in outages.keys().filter(|id| !identities.contains_key(*id)) {
                     // Stopped as planned while its outage was open: close it, quietly.
@@ -340,8 +340,7 @@ impl Monitor {
         (identity, live): (Option<Identity>, Option<Live>),
         reported: Option<&OpenOutage>,
         first: bool,
-        now: Instant,
-        wall: SystemTime,
+        (now, wall): (Instant, SystemTime),
         out: &mut Vec<Action>,
     ) {
         let had_identity = self.agents.get(id).is_some_and(|a| a.identity.is_some());

@@ -23,7 +23,7 @@ pub struct Outbox {
 #[derive(Debug, PartialEq)]
 pub enum Recorded {
     /// Recorded: deliver this (it carries its key).
-    Deliver(Alert),
+    Deliver(Box<Alert>),
     /// Reported before: deliver nothing.
     Duplicate,
 }
@@ -125,7 +125,7 @@ impl Outbox {
                     agent: alert.agent.clone(),
                     seq,
                 });
-                return Ok(Recorded::Deliver(alert));
+                return Ok(Recorded::Deliver(Box::new(alert)));
             }
         }
     }

@@ -62,6 +62,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         queued: HashSet::new(),
     };
     let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    info!(connect = %w.cfg.zk.connect, root = %w.cfg.layout.root(), "connecting to zookeeper");
     loop {
         let zk_cfg = w.cfg.zk.clone();
         let client = tokio::select! {
@@ -366,7 +367,7 @@ impl Watcher {
                             self.queued.insert((key.clone(), channel.clone()));
                         }
                     }
-                    self.notifier.send(vec![alert]);
+                    self.notifier.send(vec![*alert]);
                 }
                 Recorded::Duplicate => {}
             }
