@@ -13,6 +13,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--zk", required=True)
 ap.add_argument("--crashes", type=int, default=50)
 ap.add_argument("--target", default="target/release")
+ap.add_argument("--agent", default="target/debug/stand-in-agent", help="the stand-in agent (a test binary)")
 args = ap.parse_args()
 
 received = []  # (monotonic time, alert)
@@ -53,7 +54,7 @@ try:
     time.sleep(1.0)  # the watcher's first listing; only the crash timings below are measured
     wd = start([f"{args.target}/flume-watchdog", "run", "--zk", args.zk, "--root", root, "--id", "bench",
                 "--session-timeout", "4s", "--backoff-initial", "50ms", "--backoff-reset", "200ms", "--",
-                f"{args.target}/../debug/stand-in-agent", "agent", "-n", "bench"],
+                args.agent, "agent", "-n", "bench"],
                env=env, stdout=subprocess.PIPE, text=True)
     pids = []
     def reader():
