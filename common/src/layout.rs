@@ -72,6 +72,11 @@ impl Layout {
         format!("{}/outages", self.root)
     }
 
+    /// Folder of the watchers' leader election (ephemeral sequential nodes).
+    pub fn watchers_dir(&self) -> String {
+        format!("{}/watchers", self.root)
+    }
+
     pub fn agent_path(&self, id: &AgentId) -> String {
         format!("{}/agents/{}", self.root, id)
     }
@@ -93,6 +98,10 @@ impl Layout {
             if !name.contains('/') {
                 return NodeKind::Liveness(name);
             }
+        } else if let Some(name) = rest.strip_prefix("/outages/") {
+            if !name.contains('/') {
+                return NodeKind::Outage(name);
+            }
         } else if rest == "/agents" {
             return NodeKind::AgentsDir;
         } else if rest == "/live" {
@@ -112,6 +121,8 @@ pub enum NodeKind<'a> {
     LiveDir,
     Identity(&'a str),
     Liveness(&'a str),
+    /// A watcher's outage record.
+    Outage(&'a str),
     Other,
 }
 
@@ -136,7 +147,11 @@ mod tests {
         assert_eq!(l.classify("/flume-watchdog/agents"), NodeKind::AgentsDir);
         assert_eq!(l.classify("/flume-watchdog/live/a/b"), NodeKind::Other);
         assert_eq!(l.classify("/flume-watchdogx/live/a"), NodeKind::Other);
-        assert_eq!(l.classify("/flume-watchdog/outages/a"), NodeKind::Other);
+        assert_eq!(
+            l.classify("/flume-watchdog/outages/a"),
+            NodeKind::Outage("a")
+        );
+        assert_eq!(l.classify("/flume-watchdog/watchers/x"), NodeKind::Other);
     }
 
     #[test]

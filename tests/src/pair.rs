@@ -47,6 +47,17 @@ impl Pair {
 
     /// A watcher with more flags (e.g. another channel) besides the webhook to the receiver.
     pub fn start_watcher_with(&mut self, extra: &[&str]) {
+        let watcher = self.spawn_watcher("watcher", extra);
+        watcher.wait_for_line(
+            "watcher ready",
+            deadline(30),
+            "the watcher's first full view",
+        );
+        self.watcher = Some(watcher);
+    }
+
+    /// Another watcher on the same root and receiver (not waited for).
+    pub fn spawn_watcher(&self, label: &str, extra: &[&str]) -> Proc {
         let mut cmd = Command::new(bin("flume-watcher"));
         cmd.args([
             "run",
@@ -63,15 +74,9 @@ impl Pair {
             "--recovered-after",
             RECOVERED_AFTER,
         ])
-        .args(["--retry-initial", "100ms", "--retry-max", "1s"]);
-        cmd.args(extra);
-        let watcher = Proc::spawn("watcher", cmd);
-        watcher.wait_for_line(
-            "watcher ready",
-            deadline(30),
-            "the watcher's first full view",
-        );
-        self.watcher = Some(watcher);
+        .args(["--retry-initial", "100ms", "--retry-max", "1s"])
+        .args(extra);
+        Proc::spawn(label, cmd)
     }
 
     /// `flume-watchdog run` around a stand-in agent named `id` (the id is given explicitly).

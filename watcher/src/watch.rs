@@ -60,6 +60,8 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         to_close: BTreeSet::new(),
         unreceipted: Vec::new(),
         queued: HashSet::new(),
+        leader: false,
+        recent: VecDeque::new(),
     };
     let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     info!(connect = %w.cfg.zk.connect, root = %w.cfg.layout.root(), "connecting to zookeeper");
@@ -113,7 +115,18 @@ struct Watcher {
     unreceipted: Vec<(NoticeKey, String)>,
     /// Recorded notices handed to a channel and not yet receipted: never queued twice.
     queued: HashSet<(NoticeKey, String)>,
+    /// Only the leader of the watchers records and delivers.
+    leader: bool,
+    /// A follower's alerts that the leader has not yet recorded (as far as this follower saw):
+    /// recorded on takeover, where the outage records drop what the old leader did record.
+    recent: VecDeque<Alert>,
 }
+
+/// A follower remembers at most this many alerts the leader has not recorded yet.
+const RECENT_MAX: usize = 10_000;
+/// A lone watcher waits this long for the leadership before its first view, so that it leads
+/// from its first alert on.
+const FIRST_ELECTION_WAIT: Duration = Duration::from_secs(2);
 
 impl Watcher {
     /// Serves one session; `Ok` means cancelled, `Err` means the session is over.
@@ -123,6 +136,39 @@ impl Watcher {
         cancel: &CancellationToken,
     ) -> Result<(), zk::Error> {
         let root = self.cfg.layout.root().to_owned();
+        self.leader = false;
+        let watchers_dir = self.cfg.layout.watchers_dir();
+        session::ensure_dir(client, &watchers_dir).await?;
+        let me = serde_json::json!({
+            "host": nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()),
+            "pid": std::process::id(),
+            "since": common::time::now(),
+        })
+        .to_string();
+        let acl = session::acls().to_vec();
+        // A Curator-compatible latch: ephemeral sequential nodes, each watching its predecessor only.
+        let campaign = || async {
+            let prefix = zk::LockPrefix::new_curator(&watchers_dir, "latch-")?;
+            client
+                .lock(
+                    prefix,
+                    me.as_bytes(),
+                    zk::LockOptions::new(zk::Acls::new(&acl)),
+                )
+                .await
+        };
+        let mut election = Some(Box::pin(campaign()));
+        let mut lock: Option<zk::LockClient<'_>> = None;
+        if let Ok(won) =
+            tokio::time::timeout(FIRST_ELECTION_WAIT, election.as_mut().expect("just set")).await
+        {
+            election = None;
+            lock = Some(won?);
+            self.leader = true;
+            info!("leading the watchers: this watcher delivers alerts");
+        } else {
+            info!("another watcher leads; following");
+        }
         let mut events = self.prepare(client, &root).await?;
         loop {
             let tick = self.next_tick;
@@ -132,6 +178,18 @@ impl Watcher {
                     self.next_tick = None;
                     self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
                     self.flush(client).await?;
+                    continue;
+                }
+                won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
+                    election = None;
+                    match won {
+                        Ok(l) => {
+                            lock = Some(l);
+                            self.take_over(client).await?;
+                        }
+                        Err(e) if is_session_over(&e) => return Err(e),
+                        Err(e) => warn!(error = %e, "leader election failed; trying again after the next reconnection"),
+                    }
                     continue;
                 }
                 Some(receipt) = self.receipts.recv() => {
@@ -147,12 +205,21 @@ impl Watcher {
             match event.event_type {
                 zk::EventType::Session => match event.session_state {
                     zk::SessionState::Disconnected => {
-                        warn!("zookeeper connection lost; alerts wait until it is back")
+                        warn!("zookeeper connection lost; alerts wait until it is back");
+                        // Another watcher may lead before we know our session is gone.
+                        if lock.take().is_some() {
+                            self.leader = false;
+                            warn!("stepped down as leader of the watchers");
+                        }
+                        election = None;
                     }
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                         info!("zookeeper connection restored; re-listing");
                         // Re-add the watch first (the client lost it), then list: no gap.
                         events = self.prepare(client, &root).await?;
+                        if lock.is_none() && election.is_none() {
+                            election = Some(Box::pin(campaign()));
+                        }
                     }
                     state => return Err(state.to_error_like()),
                 },
@@ -213,7 +280,13 @@ impl Watcher {
             .iter()
             .filter_map(|(id, r)| Some((id.clone(), r.open_outage()?)))
             .collect();
-        self.requeue(&records);
+        if self.leader {
+            self.requeue(&records);
+        } else {
+            for (id, r) in &records {
+                self.leader_recorded(id, Some(r));
+            }
+        }
         self.apply(Event::Snapshot {
             identities,
             lives,
@@ -279,6 +352,16 @@ impl Watcher {
                     wall,
                 });
             }
+            NodeKind::Outage(name) if !self.leader => {
+                let record = if created_or_changed {
+                    found(client.get_data(&event.path).await)?
+                        .and_then(|(data, _)| serde_json::from_slice::<OutageRecord>(&data).ok())
+                } else {
+                    None
+                };
+                let name = name.to_owned();
+                self.leader_recorded(&name, record.as_ref());
+            }
             NodeKind::Root | NodeKind::AgentsDir | NodeKind::LiveDir
                 if event.event_type == zk::EventType::NodeDeleted =>
             {
@@ -307,11 +390,33 @@ impl Watcher {
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
                 Action::PlannedStop { id } => {
                     info!(agent = %id, "planned stop: identity node deleted, no alert");
-                    self.to_close.insert(id);
+                    if self.leader {
+                        self.to_close.insert(id);
+                    }
                 }
             }
         }
-        self.unrecorded.extend(batch);
+        if self.leader {
+            self.unrecorded.extend(batch);
+        } else {
+            self.recent.extend(batch);
+            while self.recent.len() > RECENT_MAX {
+                self.recent.pop_front();
+            }
+        }
+    }
+
+    /// Becomes the leader: records what this watcher saw but the old leader did not record, and
+    /// delivers what the old leader recorded but did not deliver.
+    async fn take_over(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        self.leader = true;
+        info!(
+            unrecorded = self.recent.len(),
+            "leading the watchers: this watcher delivers alerts now"
+        );
+        self.unrecorded.extend(self.recent.drain(..));
+        self.snapshot(client).await?;
+        self.flush(client).await
     }
 
     /// Hands pending notices of loaded records to the channels that have not taken them.
@@ -347,6 +452,9 @@ impl Watcher {
     /// Records decided alerts (then hands them to the channels), notes deliveries and closes
     /// records. What ZooKeeper refuses now stays queued for the next connection.
     async fn flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        if !self.leader {
+            return Ok(());
+        }
         let result = self.try_flush(client).await;
         match result {
             Err(e) if is_session_over(&e) => Err(e),
@@ -386,6 +494,15 @@ impl Watcher {
             self.to_close.pop_first();
         }
         Ok(())
+    }
+
+    /// A follower forgets the alerts the leader has recorded (or closed and pruned).
+    fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
+        let kinds: Vec<_> = record
+            .map(|r| r.notices.iter().map(|n| n.alert.event).collect())
+            .unwrap_or_default();
+        self.recent
+            .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
     }
 
     fn valid(&mut self, name: &str) -> bool {

@@ -1,0 +1,78 @@
+//! Several watchers on one root: one leads and delivers, the others follow with a warm view and
+//! take over when the leader's session ends — each alert delivered once.
+
+use nix::sys::signal::Signal;
+use scenarios::pair::{events_of, Pair};
+use scenarios::receiver::alerts_of;
+use scenarios::{deadline, unique_root, Request, ZkServer};
+
+fn two_watchers(name: &str) -> (Pair, scenarios::Proc) {
+    let pair = Pair::start(&ZkServer::shared().connect_string(), &unique_root(name));
+    let follower = pair.spawn_watcher("follower", &[]);
+    follower.wait_for_line(
+        "another watcher leads; following",
+        deadline(15),
+        "the second watcher to follow",
+    );
+    follower.wait_for_line("watcher ready", deadline(15), "the follower's first view");
+    (pair, follower)
+}
+
+#[test]
+fn two_watchers_deliver_each_alert_once() {
+    let (pair, _follower) = two_watchers("ha_once");
+    let _wd = pair.watchdog("h1", &[], &[]);
+    let pid = pair.agent_pid("h1");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1)
+        .expect("signal the agent");
+    pair.wait_events("h1", &["down", "recovered"], 15);
+    pair.sentinel("sentinel");
+    assert_eq!(
+        events_of(&pair.receiver.alerts(), "h1"),
+        ["down", "recovered"],
+        "one watcher delivers, once"
+    );
+}
+
+#[test]
+fn the_follower_takes_over_a_dead_leader_and_delivers_its_pending_alert_once() {
+    let (mut pair, follower) = two_watchers("ha_takeover");
+    let _wd = pair.watchdog("h2", &[], &[]);
+    let pid = pair.agent_pid("h2");
+    pair.receiver.set_reply(500, "receiver broken");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1)
+        .expect("signal the agent");
+    pair.receiver.wait_for(
+        |r| {
+            events_of(&alerts_of(r), "h2")
+                .iter()
+                .filter(|e| *e == "down")
+                .count()
+                >= 2
+        },
+        deadline(10),
+        "the leader retrying the refused down",
+    );
+    let leader = pair.watcher.take().expect("leader");
+    leader.signal(Signal::SIGKILL);
+    leader.wait_exit(deadline(5));
+    pair.receiver.set_reply(200, r#"{"errcode":0}"#);
+    let from = pair.receiver.requests().len();
+    let accepted = |reqs: &[Request]| events_of(&alerts_of(&reqs[from.min(reqs.len())..]), "h2");
+    follower.wait_for_line(
+        "delivers alerts now",
+        deadline(15),
+        "the follower to take over once the leader's session ended",
+    );
+    pair.receiver.wait_for(
+        |r| accepted(r) == ["down", "recovered"],
+        deadline(20),
+        "the pending down, then recovered, from the new leader",
+    );
+    pair.sentinel("sentinel");
+    assert_eq!(
+        accepted(&pair.receiver.requests()),
+        ["down", "recovered"],
+        "each once"
+    );
+}
