@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 return usage_error(&errors);
             };
             match runtime.block_on(watcher::status::read(&zk, &layout)) {
-                Ok(rows) if args.json => match serde_json::to_string_pretty(&rows) {
+                Ok(status) if args.json => match serde_json::to_string_pretty(&status) {
                     Ok(text) => {
                         println!("{text}");
                         ExitCode::SUCCESS
@@ -56,8 +56,9 @@ fn main() -> ExitCode {
                         ExitCode::from(1)
                     }
                 },
-                Ok(rows) => {
-                    print!("{}", watcher::status::table(&rows));
+                Ok(status) => {
+                    print!("{}", watcher::status::leader_line(&status));
+                    print!("{}", watcher::status::table(&status.agents));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
