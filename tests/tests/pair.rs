@@ -347,7 +347,11 @@ fn status_shows_one_row_per_agent() {
     let rows: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("status --json prints JSON");
     let leader_pid = pair.watcher.as_ref().map(|w| w.pid() as i64);
-    assert_eq!(rows["leader"]["pid"].as_i64(), leader_pid, "status names the leading watcher: {rows}");
+    assert_eq!(
+        rows["leader"]["pid"].as_i64(),
+        leader_pid,
+        "status names the leading watcher: {rows}"
+    );
     assert_eq!(rows["watchers"], 1, "{rows}");
     let states: Vec<(String, String)> = rows["agents"]
         .as_array()

@@ -124,3 +124,38 @@ fn identity_deleted_while_the_watchdog_was_away_stops_the_agent() {
         "no liveness node re-created"
     );
 }
+
+#[test]
+fn a_watcher_without_zookeeper_says_it_is_blind_and_then_that_it_sees() {
+    let mut zk = ZkServer::start();
+    let mut pair = Pair::new(&zk.connect_string(), &unique_root("blind"));
+    pair.start_watcher_with(&["--blind-after", "1s"]);
+    let _wd = pair.watchdog("b1", &[], &[]);
+    let pid = pair.agent_pid("b1");
+    zk.stop();
+    let events = |a: &[serde_json::Value]| {
+        a.iter()
+            .map(|x| x["event"].as_str().unwrap_or("?").to_owned())
+            .collect::<Vec<_>>()
+    };
+    pair.receiver.wait_for_alerts(
+        |a| events(a) == ["blind"],
+        deadline(15),
+        "the watcher saying it is blind",
+    );
+    zk.start_again();
+    let alerts = pair.receiver.wait_for_alerts(
+        |a| events(a) == ["blind", "sighted"],
+        deadline(30),
+        "the watcher saying it sees again",
+    );
+    assert!(
+        alerts[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no working ZooKeeper session"),
+        "{}",
+        alerts[0]
+    );
+    assert!(pid_alive(pid), "the agent ran on throughout");
+}

@@ -15,6 +15,10 @@ pub enum AlertKind {
     Recovered,
     /// The watchdog gave up restarting the agent.
     Failed,
+    /// The watcher itself has had no working ZooKeeper session for a while: it cannot see outages.
+    Blind,
+    /// The watcher sees again after having been blind.
+    Sighted,
 }
 
 impl AlertKind {
@@ -23,6 +27,8 @@ impl AlertKind {
             AlertKind::Down => "down",
             AlertKind::Recovered => "recovered",
             AlertKind::Failed => "failed",
+            AlertKind::Blind => "blind",
+            AlertKind::Sighted => "sighted",
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// An agent live again for this long is reported recovered
     #[arg(long, env = "FLUME_WATCHER_RECOVERED_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub recovered_after: Duration,
+    /// Without a working ZooKeeper session for this long, tell the channels the watcher is blind
+    #[arg(long, env = "FLUME_WATCHER_BLIND_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub blind_after: Duration,
     /// First delay before a failed delivery is tried again; doubles up to --retry-max
     #[arg(long, env = "FLUME_WATCHER_RETRY_INITIAL", default_value = "1s", value_parser = parse_duration)]
     pub retry_initial: Duration,
@@ -135,6 +138,7 @@ impl RunArgs {
                     zk,
                     layout,
                     recovered_after: self.recovered_after,
+                    blind_after: self.blind_after,
                 },
                 channels,
                 retry: crate::notify::RetryPolicy {

@@ -5,6 +5,7 @@
 //! [`notify`] batches alerts and delivers them through [`channels`], one file per receiver.
 
 pub mod alert;
+pub mod blind;
 pub mod channels;
 pub mod cli;
 pub mod notify;

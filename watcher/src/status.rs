@@ -102,22 +102,42 @@ pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusEr
 
 async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Status, StatusError> {
     let (leader, watchers) = leader(client, layout).await?;
-    Ok(Status { leader, watchers, agents: agents(client, layout).await? })
+    Ok(Status {
+        leader,
+        watchers,
+        agents: agents(client, layout).await?,
+    })
 }
 
 /// The election's first node (lowest sequence number) is the leader.
-async fn leader(client: &zk::Client, layout: &Layout) -> Result<(Option<serde_json::Value>, usize), StatusError> {
+async fn leader(
+    client: &zk::Client,
+    layout: &Layout,
+) -> Result<(Option<serde_json::Value>, usize), StatusError> {
     let mut names = match client.list_children(&layout.watchers_dir()).await {
         Ok(n) => n,
         Err(zk::Error::NoNode) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let seq = |n: &String| n.rsplit('-').next().and_then(|s| s.strip_prefix("latch").or(Some(s))).and_then(|s| s.parse::<u64>().ok());
+    let seq = |n: &String| {
+        n.rsplit('-')
+            .next()
+            .and_then(|s| s.strip_prefix("latch").or(Some(s)))
+            .and_then(|s| s.parse::<u64>().ok())
+    };
     names.sort_by_key(|n| seq(n).unwrap_or(u64::MAX));
     let count = names.len();
     for name in names {
-        match client.get_data(&format!("{}/{name}", layout.watchers_dir())).await {
-            Ok((data, _)) => return Ok((Some(serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null)), count)),
+        match client
+            .get_data(&format!("{}/{name}", layout.watchers_dir()))
+            .await
+        {
+            Ok((data, _)) => {
+                return Ok((
+                    Some(serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null)),
+                    count,
+                ))
+            }
             Err(zk::Error::NoNode) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -198,6 +218,25 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// `watchers: 2, leader vm pid 4242 (since …)`, or that no watcher runs.
+pub fn leader_line(status: &Status) -> String {
+    match &status.leader {
+        None => "watchers: none running: nobody is alerted\n".to_owned(),
+        Some(l) => {
+            let host = l["host"].as_str().unwrap_or("unknown host");
+            let pid = l["pid"]
+                .as_u64()
+                .map_or_else(|| "?".to_owned(), |p| p.to_string());
+            let since = l["since"].as_str().unwrap_or("?");
+            format!(
+                "watchers: {}, leader {host} pid {pid} (since {since})\n",
+                status.watchers
+            )
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,18 +310,5 @@ mod tests {
                 && t.lines().nth(2).unwrap().contains("down"),
             "{t}"
         );
-    }
-}
-
-/// `watchers: 2, leader vm pid 4242 (since …)`, or that no watcher runs.
-pub fn leader_line(status: &Status) -> String {
-    match &status.leader {
-        None => "watchers: none running: nobody is alerted\n".to_owned(),
-        Some(l) => {
-            let host = l["host"].as_str().unwrap_or("unknown host");
-            let pid = l["pid"].as_u64().map_or_else(|| "?".to_owned(), |p| p.to_string());
-            let since = l["since"].as_str().unwrap_or("?");
-            format!("watchers: {}, leader {host} pid {pid} (since {since})\n", status.watchers)
-        }
     }
 }

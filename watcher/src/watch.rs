@@ -25,6 +25,7 @@ use common::session::{self, Backoff};
 use common::{AgentId, Layout};
 
 use crate::alert::{Alert, NoticeKey};
+use crate::blind::Blindness;
 use crate::notify::{Notifier, Receipt};
 use crate::outage::{Action, Event, Identity, Live, Monitor};
 use crate::outbox::{Outbox, Recorded};
@@ -35,6 +36,8 @@ pub struct WatchConfig {
     pub zk: ZkConfig,
     pub layout: Layout,
     pub recovered_after: Duration,
+    /// Without a working session for this long, the watcher says it is blind.
+    pub blind_after: Duration,
 }
 
 /// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
@@ -46,6 +49,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
             mpsc::unbounded_channel().1
         }
     };
+    let cfg_blind_after = cfg.blind_after;
     let mut w = Watcher {
         outbox: Outbox::new(&cfg.layout, session::acls().to_vec()),
         channels: notifier.channel_names(),
@@ -62,24 +66,39 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         queued: HashSet::new(),
         leader: false,
         recent: VecDeque::new(),
+        blind: Blindness::new(
+            cfg_blind_after,
+            std::time::Instant::now(),
+            SystemTime::now(),
+        ),
     };
     let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     info!(connect = %w.cfg.zk.connect, root = %w.cfg.layout.root(), "connecting to zookeeper");
     loop {
         let zk_cfg = w.cfg.zk.clone();
-        let client = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = session::connect(&zk_cfg) => r,
+        let connect = session::connect(&zk_cfg);
+        tokio::pin!(connect);
+        let client = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = &mut connect => break r,
+                _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
+            }
         };
         let client = match client {
             Ok(c) => c,
             Err(e) => {
                 let delay = retry.next_delay();
                 warn!(error = %e, connect = %w.cfg.zk.connect, retry_in_ms = delay.as_millis() as u64, "cannot reach zookeeper; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => continue,
+                let retry_at = Instant::now() + delay;
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep_until(retry_at) => break,
+                        _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
+                    }
                 }
+                continue;
             }
         };
         retry.reset();
@@ -89,7 +108,10 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
                 session::close(client, Duration::from_secs(2)).await;
                 return;
             }
-            Err(e) => warn!(error = %e, "zookeeper session lost; opening a new one"),
+            Err(e) => {
+                warn!(error = %e, "zookeeper session lost; opening a new one");
+                w.blind.lost(std::time::Instant::now(), SystemTime::now());
+            }
         }
     }
 }
@@ -120,6 +142,7 @@ struct Watcher {
     /// A follower's alerts that the leader has not yet recorded (as far as this follower saw):
     /// recorded on takeover, where the outage records drop what the old leader did record.
     recent: VecDeque<Alert>,
+    blind: Blindness,
 }
 
 /// A follower remembers at most this many alerts the leader has not recorded yet.
@@ -170,6 +193,7 @@ impl Watcher {
             info!("another watcher leads; following");
         }
         let mut events = self.prepare(client, &root).await?;
+        self.sighted();
         loop {
             let tick = self.next_tick;
             let event = tokio::select! {
@@ -178,6 +202,10 @@ impl Watcher {
                     self.next_tick = None;
                     self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
                     self.flush(client).await?;
+                    continue;
+                }
+                _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
+                    self.check_blind();
                     continue;
                 }
                 won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
@@ -206,6 +234,8 @@ impl Watcher {
                 zk::EventType::Session => match event.session_state {
                     zk::SessionState::Disconnected => {
                         warn!("zookeeper connection lost; alerts wait until it is back");
+                        self.blind
+                            .lost(std::time::Instant::now(), SystemTime::now());
                         // Another watcher may lead before we know our session is gone.
                         if lock.take().is_some() {
                             self.leader = false;
@@ -217,6 +247,7 @@ impl Watcher {
                         info!("zookeeper connection restored; re-listing");
                         // Re-add the watch first (the client lost it), then list: no gap.
                         events = self.prepare(client, &root).await?;
+                        self.sighted();
                         if lock.is_none() && election.is_none() {
                             election = Some(Box::pin(campaign()));
                         }
@@ -496,6 +527,28 @@ impl Watcher {
         Ok(())
     }
 
+    /// Says it is blind, once blind for long enough. Every watcher speaks for itself here: a blind
+    /// watcher cannot know whether the others see.
+    fn check_blind(&mut self) {
+        if let Some(alert) = self
+            .blind
+            .check(std::time::Instant::now(), SystemTime::now())
+        {
+            warn!(reason = %alert.reason, "watcher is blind");
+            self.notifier.send(vec![alert]);
+        }
+    }
+
+    fn sighted(&mut self) {
+        if let Some(alert) = self
+            .blind
+            .seen(std::time::Instant::now(), SystemTime::now())
+        {
+            info!(reason = %alert.reason, "watcher sees again");
+            self.notifier.send(vec![alert]);
+        }
+    }
+
     /// A follower forgets the alerts the leader has recorded (or closed and pruned).
     fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
         let kinds: Vec<_> = record
@@ -550,6 +603,12 @@ fn found<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Error> {
         Ok(v) => Ok(Some(v)),
         Err(zk::Error::NoNode) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+async fn blind_timer(due: Option<std::time::Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(Instant::from_std(due)).await;
     }
 }
 

@@ -300,6 +300,8 @@ fn section(a: &Alert) -> String {
         AlertKind::Down => "🔴",
         AlertKind::Failed => "⛔",
         AlertKind::Recovered => "🟢",
+        AlertKind::Blind => "🙈",
+        AlertKind::Sighted => "👀",
     };
     let reason = fit(&a.reason, REASON_BYTES);
     let mut s = format!(
