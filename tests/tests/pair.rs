@@ -475,3 +475,20 @@ fn a_dingtalk_robot_gets_a_signed_markdown_message_and_no_secret_is_logged() {
         "a secret leaked into the watcher's output:\n{log}"
     );
 }
+
+#[test]
+fn the_root_deleted_under_a_running_watcher_is_recreated_and_still_watched() {
+    let pair = shared("root_deleted");
+    // The watcher recreates the folders as soon as they go, so delete them one by one.
+    for dir in ["agents", "live", "outages"] {
+        pair.probe.delete_recursive(&format!("{}/{dir}", pair.root));
+    }
+    pair.probe
+        .wait_until_exists(&format!("{}/live", pair.root), deadline(10));
+    // A death after the deletion is still seen and alerted.
+    pair.sentinel("after-deletion");
+    assert!(
+        pair.watcher.as_ref().is_some_and(|w| w.is_running()),
+        "the watcher survived"
+    );
+}
