@@ -1,37 +1,207 @@
 //! Opening, preparing and closing ZooKeeper sessions, with the crate's pitfalls handled once.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use zookeeper_client as zk;
 
-use crate::config::ZkConfig;
+use crate::config::{AclGrant, ZkAuth, ZkConfig};
 
-/// Opens a session. Fails with `Timeout` after about the session timeout while no server answers;
-/// callers retry with [`Backoff`].
+/// Opens a session, sending the `digest` credentials of `cfg` (again on every reconnection).
+/// Fails with `Timeout` after about the session timeout while no server answers; callers retry
+/// with [`Backoff`].
+///
+/// ZooKeeper accepts any `digest` credentials when they are sent: wrong ones only show later, as
+/// [`zk::Error::NoAuth`] on a node created with other credentials (see [`ensure_dir`]). A server
+/// that refuses them outright ends the session with `AuthFailed`, which is logged here.
 pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
-    let client = zk::Client::connector()
-        .with_session_timeout(cfg.session_timeout)
-        .connect(cfg.connect.as_str())
-        .await?;
-    debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "zookeeper session open");
+    let mut connector = zk::Client::connector().with_session_timeout(cfg.session_timeout);
+    if let Some(auth) = &cfg.auth {
+        connector = connector.with_auth("digest", auth.credentials().expose().as_bytes());
+    }
+    let client = match connector.connect(cfg.connect.as_str()).await {
+        Ok(client) => client,
+        Err(zk::Error::AuthFailed) => {
+            error!("{}", auth_failed_message(cfg));
+            return Err(zk::Error::AuthFailed);
+        }
+        Err(e) => return Err(e),
+    };
+    debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, user = cfg.auth.as_ref().map(ZkAuth::user), "zookeeper session open");
+    // The states end with a terminal one, so this task ends with the session.
+    let mut states = client.state_watcher();
+    let message = auth_failed_message(cfg);
+    tokio::spawn(async move {
+        loop {
+            match states.changed().await {
+                zk::SessionState::AuthFailed => {
+                    error!("{message}");
+                    return;
+                }
+                s if s.is_terminated() => return,
+                _ => {}
+            }
+        }
+    });
     Ok(client)
 }
 
-/// The ACL of every node the pair creates.
-pub fn acls() -> zk::Acls<'static> {
-    zk::Acls::anyone_all()
+fn auth_failed_message(cfg: &ZkConfig) -> String {
+    match &cfg.auth {
+        Some(auth) => format!(
+            "zookeeper refused the credentials of user {} (authentication failed): check --zk-auth / --zk-auth-file; retrying",
+            auth.user()
+        ),
+        None => "zookeeper requires authentication (authentication failed): give credentials with --zk-auth or --zk-auth-file; retrying".to_owned(),
+    }
 }
 
-/// `mkdir -p` for the pair's persistent folders.
-pub async fn ensure_dir(client: &zk::Client, path: &str) -> Result<(), zk::Error> {
-    match client
-        .mkdir(path, &zk::CreateMode::Persistent.with_acls(acls()))
-        .await
-    {
-        Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
-        Err(e) => Err(e),
+/// The ACL of every node the pair creates, as configured (`--zk-acl`, derived from `--zk-auth`).
+pub fn acls(cfg: &ZkConfig) -> zk::Acls<'_> {
+    cfg.acl.acls()
+}
+
+/// `mkdir -p` for the pair's persistent folders, with [`acls`]. A folder that exists already is
+/// checked: one this client may not create or delete nodes in is an error
+/// ([`zk::Error::NoAuth`], logged with what to do), and one open to anyone while credentials are
+/// configured is warned about (without credentials, anyone could then delete identity nodes:
+/// ZooKeeper checks a delete against the folder's ACL).
+pub async fn ensure_dir(client: &zk::Client, cfg: &ZkConfig, path: &str) -> Result<(), zk::Error> {
+    let existed = match client.check_stat(path).await {
+        Ok(stat) => stat.is_some(),
+        Err(zk::Error::NoAuth) => {
+            not_authorized(cfg, path);
+            return Err(zk::Error::NoAuth);
+        }
+        Err(e) => return Err(e),
+    };
+    if !existed {
+        // Creating checks the parent's ACL before whether the node exists: so look first.
+        return match client
+            .mkdir(path, &zk::CreateMode::Persistent.with_acls(acls(cfg)))
+            .await
+        {
+            Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(zk::Error::NoAuth) => {
+                not_authorized(cfg, path);
+                Err(zk::Error::NoAuth)
+            }
+            Err(e) => Err(e),
+        };
     }
+    let acl = match client.get_acl(path).await {
+        Ok((acl, _)) => acl,
+        // Gone meanwhile: the caller's next step finds out.
+        Err(zk::Error::NoNode) => return Ok(()),
+        Err(zk::Error::NoAuth) => {
+            not_authorized(cfg, path);
+            return Err(zk::Error::NoAuth);
+        }
+        Err(e) => return Err(e),
+    };
+    if folder_access(&acl, cfg.auth.as_ref()) == Access::Denied {
+        not_authorized(cfg, path);
+        return Err(zk::Error::NoAuth);
+    }
+    if cfg.auth.is_some() && !cfg.acl.spec().grants().contains(&AclGrant::WorldAll) {
+        let open = world_permission(&acl)
+            & (zk::Permission::WRITE
+                | zk::Permission::CREATE
+                | zk::Permission::DELETE
+                | zk::Permission::ADMIN);
+        if open != zk::Permission::NONE && first_in(&WARNED_OPEN, path, None) {
+            warn!(
+                path,
+                world = %open,
+                "folder {path} lets anyone (world:anyone) {open}: without credentials a client can delete identity nodes and so silence alerts; restrict it (zkCli: addauth digest USER:PASSWORD, then setAcl -R {path} auth::cdrwa,world:anyone:r)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether this client may create and delete nodes in a folder with this ACL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Granted,
+    Denied,
+    /// The ACL names schemes this client cannot judge (`ip`, `sasl`, `x509`…): ZooKeeper decides.
+    Unknown,
+}
+
+/// Decides [`Access`] to a folder from its ACL: `world:anyone` applies to everyone, `digest`
+/// entries to the holder of the matching credentials.
+pub fn folder_access(acl: &[zk::Acl], auth: Option<&ZkAuth>) -> Access {
+    let digest = auth.map(ZkAuth::digest_id);
+    let mut perms = zk::Permission::NONE;
+    let mut unknown = false;
+    for entry in acl {
+        match (entry.scheme(), entry.id()) {
+            ("world", "anyone") => perms = perms | entry.permission(),
+            ("digest", id) if Some(id) == digest.as_deref() => perms = perms | entry.permission(),
+            ("world", _) | ("digest", _) => {}
+            _ => unknown = true,
+        }
+    }
+    if perms.has(zk::Permission::CREATE | zk::Permission::DELETE) {
+        Access::Granted
+    } else if unknown {
+        Access::Unknown
+    } else {
+        Access::Denied
+    }
+}
+
+/// What `world:anyone` may do on a node with this ACL.
+pub fn world_permission(acl: &[zk::Acl]) -> zk::Permission {
+    acl.iter()
+        .filter(|a| a.scheme() == "world" && a.id() == "anyone")
+        .fold(zk::Permission::NONE, |p, a| p | a.permission())
+}
+
+/// The words for a `NoAuth` answer, naming what to do.
+pub fn not_authorized_message(cfg: &ZkConfig, path: &str) -> String {
+    match &cfg.auth {
+        None => format!(
+            "not authorized: ZooKeeper refuses this client (no credentials) to create or delete nodes in {path}; give the credentials the nodes were created with: --zk-auth USER:PASSWORD or --zk-auth-file PATH"
+        ),
+        Some(auth) => format!(
+            "not authorized: ZooKeeper refuses user {} to create or delete nodes in {path}: these are not the credentials its nodes were created with (a wrong password?); check --zk-auth / --zk-auth-file",
+            auth.user()
+        ),
+    }
+}
+
+/// Logs [`not_authorized_message`] as an error, at most every 30 s per path (callers retry).
+fn not_authorized(cfg: &ZkConfig, path: &str) {
+    if first_in(&LOGGED_NOAUTH, path, Some(Duration::from_secs(30))) {
+        error!(path, "{}; retrying", not_authorized_message(cfg, path));
+    }
+}
+
+static LOGGED_NOAUTH: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+static WARNED_OPEN: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+
+/// True the first time for `key`, and again once `every` has passed (never again without it).
+fn first_in(
+    seen: &Mutex<Option<HashMap<String, Instant>>>,
+    key: &str,
+    every: Option<Duration>,
+) -> bool {
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    let due = match (seen.get(key), every) {
+        (None, _) => true,
+        (Some(at), Some(every)) => now.duration_since(*at) >= every,
+        (Some(_), None) => false,
+    };
+    if due {
+        seen.insert(key.to_owned(), now);
+    }
+    due
 }
 
 /// Closes a session so that its ephemeral nodes vanish now, not at expiry.
@@ -92,6 +262,83 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn acl(scheme: &str, id: &str, perm: zk::Permission) -> zk::Acl {
+        zk::Acl::new(perm, zk::AuthId::new(scheme, id))
+    }
+
+    #[test]
+    fn access_to_folders() {
+        use zk::Permission as P;
+        let alice = ZkAuth::parse("alice:secret").unwrap();
+        let wrong = ZkAuth::parse("alice:wrong").unwrap();
+        let ours = [
+            acl("digest", &alice.digest_id(), P::ALL),
+            acl("world", "anyone", P::READ),
+        ];
+        assert_eq!(folder_access(&ours, Some(&alice)), Access::Granted);
+        assert_eq!(folder_access(&ours, Some(&wrong)), Access::Denied);
+        assert_eq!(folder_access(&ours, None), Access::Denied);
+        let open = zk::Acls::anyone_all().to_vec();
+        assert_eq!(folder_access(&open, None), Access::Granted);
+        assert_eq!(folder_access(&open, Some(&wrong)), Access::Granted);
+        // Create from one entry, delete from another.
+        let split = [
+            acl("world", "anyone", P::CREATE | P::READ),
+            acl("digest", &alice.digest_id(), P::DELETE),
+        ];
+        assert_eq!(folder_access(&split, Some(&alice)), Access::Granted);
+        assert_eq!(folder_access(&split, None), Access::Denied);
+        let other = [
+            acl("ip", "10.0.0.0/8", P::ALL),
+            acl("world", "anyone", P::READ),
+        ];
+        assert_eq!(folder_access(&other, Some(&alice)), Access::Unknown);
+        assert_eq!(world_permission(&ours), P::READ);
+        assert_eq!(world_permission(&open), P::ALL);
+        assert_eq!(world_permission(&other[..1]), P::NONE);
+    }
+
+    #[test]
+    fn acls_follow_the_config() {
+        let alice = ZkAuth::parse("alice:secret").unwrap();
+        let mut cfg = ZkConfig::new(
+            crate::config::ConnectString::parse("zk1:2181").unwrap(),
+            Duration::from_secs(10),
+        );
+        assert_eq!(&*acls(&cfg), &*zk::Acls::anyone_all());
+        cfg.acl =
+            crate::config::NodeAcl::new(crate::config::AclSpec::default_for(true), Some(&alice))
+                .unwrap();
+        cfg.auth = Some(alice.clone());
+        let got: Vec<_> = acls(&cfg)
+            .iter()
+            .map(|a| format!("{}:{}:{}", a.scheme(), a.id(), a.permission()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with(&format!("digest:{}:", alice.digest_id())),
+            "{got:?}"
+        );
+        assert!(got[1].starts_with("world:anyone:"), "{got:?}");
+        let msg = not_authorized_message(&cfg, "/r/agents");
+        assert!(
+            msg.starts_with("not authorized: ") && msg.contains("alice"),
+            "{msg}"
+        );
+        assert!(!msg.contains("secret"), "{msg}");
+        assert!(!auth_failed_message(&cfg).contains("secret"));
+    }
+
+    #[test]
+    fn rate_limited_logging() {
+        static SEEN: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+        assert!(first_in(&SEEN, "/a", None));
+        assert!(!first_in(&SEEN, "/a", None));
+        assert!(first_in(&SEEN, "/b", Some(Duration::ZERO)));
+        assert!(first_in(&SEEN, "/b", Some(Duration::ZERO)));
+        assert!(!first_in(&SEEN, "/a", Some(Duration::from_secs(60))));
+    }
 
     #[test]
     fn backoff_doubles_to_cap_and_resets() {

@@ -31,6 +31,9 @@ impl Agent {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .process_group(0);
+        // The agent has no business with the watchdog's ZooKeeper credentials.
+        cmd.env_remove("FLUME_WATCHDOG_ZK_AUTH")
+            .env_remove("FLUME_WATCHDOG_ZK_AUTH_FILE");
         let parent = std::process::id() as i32;
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
         unsafe {

@@ -2,11 +2,12 @@
 //! is reported at once, before anything starts.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use common::config::{parse_duration, ConnectString, ZkConfig};
+use common::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
 use common::layout::DEFAULT_ROOT;
 use common::{AgentId, Layout};
 
@@ -44,6 +45,28 @@ pub struct ZkArgs {
     /// ZooKeeper session timeout: how long a dead host goes unnoticed
     #[arg(long, env = "FLUME_WATCHDOG_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,
+    /// ZooKeeper digest credentials USER:PASSWORD (command lines are visible to other users:
+    /// prefer --zk-auth-file or the environment)
+    #[arg(
+        long = "zk-auth",
+        env = "FLUME_WATCHDOG_ZK_AUTH",
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        value_name = "USER:PASSWORD",
+        value_parser = Secret::from_arg
+    )]
+    pub zk_auth: Option<Secret>,
+    /// File holding the ZooKeeper credentials USER:PASSWORD (one line; keep it mode 0600)
+    #[arg(
+        long = "zk-auth-file",
+        env = "FLUME_WATCHDOG_ZK_AUTH_FILE",
+        value_name = "PATH"
+    )]
+    pub zk_auth_file: Option<PathBuf>,
+    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
+    /// or world-all (default without)
+    #[arg(long = "zk-acl", env = "FLUME_WATCHDOG_ZK_ACL", value_name = "GRANTS")]
+    pub zk_acl: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -114,10 +137,19 @@ fn zk_config(args: &ZkArgs, errors: &mut Vec<String>) -> Option<(ZkConfig, Layou
             args.session_timeout
         ));
     }
+    let security = zk_security(
+        args.zk_auth.as_ref(),
+        args.zk_auth_file.as_deref(),
+        args.zk_acl.as_deref(),
+        errors,
+    );
+    let (auth, acl) = security?;
     Some((
         ZkConfig {
             connect: connect?,
             session_timeout: args.session_timeout,
+            auth,
+            acl,
         },
         layout?,
     ))
@@ -278,6 +310,124 @@ mod tests {
             .into_config()
             .expect_err("no id");
         assert!(err.to_string().contains("--id"), "{err}");
+    }
+
+    #[test]
+    fn credentials_and_acl_reach_the_config() {
+        let cfg = run_args(&[
+            "run",
+            "--zk",
+            "zk1:2181",
+            "--zk-auth",
+            "alice:s3cr3t",
+            "--",
+            "flume-ng",
+            "agent",
+            "-n",
+            "a1",
+        ])
+        .into_config()
+        .expect("valid");
+        let zk = &cfg.registrant.zk;
+        assert_eq!(zk.auth.as_ref().map(|a| a.user()), Some("alice"));
+        assert_eq!(zk.acl.spec().to_string(), "creator-all,world-read");
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+
+        let (zk, ..) = match parse(&[
+            "stop",
+            "--zk",
+            "zk1:2181",
+            "--id",
+            "a1",
+            "--zk-auth",
+            "-alice:s3cr3t",
+            "--zk-acl",
+            "creator-all",
+        ])
+        .expect("flags parse")
+        .command
+        {
+            CliCommand::Stop(s) => s.into_config().expect("valid"),
+            other => panic!("expected stop, got {other:?}"),
+        };
+        assert_eq!(zk.auth.as_ref().map(|a| a.user()), Some("-alice"));
+        assert_eq!(zk.acl.list().len(), 1);
+
+        let plain = run_args(&["run", "--zk", "zk1:2181", "--id", "a1", "--", "x"])
+            .into_config()
+            .expect("valid");
+        assert!(plain.registrant.zk.auth.is_none());
+        assert_eq!(plain.registrant.zk.acl.spec().to_string(), "world-all");
+    }
+
+    #[test]
+    fn bad_credentials_are_config_errors_that_do_not_show_them() {
+        let args = run_args(&[
+            "run",
+            "--zk",
+            "zk1:x",
+            "--zk-auth",
+            "alices3cr3t",
+            "--id",
+            "a1",
+            "--",
+            "x",
+        ]);
+        assert!(!format!("{args:?}").contains("s3cr3t"), "{args:?}");
+        let err = args.into_config().expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 2, "{text}");
+        assert!(text.contains("--zk-auth: "), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+
+        let err = run_args(&[
+            "run",
+            "--zk",
+            "zk1:2181",
+            "--id",
+            "a1",
+            "--zk-auth-file",
+            "/nonexistent/zk-auth",
+            "--zk-acl",
+            "creator-all,world-write",
+            "--",
+            "x",
+        ])
+        .into_config()
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 2, "{text}");
+        assert!(text.contains("/nonexistent/zk-auth"), "{text}");
+        assert!(text.contains("world-write"), "{text}");
+
+        let err = run_args(&[
+            "run",
+            "--zk",
+            "zk1:2181",
+            "--id",
+            "a1",
+            "--zk-acl",
+            "creator-all",
+            "--",
+            "x",
+        ])
+        .into_config()
+        .expect_err("creator-all needs credentials");
+        assert!(err.to_string().contains("--zk-auth"), "{err}");
+    }
+
+    #[test]
+    fn the_credentials_flag_hides_its_environment_value() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        for sub in ["run", "stop"] {
+            let sub = cmd.find_subcommand(sub).expect("subcommand");
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_id() == "zk_auth")
+                .expect("--zk-auth");
+            assert!(arg.is_hide_env_values_set());
+        }
     }
 
     #[test]

@@ -305,7 +305,11 @@ impl Task {
                     Err(e) if is_terminal(&e) => return Ended::SessionLost,
                     Err(e) => {
                         let delay = failures.next_delay();
-                        debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper write failed; will retry");
+                        if e == zk::Error::NoAuth {
+                            error!(error = %e, retry_in_ms = delay.as_millis() as u64, "not authorized to write the agent's nodes: check --zk-auth; will retry");
+                        } else {
+                            debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper write failed; will retry");
+                        }
                         retry_at = Some(Instant::now() + delay);
                     }
                 }
@@ -380,8 +384,8 @@ impl Task {
         watch: &mut Option<WatchFuture>,
     ) -> Result<(), zk::Error> {
         if !self.checked_holder {
-            session::ensure_dir(client, &self.who.layout.agents_dir()).await?;
-            session::ensure_dir(client, &self.who.layout.live_dir()).await?;
+            session::ensure_dir(client, &self.who.zk, &self.who.layout.agents_dir()).await?;
+            session::ensure_dir(client, &self.who.zk, &self.who.layout.live_dir()).await?;
             if let Holder::Other {
                 host,
                 watchdog_pid,
@@ -450,14 +454,15 @@ impl Task {
     async fn write_identity(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
         let data = serde_json::to_vec(&self.identity_record()).unwrap_or_default();
         if !self.identity_written {
-            let opts = zk::CreateMode::Persistent.with_acls(session::acls());
+            let opts = zk::CreateMode::Persistent.with_acls(session::acls(&self.who.zk));
             match client.create(&self.identity_path, &data, &opts).await {
                 Ok(_) => {}
                 Err(zk::Error::NodeExists) => {
                     client.set_data(&self.identity_path, &data, None).await?;
                 }
                 Err(zk::Error::NoNode) => {
-                    session::ensure_dir(client, &self.who.layout.agents_dir()).await?;
+                    session::ensure_dir(client, &self.who.zk, &self.who.layout.agents_dir())
+                        .await?;
                     return Err(zk::Error::NoNode);
                 }
                 Err(e) => return Err(e),
@@ -523,7 +528,7 @@ impl Task {
         want: &LiveDesired,
     ) -> Result<(), zk::Error> {
         let data = self.live_record(want);
-        let opts = zk::CreateMode::Ephemeral.with_acls(session::acls());
+        let opts = zk::CreateMode::Ephemeral.with_acls(session::acls(&self.who.zk));
         match client.create(&self.live_path, &data, &opts).await {
             Ok(_) => {}
             Err(zk::Error::NodeExists) => match self.inspect_live(client).await? {
@@ -550,7 +555,7 @@ impl Task {
                 Holder::Free => return Err(zk::Error::NodeExists),
             },
             Err(zk::Error::NoNode) => {
-                session::ensure_dir(client, &self.who.layout.live_dir()).await?;
+                session::ensure_dir(client, &self.who.zk, &self.who.layout.live_dir()).await?;
                 return Err(zk::Error::NoNode);
             }
             Err(e) => return Err(e),

@@ -27,6 +27,12 @@ pub enum StopError {
     Connect { connect: String, source: zk::Error },
     #[error("no agent {id} is registered under {root} (no identity or liveness node)")]
     NotRegistered { id: String, root: String },
+    /// ZooKeeper answered `NoAuth`: the nodes were created with credentials this command lacks.
+    #[error("not authorized: give the watchdog's credentials with --zk-auth USER:PASSWORD, --zk-auth-file PATH or FLUME_WATCHDOG_ZK_AUTH ({})", match .user {
+        Some(user) => format!("ZooKeeper refused user {user} access to {path}: not the credentials the watchdog registered with"),
+        None => format!("ZooKeeper refused access to {path} without credentials"),
+    })]
+    NotAuthorized { path: String, user: Option<String> },
     #[error("ZooKeeper refused the request: {0}")]
     Zk(#[from] zk::Error),
 }
@@ -45,7 +51,13 @@ pub async fn stop(
         })?;
     let result = stop_with(&client, layout, id, wait).await;
     session::close(client, Duration::from_secs(2)).await;
-    result
+    match result {
+        Err(StopError::Zk(zk::Error::NoAuth)) => Err(StopError::NotAuthorized {
+            path: layout.agent_path(id),
+            user: zk_cfg.auth.as_ref().map(|a| a.user().to_owned()),
+        }),
+        other => other,
+    }
 }
 
 async fn stop_with(
@@ -98,6 +110,28 @@ async fn stop_with(
                 host,
                 watchdog_pid,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_authorized_says_what_to_give() {
+        for user in [None, Some("alice".to_owned())] {
+            let e = StopError::NotAuthorized {
+                path: "/r/agents/a1".into(),
+                user: user.clone(),
+            };
+            let text = e.to_string();
+            assert!(
+                text.starts_with("not authorized: give the watchdog's credentials with --zk-auth"),
+                "{text}"
+            );
+            assert!(text.contains("/r/agents/a1"), "{text}");
+            assert_eq!(text.contains("alice"), user.is_some(), "{text}");
         }
     }
 }

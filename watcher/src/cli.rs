@@ -1,10 +1,11 @@
 //! Command-line interface of flume-watcher: flags (each also from the environment) and checks.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use common::config::{parse_duration, ConnectString, ZkConfig};
+use common::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
 use common::layout::DEFAULT_ROOT;
 use common::Layout;
 
@@ -41,6 +42,28 @@ pub struct ZkArgs {
     /// ZooKeeper session timeout
     #[arg(long, env = "FLUME_WATCHER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub session_timeout: Duration,
+    /// ZooKeeper digest credentials USER:PASSWORD, the watchdogs' (command lines are visible to
+    /// other users: prefer --zk-auth-file or the environment)
+    #[arg(
+        long = "zk-auth",
+        env = "FLUME_WATCHER_ZK_AUTH",
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        value_name = "USER:PASSWORD",
+        value_parser = Secret::from_arg
+    )]
+    pub zk_auth: Option<Secret>,
+    /// File holding the ZooKeeper credentials USER:PASSWORD (one line; keep it mode 0600)
+    #[arg(
+        long = "zk-auth-file",
+        env = "FLUME_WATCHER_ZK_AUTH_FILE",
+        value_name = "PATH"
+    )]
+    pub zk_auth_file: Option<PathBuf>,
+    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
+    /// or world-all (default without)
+    #[arg(long = "zk-acl", env = "FLUME_WATCHER_ZK_ACL", value_name = "GRANTS")]
+    pub zk_acl: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -91,10 +114,19 @@ impl ZkArgs {
         let layout = Layout::new(&self.root)
             .map_err(|e| errors.push(format!("--root: {e}")))
             .ok();
+        let security = zk_security(
+            self.zk_auth.as_ref(),
+            self.zk_auth_file.as_deref(),
+            self.zk_acl.as_deref(),
+            errors,
+        );
+        let (auth, acl) = security?;
         Some((
             ZkConfig {
                 connect: connect?,
                 session_timeout: self.session_timeout,
+                auth,
+                acl,
             },
             layout?,
         ))
@@ -193,6 +225,62 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(err.0.len(), 3, "{err}");
         assert!(err.to_string().contains("no alert channel"), "{err}");
+    }
+
+    fn status_args(args: &[&str]) -> StatusArgs {
+        let cli = Cli::try_parse_from(std::iter::once("flume-watcher").chain(args.iter().copied()))
+            .expect("flags parse");
+        match cli.command {
+            CliCommand::Status(s) => s,
+            other => panic!("expected status, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn credentials_for_run_and_status() {
+        let cfg = run_args(&[
+            "run",
+            "--zk",
+            "z:1",
+            "--console",
+            "--zk-auth",
+            "alice:s3cr3t",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(cfg.watch.zk.auth.as_ref().map(|a| a.user()), Some("alice"));
+        assert_eq!(
+            cfg.watch.zk.acl.spec().to_string(),
+            "creator-all,world-read"
+        );
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+
+        let args = status_args(&["status", "--zk", "z:1", "--zk-auth", "alice:s3cr3t"]);
+        assert!(!format!("{args:?}").contains("s3cr3t"));
+        let mut errors = Vec::new();
+        let (zk, _) = args.zk.into_config(&mut errors).expect("valid");
+        assert_eq!(zk.auth.as_ref().map(|a| a.user()), Some("alice"));
+
+        let args = status_args(&["status", "--zk", "z:1", "--zk-auth", "s3cr3t"]);
+        assert!(args.zk.into_config(&mut errors).is_none());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("--zk-auth: "), "{errors:?}");
+        assert!(!errors[0].contains("s3cr3t"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_credentials_flag_hides_its_environment_value() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        for sub in ["run", "status"] {
+            let sub = cmd.find_subcommand(sub).expect("subcommand");
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_id() == "zk_auth")
+                .expect("--zk-auth");
+            assert!(arg.is_hide_env_values_set());
+        }
     }
 
     #[test]

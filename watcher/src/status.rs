@@ -25,6 +25,9 @@ pub struct Row {
 pub enum StatusError {
     #[error("cannot reach ZooKeeper at {connect}: {source}")]
     Connect { connect: String, source: zk::Error },
+    /// ZooKeeper answered `NoAuth`: the nodes are not readable without the right credentials.
+    #[error("not authorized to read {root}: give the watchdogs' credentials with --zk-auth USER:PASSWORD, --zk-auth-file PATH or FLUME_WATCHER_ZK_AUTH{}", .user.as_ref().map(|u| format!(" (user {u} was refused)")).unwrap_or_default())]
+    NotAuthorized { root: String, user: Option<String> },
     #[error("ZooKeeper refused a read: {0}")]
     Zk(#[from] zk::Error),
 }
@@ -97,7 +100,13 @@ pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusEr
         })?;
     let result = read_with(&client, layout).await;
     session::close(client, Duration::from_secs(2)).await;
-    result
+    match result {
+        Err(StatusError::Zk(zk::Error::NoAuth)) => Err(StatusError::NotAuthorized {
+            root: layout.root().to_owned(),
+            user: zk_cfg.auth.as_ref().map(|a| a.user().to_owned()),
+        }),
+        other => other,
+    }
 }
 
 async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Status, StatusError> {
@@ -236,10 +245,30 @@ pub fn leader_line(status: &Status) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_authorized_says_what_to_give() {
+        let anonymous = StatusError::NotAuthorized {
+            root: "/r".into(),
+            user: None,
+        }
+        .to_string();
+        assert!(
+            anonymous.starts_with(
+                "not authorized to read /r: give the watchdogs' credentials with --zk-auth"
+            ),
+            "{anonymous}"
+        );
+        let refused = StatusError::NotAuthorized {
+            root: "/r".into(),
+            user: Some("alice".into()),
+        }
+        .to_string();
+        assert!(refused.ends_with("(user alice was refused)"), "{refused}");
+    }
     use common::ExitRecord;
 
     #[test]

@@ -51,7 +51,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
     };
     let cfg_blind_after = cfg.blind_after;
     let mut w = Watcher {
-        outbox: Outbox::new(&cfg.layout, session::acls().to_vec()),
+        outbox: Outbox::new(&cfg.layout, session::acls(&cfg.zk).to_vec()),
         channels: notifier.channel_names(),
         cfg,
         notifier,
@@ -101,16 +101,25 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
                 continue;
             }
         };
-        retry.reset();
         info!(session = %client.session_id(), "zookeeper session established");
-        match w.serve(&client, &cancel).await {
-            Ok(()) => {
-                session::close(client, Duration::from_secs(2)).await;
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, "zookeeper session lost; opening a new one");
-                w.blind.lost(std::time::Instant::now(), SystemTime::now());
+        let served_from = Instant::now();
+        let result = w.serve(&client, &cancel).await;
+        session::close(client, Duration::from_secs(2)).await;
+        let Err(e) = result else { return };
+        w.blind.lost(std::time::Instant::now(), SystemTime::now());
+        // A session that worked for a while starts the backoff afresh; one refused at once
+        // (e.g. not authorized) must not turn into a tight reconnect loop.
+        if served_from.elapsed() > Duration::from_secs(10) {
+            retry.reset();
+        }
+        let delay = retry.next_delay();
+        warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper session lost; opening a new one");
+        let retry_at = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(retry_at) => break,
+                _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
             }
         }
     }
@@ -161,14 +170,14 @@ impl Watcher {
         let root = self.cfg.layout.root().to_owned();
         self.leader = false;
         let watchers_dir = self.cfg.layout.watchers_dir();
-        session::ensure_dir(client, &watchers_dir).await?;
+        session::ensure_dir(client, &self.cfg.zk, &watchers_dir).await?;
         let me = serde_json::json!({
             "host": nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()),
             "pid": std::process::id(),
             "since": common::time::now(),
         })
         .to_string();
-        let acl = session::acls().to_vec();
+        let acl = session::acls(&self.cfg.zk).to_vec();
         // A Curator-compatible latch: ephemeral sequential nodes, each watching its predecessor only.
         let campaign = || async {
             let prefix = zk::LockPrefix::new_curator(&watchers_dir, "latch-")?;
@@ -266,8 +275,8 @@ impl Watcher {
         client: &zk::Client,
         root: &str,
     ) -> Result<zk::PersistentWatcher, zk::Error> {
-        session::ensure_dir(client, &self.cfg.layout.agents_dir()).await?;
-        session::ensure_dir(client, &self.cfg.layout.live_dir()).await?;
+        session::ensure_dir(client, &self.cfg.zk, &self.cfg.layout.agents_dir()).await?;
+        session::ensure_dir(client, &self.cfg.zk, &self.cfg.layout.live_dir()).await?;
         let events = client
             .watch(root, zk::AddWatchMode::PersistentRecursive)
             .await?;
@@ -397,8 +406,8 @@ impl Watcher {
                 if event.event_type == zk::EventType::NodeDeleted =>
             {
                 warn!(path = %event.path, "a folder of the root was deleted; recreating it and re-listing");
-                session::ensure_dir(client, &self.cfg.layout.agents_dir()).await?;
-                session::ensure_dir(client, &self.cfg.layout.live_dir()).await?;
+                session::ensure_dir(client, &self.cfg.zk, &self.cfg.layout.agents_dir()).await?;
+                session::ensure_dir(client, &self.cfg.zk, &self.cfg.layout.live_dir()).await?;
                 self.snapshot(client).await?;
             }
             _ => {}
