@@ -79,6 +79,10 @@ pub struct IdentityRecord {
     pub restarts: u64,
     pub last_exit: Option<ExitRecord>,
     pub state: AgentState,
+    /// Set while a watchdog whose session ended re-registers its *still running* agent: the czxid
+    /// of the liveness node it replaces. Its vanishing is a handover, not a death.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reregistering: Option<i64>,
 }
 
 /// Data of the EPHEMERAL liveness node `<root>/live/<id>`.
@@ -113,6 +117,7 @@ pub struct IdentityView {
     pub restarts: Option<u64>,
     pub last_exit: Option<ExitRecord>,
     pub state: Option<AgentState>,
+    pub reregistering: Option<i64>,
 }
 
 /// A liveness node as a reader sees it: every field optional.
@@ -220,6 +225,7 @@ impl IdentityView {
             restarts: r.get(&map, "restarts", Value::as_u64),
             last_exit: r.get(&map, "last_exit", exit_record),
             state: r.get(&map, "state", |v| AgentState::parse(v.as_str()?)),
+            reregistering: r.get(&map, "reregistering", Value::as_i64),
         };
         (view, r.finish())
     }
@@ -261,6 +267,7 @@ mod tests {
                 at: "2026-11-21T00:01:00.000Z".into(),
             }),
             state: AgentState::Running,
+            reregistering: None,
         }
     }
 

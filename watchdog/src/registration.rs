@@ -105,6 +105,8 @@ pub fn start(who: Registrant) -> (Handle, mpsc::UnboundedReceiver<Notice>) {
         identity_deleted: false,
         live_applied: None,
         conflicted: false,
+        live_czxid: None,
+        handover: None,
         close: None,
     };
     tokio::spawn(task.run());
@@ -118,6 +120,7 @@ enum Holder {
     Ours {
         data: Vec<u8>,
         version: i32,
+        czxid: i64,
     },
     /// Left by an earlier watchdog of this id on this host that is gone, or not ephemeral at all.
     Stale {
@@ -159,6 +162,10 @@ struct Task {
     /// The incarnation whose liveness node exists under the current session.
     live_applied: Option<u64>,
     conflicted: bool,
+    /// Incarnation and czxid of the liveness node this watchdog created last.
+    live_czxid: Option<(u64, i64)>,
+    /// czxid of our own liveness node that the latest new session replaced (see `reregistering`).
+    handover: Option<i64>,
     close: Option<oneshot::Sender<()>>,
 }
 
@@ -211,7 +218,9 @@ impl Task {
     }
 
     async fn run(mut self) {
-        let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        // Short cap: `connect` itself already waits about a session timeout when nobody answers,
+        // and a quick return after an outage lets the handover mark beat the old session's expiry.
+        let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
         loop {
             if self.close.is_some() {
                 // No session: there is nothing of ours in ZooKeeper to clean up now.
@@ -252,6 +261,13 @@ impl Task {
             retry.reset();
             info!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "zookeeper session established");
             // Ephemerals of an earlier session are gone (or will be): start over with this one.
+            // The agent kept running while the session was lost: mark the identity node with the
+            // liveness node about to be replaced, so the watcher reads it as a handover.
+            if let Some((incarnation, czxid)) = self.live_czxid.take() {
+                if self.live.as_ref().map(|l| l.incarnation) == Some(incarnation) {
+                    self.handover = Some(czxid);
+                }
+            }
             self.live_applied = None;
             self.identity_dirty = true;
             match self.serve(client).await {
@@ -365,6 +381,7 @@ impl Task {
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
             state: self.state,
+            reregistering: self.handover,
         }
     }
 
@@ -491,6 +508,7 @@ impl Task {
             return Ok(Holder::Ours {
                 data,
                 version: stat.version,
+                czxid: stat.czxid,
             });
         }
         if stat.ephemeral_owner == 0 {
@@ -508,9 +526,13 @@ impl Task {
                 if pid == self.who.watchdog_pid || !pid_alive(pid) {
                     return Ok(Holder::Stale {
                         version: stat.version,
-                        why: format!(
-                            "left by an earlier watchdog (pid {pid}) on this host that is gone"
-                        ),
+                        why: if pid == self.who.watchdog_pid {
+                            "left by an earlier session of this watchdog".to_owned()
+                        } else {
+                            format!(
+                                "left by an earlier watchdog (pid {pid}) on this host that is gone"
+                            )
+                        },
                     });
                 }
             }
@@ -530,10 +552,16 @@ impl Task {
         let data = self.live_record(want);
         let opts = zk::CreateMode::Ephemeral.with_acls(session::acls(&self.who.zk));
         match client.create(&self.live_path, &data, &opts).await {
-            Ok(_) => {}
+            Ok((stat, _)) => self.live_czxid = Some((want.incarnation, stat.czxid)),
             Err(zk::Error::NodeExists) => match self.inspect_live(client).await? {
                 // Our own create, retried after a connection loss.
-                Holder::Ours { data: existing, .. } if existing == data => {}
+                Holder::Ours {
+                    data: existing,
+                    czxid,
+                    ..
+                } if existing == data => {
+                    self.live_czxid = Some((want.incarnation, czxid));
+                }
                 // Ours but of an earlier incarnation: it must vanish so the watcher sees the crash.
                 Holder::Ours { version, .. } => {
                     client.delete(&self.live_path, Some(version)).await?;
@@ -560,6 +588,8 @@ impl Task {
             }
             Err(e) => return Err(e),
         }
+        // The handover mark stays: it names a node that can never come back, and a watcher that
+        // catches up by listing later still needs it to read the new czxid as no outage.
         self.live_applied = Some(want.incarnation);
         info!(id = %self.who.id, agent_pid = want.agent_pid, "liveness node created");
         Ok(())

@@ -16,6 +16,10 @@ use common::AgentState;
 use crate::alert::{Alert, AlertKind};
 use crate::record::OpenOutage;
 
+/// How long a re-registering watchdog gets between its old liveness node vanishing and the new one
+/// appearing; it normally takes milliseconds, at most its reconnect backoff.
+pub const HANDOVER_GRACE: Duration = Duration::from_secs(10);
+
 pub const LOST_CONTACT: &str = "lost contact: the watchdog's ZooKeeper session ended";
 
 /// An identity node as last read.
@@ -83,6 +87,12 @@ pub enum Health {
         since: SystemTime,
         crashes: u32,
         failed_sent: bool,
+    },
+    /// Its watchdog is replacing the liveness node of a still running agent (after losing its
+    /// session); a down unless the new node comes by `until`.
+    Handover {
+        until: Instant,
+        vanished: Live,
     },
     /// Live again, but not yet for `recovered_after`.
     Recovering {
@@ -177,6 +187,21 @@ impl Monitor {
                 for id in due {
                     self.recovered(&id, wall, &mut out);
                 }
+                let mut lapsed: Vec<(String, Live)> = self
+                    .agents
+                    .iter()
+                    .filter_map(|(id, a)| match &a.health {
+                        Health::Handover { until, vanished } if *until <= now => {
+                            Some((id.clone(), vanished.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                lapsed.sort_by(|a, b| a.0.cmp(&b.0));
+                for (id, vanished) in lapsed {
+                    // The re-registration never came: the watchdog died in between.
+                    self.down(&id, Some(&vanished), wall, &mut out);
+                }
             }
         }
         if let Some(next) = self.next_wake() {
@@ -189,7 +214,7 @@ impl Monitor {
         self.agents
             .values()
             .filter_map(|a| match a.health {
-                Health::Recovering { until, .. } => Some(until),
+                Health::Recovering { until, .. } | Health::Handover { until, .. } => Some(until),
                 _ => None,
             })
             .min()
@@ -275,8 +300,13 @@ impl Monitor {
                 if agent.identity.is_none() {
                     return;
                 }
+                let handover = old.as_ref().is_some_and(|o| {
+                    agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid)
+                });
                 match agent.health.clone() {
-                    Health::Starting => agent.health = Health::Up,
+                    Health::Starting | Health::Handover { .. } => agent.health = Health::Up,
+                    // The watchdog replaced the node of its still running agent.
+                    Health::Up if handover => {}
                     Health::Up => {
                         // A new incarnation without us seeing the old one vanish.
                         if let Some(o) = old {
@@ -308,8 +338,18 @@ impl Monitor {
                     self.forget_if_empty(id);
                     return;
                 }
+                let handover =
+                    agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid);
                 match agent.health.clone() {
+                    Health::Starting | Health::Up if handover => {
+                        // A watchdog re-registering its running agent: expect the new node soon.
+                        agent.health = Health::Handover {
+                            until: now + HANDOVER_GRACE,
+                            vanished: o,
+                        };
+                    }
                     Health::Starting | Health::Up => self.down(id, Some(&o), wall, out),
+                    Health::Handover { .. } => {}
                     Health::Recovering {
                         since,
                         crashes,
@@ -1003,6 +1043,50 @@ mod tests {
             wall,
         });
         assert_eq!(acts, vec![Action::PlannedStop { id: "gone".into() }]);
+    }
+
+    fn reregistering(mzxid: i64, czxid: i64) -> Identity {
+        let mut i = identity(mzxid, AgentState::Running, 0, None);
+        i.view.reregistering = Some(czxid);
+        i
+    }
+
+    #[test]
+    fn a_watchdog_re_registering_its_running_agent_is_no_outage() {
+        let mut t = T::with_agent_up();
+        // New session: identity marked with the node it replaces (czxid 11), then delete, create.
+        assert_eq!(t.identity(1, "a", Some(reregistering(20, 11))), vec![]);
+        assert_eq!(
+            t.live(1, "a", None),
+            vec![],
+            "the marked node's vanishing is a handover"
+        );
+        assert_eq!(t.live(1, "a", Some(live(21))), vec![]);
+        assert_eq!(t.m.health("a"), Some(&Health::Up));
+        assert_eq!(t.tick(60), vec![], "nothing later either");
+        // Seen only by listing (events missed): same.
+        let mut t = T::with_agent_up();
+        assert_eq!(
+            t.snapshot(1, &[("a", reregistering(20, 11))], &[("a", live(21))]),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_handover_that_never_completes_is_a_down_after_the_grace() {
+        let mut t = T::with_agent_up();
+        t.identity(1, "a", Some(reregistering(20, 11)));
+        assert_eq!(t.live(1, "a", None), vec![]);
+        assert_eq!(t.tick(10), vec![], "within the grace");
+        let down = t.tick(11);
+        assert_eq!(kinds(&down), [(AlertKind::Down, LOST_CONTACT.into())]);
+    }
+
+    #[test]
+    fn a_mark_for_another_node_does_not_hide_a_death() {
+        let mut t = T::with_agent_up();
+        t.identity(1, "a", Some(reregistering(20, 5)));
+        assert_eq!(t.live(1, "a", None).len(), 1);
     }
 
     #[test]
