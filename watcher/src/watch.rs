@@ -72,7 +72,8 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
             SystemTime::now(),
         ),
     };
-    let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    // Short cap: `connect` itself waits about a session timeout when nobody answers.
+    let mut retry = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
     info!(connect = %w.cfg.zk.connect, root = %w.cfg.layout.root(), "connecting to zookeeper");
     loop {
         let zk_cfg = w.cfg.zk.clone();
@@ -203,41 +204,49 @@ impl Watcher {
         }
         let mut events = self.prepare(client, &root).await?;
         self.sighted();
+        let mut deferred: Option<zk::WatchedEvent> = None;
         loop {
             let tick = self.next_tick;
-            let event = tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
-                    self.next_tick = None;
-                    self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
-                    self.flush(client).await?;
-                    continue;
-                }
-                _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
-                    self.check_blind();
-                    continue;
-                }
-                won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
-                    election = None;
-                    match won {
-                        Ok(l) => {
-                            lock = Some(l);
-                            self.take_over(client).await?;
+            let event = if let Some(event) = deferred.take() {
+                event
+            } else {
+                tokio::select! {
+                    _ = cancel.cancelled() => {
+                        self.shut_down(client).await;
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
+                        self.next_tick = None;
+                        self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
+                        self.flush(client).await?;
+                        continue;
+                    }
+                    _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
+                        self.check_blind();
+                        continue;
+                    }
+                    won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
+                        election = None;
+                        match won {
+                            Ok(l) => {
+                                lock = Some(l);
+                                self.take_over(client).await?;
+                            }
+                            Err(e) if is_session_over(&e) => return Err(e),
+                            Err(e) => warn!(error = %e, "leader election failed; trying again after the next reconnection"),
                         }
-                        Err(e) if is_session_over(&e) => return Err(e),
-                        Err(e) => warn!(error = %e, "leader election failed; trying again after the next reconnection"),
+                        continue;
                     }
-                    continue;
-                }
-                Some(receipt) = self.receipts.recv() => {
-                    for key in receipt.keys {
-                        self.queued.remove(&(key.clone(), receipt.channel.clone()));
-                        self.unreceipted.push((key, receipt.channel.clone()));
+                    Some(receipt) = self.receipts.recv() => {
+                        for key in receipt.keys {
+                            self.queued.remove(&(key.clone(), receipt.channel.clone()));
+                            self.unreceipted.push((key, receipt.channel.clone()));
+                        }
+                        self.flush(client).await?;
+                        continue;
                     }
-                    self.flush(client).await?;
-                    continue;
+                    event = events.changed() => event,
                 }
-                event = events.changed() => event,
             };
             match event.event_type {
                 zk::EventType::Session => match event.session_state {
@@ -263,9 +272,52 @@ impl Watcher {
                     }
                     state => return Err(state.to_error_like()),
                 },
-                _ => self.on_node_event(client, event).await?,
+                _ => {
+                    self.node_event(client, event).await?;
+                    // Take what else is already there, so that a burst (a rack losing power) is
+                    // recorded and sent together rather than one message per event.
+                    while let Ok(next) =
+                        tokio::time::timeout(Duration::ZERO, events.changed()).await
+                    {
+                        if next.event_type == zk::EventType::Session {
+                            deferred = Some(next);
+                            break;
+                        }
+                        self.node_event(client, next).await?;
+                    }
+                }
             }
             self.flush(client).await?;
+        }
+    }
+
+    /// Lets the channels make their last attempts, then notes in the records what they delivered,
+    /// so that the next leader does not send it again.
+    async fn shut_down(&mut self, client: &zk::Client) {
+        self.notifier.wait_stopped().await;
+        while let Ok(receipt) = self.receipts.try_recv() {
+            for key in receipt.keys {
+                self.unreceipted.push((key, receipt.channel.clone()));
+            }
+        }
+        if let Err(e) = self.flush(client).await {
+            warn!(error = %e, "could not note the last deliveries; the next leader may repeat them");
+        }
+    }
+
+    async fn node_event(
+        &mut self,
+        client: &zk::Client,
+        event: zk::WatchedEvent,
+    ) -> Result<(), zk::Error> {
+        match self.on_node_event(client, event).await {
+            Err(e) if is_session_over(&e) => Err(e),
+            // Connection lost mid-read: the reconnection re-lists and catches up.
+            Err(e) => {
+                warn!(error = %e, "cannot read a changed node now; will re-list on reconnection");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
         }
     }
 
@@ -507,20 +559,33 @@ impl Watcher {
     }
 
     async fn try_flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        // The first alert of a burst goes out at once; the rest of the burst, recorded meanwhile,
+        // goes together (the channels batch what is queued).
+        let mut burst = Vec::new();
+        let mut first = true;
         while let Some(alert) = self.unrecorded.front() {
-            match self.outbox.record(client, alert).await? {
-                Recorded::Deliver(alert) => {
-                    if let Some(key) = &alert.key {
-                        for channel in &self.channels {
-                            self.queued.insert((key.clone(), channel.clone()));
-                        }
-                    }
-                    self.notifier.send(vec![*alert]);
+            let recorded = match self.outbox.record(client, alert).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.notifier.send(std::mem::take(&mut burst));
+                    return Err(e);
                 }
-                Recorded::Duplicate => {}
+            };
+            if let Recorded::Deliver(alert) = recorded {
+                if let Some(key) = &alert.key {
+                    for channel in &self.channels {
+                        self.queued.insert((key.clone(), channel.clone()));
+                    }
+                }
+                if std::mem::replace(&mut first, false) {
+                    self.notifier.send(vec![*alert]);
+                } else {
+                    burst.push(*alert);
+                }
             }
             self.unrecorded.pop_front();
         }
+        self.notifier.send(burst);
         while let Some((key, channel)) = self.unreceipted.last() {
             self.outbox
                 .done(client, key, channel, &self.channels)
