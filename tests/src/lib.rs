@@ -7,6 +7,7 @@
 //! starts is killed when the fixture is dropped (also when the test panics) and, through
 //! `PR_SET_PDEATHSIG`, when the test process exits.
 
+pub mod faults;
 pub mod pair;
 pub mod procs;
 pub mod receiver;
