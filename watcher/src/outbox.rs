@@ -109,6 +109,15 @@ impl Outbox {
     pub async fn record(&self, client: &zk::Client, alert: &Alert) -> Result<Recorded, zk::Error> {
         loop {
             let current = self.read(client, &alert.agent).await?;
+            // Our own write, applied although its answer was lost with the connection: deliver it.
+            if let Some(seq) = current.as_ref().and_then(|(r, _)| r.notice_of(alert)) {
+                let mut alert = alert.clone();
+                alert.key = Some(NoticeKey {
+                    agent: alert.agent.clone(),
+                    seq,
+                });
+                return Ok(Recorded::Deliver(Box::new(alert)));
+            }
             let (record, seq) = match decide(current.as_ref().map(|(r, _)| r), alert) {
                 Decision::Duplicate => {
                     info!(agent = %alert.agent, event = alert.event.as_str(), "already reported; not sent again");

@@ -74,6 +74,16 @@ impl OutageRecord {
         })
     }
 
+    /// The notice holding exactly this alert (this watcher's own, written before), if any.
+    pub fn notice_of(&self, alert: &Alert) -> Option<u32> {
+        let mut alert = alert.clone();
+        alert.key = None;
+        self.notices
+            .iter()
+            .find(|n| n.alert == alert)
+            .map(|n| n.seq)
+    }
+
     /// Notices `channel` has still to take, in order.
     pub fn pending_for<'a>(
         &'a self,
@@ -254,6 +264,22 @@ mod tests {
         );
         assert_eq!(
             decide(Some(&r), &alert(AlertKind::Down, 101)),
+            Decision::Duplicate
+        );
+    }
+
+    #[test]
+    fn our_own_notice_is_recognised_where_another_would_be_a_duplicate() {
+        let down = alert(AlertKind::Down, 0);
+        let (r, _) = write(decide(None, &down));
+        assert_eq!(r.notice_of(&down), Some(0));
+        assert_eq!(
+            r.notice_of(&alert(AlertKind::Down, 1)),
+            None,
+            "another watcher's down of the same outage"
+        );
+        assert_eq!(
+            decide(Some(&r), &alert(AlertKind::Down, 1)),
             Decision::Duplicate
         );
     }
