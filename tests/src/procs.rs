@@ -329,13 +329,26 @@ impl Proc {
     }
 
     /// Waits for the process to exit; panics at `deadline` with its last output.
+    /// Waits for the exit, then (up to 2 s more) for the output pipes to close, so that what the
+    /// process printed last is in [`Proc::output`]. A pipe may stay open longer when a child
+    /// inherited it; then the output is as far as read.
     pub fn wait_exit(&self, deadline: Instant) -> ExitStatus {
-        poll_until(
+        let status = poll_until(
             deadline,
             &format!("[{}] pid {} to exit", self.label, self.pid),
             || self.try_exit(),
             || format!("still running; last output:\n{}", tail(&self.output(), 40)),
-        )
+        );
+        let drained_by = Instant::now() + std::time::Duration::from_secs(2);
+        let mut st = self.out.state.lock().unwrap();
+        while st.open_streams > 0 {
+            let now = Instant::now();
+            if now >= drained_by {
+                break;
+            }
+            st = self.out.cond.wait_timeout(st, drained_by - now).unwrap().0;
+        }
+        status
     }
 
     fn state_desc(&self) -> String {
