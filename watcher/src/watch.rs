@@ -66,6 +66,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         queued: HashSet::new(),
         leader: false,
         recent: VecDeque::new(),
+        flush_again: None,
         blind: Blindness::new(
             cfg_blind_after,
             std::time::Instant::now(),
@@ -153,6 +154,8 @@ struct Watcher {
     /// recorded on takeover, where the outage records drop what the old leader did record.
     recent: VecDeque<Alert>,
     blind: Blindness,
+    /// A failed record update is tried again at this time.
+    flush_again: Option<Instant>,
 }
 
 /// A follower remembers at most this many alerts the leader has not recorded yet.
@@ -222,9 +225,14 @@ impl Watcher {
                         continue;
                     }
                     _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
-                        self.check_blind();
-                        continue;
-                    }
+                    self.check_blind();
+                    continue;
+                }
+                _ = tokio::time::sleep_until(self.flush_again.unwrap_or_else(Instant::now)), if self.flush_again.is_some() => {
+                    self.flush_again = None;
+                    self.flush(client).await?;
+                    continue;
+                }
                     won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
                         election = None;
                         match won {
@@ -552,6 +560,7 @@ impl Watcher {
             Err(e) if is_session_over(&e) => Err(e),
             Err(e) => {
                 warn!(error = %e, pending = self.unrecorded.len(), "cannot update outage records now; will retry");
+                self.flush_again = Some(Instant::now() + FLUSH_RETRY);
                 Ok(())
             }
             Ok(()) => Ok(()),
@@ -564,7 +573,7 @@ impl Watcher {
         let mut burst = Vec::new();
         let mut first = true;
         while let Some(alert) = self.unrecorded.front() {
-            let recorded = match self.outbox.record(client, alert).await {
+            let recorded = match bounded(self.outbox.record(client, alert)).await {
                 Ok(r) => r,
                 Err(e) => {
                     self.notifier.send(std::mem::take(&mut burst));
@@ -587,15 +596,11 @@ impl Watcher {
         }
         self.notifier.send(burst);
         while let Some((key, channel)) = self.unreceipted.last() {
-            self.outbox
-                .done(client, key, channel, &self.channels)
-                .await?;
+            bounded(self.outbox.done(client, key, channel, &self.channels)).await?;
             self.unreceipted.pop();
         }
         while let Some(id) = self.to_close.first() {
-            self.outbox
-                .close_silently(client, id, &self.channels)
-                .await?;
+            bounded(self.outbox.close_silently(client, id, &self.channels)).await?;
             self.to_close.pop_first();
         }
         Ok(())
@@ -684,6 +689,21 @@ async fn blind_timer(due: Option<std::time::Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(Instant::from_std(due)).await;
     }
+}
+
+/// One outage-record operation may take this long. A request made while disconnected waits for
+/// the reconnection (or the session's end); the loop must not, or it would miss the disconnection
+/// and lead on while another watcher takes over. Record writes are safe to repeat.
+const RECORD_WAIT: Duration = Duration::from_secs(1);
+/// When a record update failed, the next try.
+const FLUSH_RETRY: Duration = Duration::from_millis(500);
+
+async fn bounded<T>(
+    op: impl std::future::Future<Output = Result<T, zk::Error>>,
+) -> Result<T, zk::Error> {
+    tokio::time::timeout(RECORD_WAIT, op)
+        .await
+        .unwrap_or(Err(zk::Error::ConnectionLoss))
 }
 
 fn is_session_over(e: &zk::Error) -> bool {
