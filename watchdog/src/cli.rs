@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use common::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
+use common::config::{parse_duration, Secret, ZkConfig, ZkFlags};
 use common::layout::DEFAULT_ROOT;
 use common::{AgentId, Layout};
 
@@ -125,34 +125,15 @@ pub struct StopArgs {
 pub struct ConfigErrors(pub Vec<String>);
 
 fn zk_config(args: &ZkArgs, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
-    let connect = ConnectString::parse(&args.zk)
-        .map_err(|e| errors.push(e.to_string()))
-        .ok();
-    let layout = Layout::new(&args.root)
-        .map_err(|e| errors.push(format!("--root: {e}")))
-        .ok();
-    if args.session_timeout < Duration::from_millis(100) {
-        errors.push(format!(
-            "--session-timeout {:?} is too short",
-            args.session_timeout
-        ));
+    ZkFlags {
+        zk: &args.zk,
+        root: &args.root,
+        session_timeout: args.session_timeout,
+        auth: args.zk_auth.as_ref(),
+        auth_file: args.zk_auth_file.as_deref(),
+        acl: args.zk_acl.as_deref(),
     }
-    let security = zk_security(
-        args.zk_auth.as_ref(),
-        args.zk_auth_file.as_deref(),
-        args.zk_acl.as_deref(),
-        errors,
-    );
-    let (auth, acl) = security?;
-    Some((
-        ZkConfig {
-            connect: connect?,
-            session_timeout: args.session_timeout,
-            auth,
-            acl,
-        },
-        layout?,
-    ))
+    .into_config(errors)
 }
 
 pub fn hostname() -> String {

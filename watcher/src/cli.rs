@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use common::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
+use common::config::{parse_duration, Secret, ZkConfig, ZkFlags};
 use common::layout::DEFAULT_ROOT;
 use common::Layout;
 
@@ -108,28 +108,15 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl ZkArgs {
     pub fn into_config(&self, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
-        let connect = ConnectString::parse(&self.zk)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok();
-        let layout = Layout::new(&self.root)
-            .map_err(|e| errors.push(format!("--root: {e}")))
-            .ok();
-        let security = zk_security(
-            self.zk_auth.as_ref(),
-            self.zk_auth_file.as_deref(),
-            self.zk_acl.as_deref(),
-            errors,
-        );
-        let (auth, acl) = security?;
-        Some((
-            ZkConfig {
-                connect: connect?,
-                session_timeout: self.session_timeout,
-                auth,
-                acl,
-            },
-            layout?,
-        ))
+        ZkFlags {
+            zk: &self.zk,
+            root: &self.root,
+            session_timeout: self.session_timeout,
+            auth: self.zk_auth.as_ref(),
+            auth_file: self.zk_auth_file.as_deref(),
+            acl: self.zk_acl.as_deref(),
+        }
+        .into_config(errors)
     }
 }
 
