@@ -68,6 +68,34 @@ pub fn acls(cfg: &ZkConfig) -> zk::Acls<'_> {
 /// ([`zk::Error::NoAuth`], logged with what to do), and one open to anyone while credentials are
 /// configured is warned about (without credentials, anyone could then delete identity nodes:
 /// ZooKeeper checks a delete against the folder's ACL).
+/// Every child of `dir` that `keep` accepts, with its data and stat: none if `dir` is missing,
+/// and a child that vanished between listing and reading is left out. The reads are pipelined
+/// (a request is sent when its future is made), which matters with thousands of agents.
+pub async fn read_children(
+    client: &zk::Client,
+    dir: &str,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>, zk::Stat)>, zk::Error> {
+    let names: Vec<String> = match client.list_children(dir).await {
+        Ok(names) => names.into_iter().filter(|n| keep(n)).collect(),
+        Err(zk::Error::NoNode) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let reads: Vec<_> = names
+        .iter()
+        .map(|n| client.get_data(&format!("{dir}/{n}")))
+        .collect();
+    let mut children = Vec::with_capacity(names.len());
+    for (name, read) in names.into_iter().zip(reads) {
+        match read.await {
+            Ok((data, stat)) => children.push((name, data, stat)),
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(children)
+}
+
 pub async fn ensure_dir(client: &zk::Client, cfg: &ZkConfig, path: &str) -> Result<(), zk::Error> {
     let existed = match client.check_stat(path).await {
         Ok(stat) => stat.is_some(),

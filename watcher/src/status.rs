@@ -157,25 +157,9 @@ async fn leader(
 async fn agents(client: &zk::Client, layout: &Layout) -> Result<Vec<Row>, StatusError> {
     let mut agents: BTreeMap<String, Nodes> = BTreeMap::new();
     for (dir, is_identity) in [(layout.agents_dir(), true), (layout.live_dir(), false)] {
-        let names = match client.list_children(&dir).await {
-            Ok(n) => n,
-            Err(zk::Error::NoNode) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let names: Vec<String> = names
-            .into_iter()
-            .filter(|n| AgentId::parse(n).is_ok())
-            .collect();
-        let reads: Vec<_> = names
-            .iter()
-            .map(|n| client.get_data(&format!("{dir}/{n}")))
-            .collect();
-        for (name, read) in names.into_iter().zip(reads) {
-            let (data, stat) = match read.await {
-                Ok(found) => found,
-                Err(zk::Error::NoNode) => continue,
-                Err(e) => return Err(e.into()),
-            };
+        for (name, data, stat) in
+            session::read_children(client, &dir, |n| AgentId::parse(n).is_ok()).await?
+        {
             let entry = agents.entry(name).or_default();
             if is_identity {
                 entry.0 = Some((IdentityView::parse(&data).0, stat.mtime));

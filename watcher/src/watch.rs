@@ -347,29 +347,22 @@ impl Watcher {
 
     async fn snapshot(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
         let (agents_dir, live_dir) = (self.cfg.layout.agents_dir(), self.cfg.layout.live_dir());
-        let identity_names = self.valid_names(list(client, &agents_dir).await?);
-        let live_names = self.valid_names(list(client, &live_dir).await?);
-        // Requests are sent when the futures are made: build them all, then await, pipelined.
-        let id_reads: Vec<_> = identity_names
-            .iter()
-            .map(|n| client.get_data(&format!("{agents_dir}/{n}")))
+        let identity_nodes = session::read_children(client, &agents_dir, |n| self.valid(n)).await?;
+        let live_nodes = session::read_children(client, &live_dir, |n| self.valid(n)).await?;
+        let identities: BTreeMap<String, Identity> = identity_nodes
+            .into_iter()
+            .map(|(name, data, stat)| {
+                let identity = self.identity(&name, &data, stat.mzxid);
+                (name, identity)
+            })
             .collect();
-        let live_reads: Vec<_> = live_names
-            .iter()
-            .map(|n| client.get_data(&format!("{live_dir}/{n}")))
+        let lives: BTreeMap<String, Live> = live_nodes
+            .into_iter()
+            .map(|(name, data, stat)| {
+                let live = self.live(&name, &data, stat.czxid);
+                (name, live)
+            })
             .collect();
-        let mut identities = BTreeMap::new();
-        for (name, read) in identity_names.iter().zip(id_reads) {
-            if let Some((data, stat)) = found(read.await)? {
-                identities.insert(name.clone(), self.identity(name, &data, stat.mzxid));
-            }
-        }
-        let mut lives = BTreeMap::new();
-        for (name, read) in live_names.iter().zip(live_reads) {
-            if let Some((data, stat)) = found(read.await)? {
-                lives.insert(name.clone(), self.live(name, &data, stat.czxid));
-            }
-        }
         if self.monitor.is_none() {
             self.monitor = Some(Monitor::new(self.cfg.recovered_after));
         }
@@ -647,10 +640,6 @@ impl Watcher {
         false
     }
 
-    fn valid_names(&mut self, names: Vec<String>) -> Vec<String> {
-        names.into_iter().filter(|n| self.valid(n)).collect()
-    }
-
     fn identity(&self, name: &str, data: &[u8], mzxid: i64) -> Identity {
         let (view, garbled) = IdentityView::parse(data);
         if let Some(problem) = garbled {
@@ -665,14 +654,6 @@ impl Watcher {
             warn!(agent = name, %problem, "liveness node has unusable data; using its name");
         }
         Live { view, czxid }
-    }
-}
-
-async fn list(client: &zk::Client, path: &str) -> Result<Vec<String>, zk::Error> {
-    match client.list_children(path).await {
-        Ok(names) => Ok(names),
-        Err(zk::Error::NoNode) => Ok(Vec::new()),
-        Err(e) => Err(e),
     }
 }
 
