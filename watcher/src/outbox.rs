@@ -9,14 +9,16 @@ use std::collections::BTreeMap;
 use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
-use common::Layout;
+use common::config::ZkConfig;
+use common::{session, Layout};
 
 use crate::alert::{Alert, NoticeKey};
 use crate::record::{decide, Decision, OutageRecord};
 
 pub struct Outbox {
     dir: String,
-    acl: Vec<zk::Acl>,
+    /// The ACLs to create records with, and the credentials to report a refusal with.
+    zk: ZkConfig,
 }
 
 /// What recording an alert came to.
@@ -29,15 +31,11 @@ pub enum Recorded {
 }
 
 impl Outbox {
-    pub fn new(layout: &Layout, acl: Vec<zk::Acl>) -> Outbox {
+    pub fn new(layout: &Layout, zk: ZkConfig) -> Outbox {
         Outbox {
             dir: layout.outages_dir(),
-            acl,
+            zk,
         }
-    }
-
-    pub fn dir(&self) -> &str {
-        &self.dir
     }
 
     fn path(&self, agent: &str) -> String {
@@ -81,16 +79,10 @@ impl Outbox {
                 .await
                 .map(|_| ()),
             None => {
-                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::new(&self.acl));
+                let opts = zk::CreateMode::Persistent.with_acls(session::acls(&self.zk));
                 match client.create(&self.path(agent), &data, &opts).await {
                     Err(zk::Error::NoNode) => {
-                        client.mkdir(&self.dir, &opts).await.or_else(|e| {
-                            if e == zk::Error::NodeExists {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        })?;
+                        session::ensure_dir(client, &self.zk, &self.dir).await?;
                         return Ok(false);
                     }
                     other => other.map(|_| ()),

@@ -51,7 +51,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
     };
     let cfg_blind_after = cfg.blind_after;
     let mut w = Watcher {
-        outbox: Outbox::new(&cfg.layout, session::acls(&cfg.zk).to_vec()),
+        outbox: Outbox::new(&cfg.layout, cfg.zk.clone()),
         channels: notifier.channel_names(),
         cfg,
         notifier,
