@@ -217,6 +217,22 @@ impl Task {
         }
     }
 
+    /// Waits for `fut` while still taking commands; `None` once asked to close.
+    async fn until_closed<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                r = &mut fut => return Some(r),
+                cmd = self.rx.recv() => {
+                    self.on_command(cmd);
+                    if self.close.is_some() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     async fn run(mut self) {
         // Short cap: `connect` itself already waits about a session timeout when nobody answers,
         // and a quick return after an outage lets the handover mark beat the old session's expiry.
@@ -227,34 +243,13 @@ impl Task {
                 return self.finish_close();
             }
             let zk_cfg = self.who.zk.clone();
-            let connect = session::connect(&zk_cfg);
-            tokio::pin!(connect);
-            let result = loop {
-                tokio::select! {
-                    r = &mut connect => break Some(r),
-                    cmd = self.rx.recv() => {
-                        self.on_command(cmd);
-                        if self.close.is_some() { break None; }
-                    }
-                }
-            };
-            let client = match result {
+            let client = match self.until_closed(session::connect(&zk_cfg)).await {
                 None => return self.finish_close(),
                 Some(Ok(client)) => client,
                 Some(Err(e)) => {
                     let delay = retry.next_delay();
                     warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper unreachable; the agent keeps running");
-                    let sleep = tokio::time::sleep(delay);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            cmd = self.rx.recv() => {
-                                self.on_command(cmd);
-                                if self.close.is_some() { break; }
-                            }
-                        }
-                    }
+                    self.until_closed(tokio::time::sleep(delay)).await;
                     continue;
                 }
             };
