@@ -78,27 +78,19 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
     info!(connect = %w.cfg.zk.connect, root = %w.cfg.layout.root(), "connecting to zookeeper");
     loop {
         let zk_cfg = w.cfg.zk.clone();
-        let connect = session::connect(&zk_cfg);
-        tokio::pin!(connect);
-        let client = loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = &mut connect => break r,
-                _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
-            }
+        let Some(client) = w.unless_cancelled(&cancel, session::connect(&zk_cfg)).await else {
+            return;
         };
         let client = match client {
             Ok(c) => c,
             Err(e) => {
                 let delay = retry.next_delay();
                 warn!(error = %e, connect = %w.cfg.zk.connect, retry_in_ms = delay.as_millis() as u64, "cannot reach zookeeper; retrying");
-                let retry_at = Instant::now() + delay;
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep_until(retry_at) => break,
-                        _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
-                    }
+                if w.unless_cancelled(&cancel, tokio::time::sleep(delay))
+                    .await
+                    .is_none()
+                {
+                    return;
                 }
                 continue;
             }
@@ -116,13 +108,11 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         }
         let delay = retry.next_delay();
         warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper session lost; opening a new one");
-        let retry_at = Instant::now() + delay;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(retry_at) => break,
-                _ = blind_timer(w.blind.due()), if w.blind.due().is_some() => w.check_blind(),
-            }
+        if w.unless_cancelled(&cancel, tokio::time::sleep(delay))
+            .await
+            .is_none()
+        {
+            return;
         }
     }
 }
@@ -165,6 +155,22 @@ const RECENT_MAX: usize = 10_000;
 const FIRST_ELECTION_WAIT: Duration = Duration::from_secs(2);
 
 impl Watcher {
+    /// Waits for `fut` while keeping the dead-man switch ticking; `None` if cancelled.
+    async fn unless_cancelled<F: std::future::Future>(
+        &mut self,
+        cancel: &CancellationToken,
+        fut: F,
+    ) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                r = &mut fut => return Some(r),
+                _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => self.check_blind(),
+            }
+        }
+    }
+
     /// Serves one session; `Ok` means cancelled, `Err` means the session is over.
     async fn serve(
         &mut self,
