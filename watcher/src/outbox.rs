@@ -48,20 +48,30 @@ impl Outbox {
         agent: &str,
     ) -> Result<Option<(OutageRecord, i32)>, zk::Error> {
         match client.get_data(&self.path(agent)).await {
-            Ok((data, stat)) => match serde_json::from_slice::<OutageRecord>(&data) {
-                Ok(r) => Ok(Some((r, stat.version))),
-                Err(e) => {
-                    // Not ours to understand: start the record afresh rather than stop alerting.
-                    warn!(agent, error = %e, "outage record is unreadable; replacing it");
-                    client
-                        .delete(&self.path(agent), Some(stat.version))
-                        .await
-                        .or_else(ok_if_gone)?;
-                    Ok(None)
-                }
-            },
+            Ok((data, stat)) => self.parse(client, agent, &data, &stat).await,
             Err(zk::Error::NoNode) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    async fn parse(
+        &self,
+        client: &zk::Client,
+        agent: &str,
+        data: &[u8],
+        stat: &zk::Stat,
+    ) -> Result<Option<(OutageRecord, i32)>, zk::Error> {
+        match serde_json::from_slice::<OutageRecord>(data) {
+            Ok(r) => Ok(Some((r, stat.version))),
+            Err(e) => {
+                // Not ours to understand: start the record afresh rather than stop alerting.
+                warn!(agent, error = %e, "outage record is unreadable; replacing it");
+                client
+                    .delete(&self.path(agent), Some(stat.version))
+                    .await
+                    .or_else(ok_if_gone)?;
+                Ok(None)
+            }
         }
     }
 
@@ -189,14 +199,9 @@ impl Outbox {
         &self,
         client: &zk::Client,
     ) -> Result<BTreeMap<String, OutageRecord>, zk::Error> {
-        let names = match client.list_children(&self.dir).await {
-            Ok(n) => n,
-            Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
-            Err(e) => return Err(e),
-        };
         let mut records = BTreeMap::new();
-        for name in names {
-            if let Some((r, _)) = self.read(client, &name).await? {
+        for (name, data, stat) in session::read_children(client, &self.dir, |_| true).await? {
+            if let Some((r, _)) = self.parse(client, &name, &data, &stat).await? {
                 records.insert(name, r);
             }
         }
