@@ -320,35 +320,6 @@ pub fn events_without_sentinels(alerts: &[Value]) -> BTreeMap<String, Vec<String
     m
 }
 
-/// Checks one agent's events are whole outages: each `down` (or `failed`) opens an outage and
-/// the next alert is its `recovered` (a `failed` may follow a `down` inside one outage); never
-/// two downs in a row, never a `recovered` without an outage, and no outage left open.
-pub fn check_whole_outages(events: &[String]) -> Result<(), String> {
-    let mut open = false;
-    let mut failed_sent = false;
-    for (i, e) in events.iter().enumerate() {
-        match (e.as_str(), open) {
-            ("down", false) => open = true,
-            ("failed", false) => {
-                open = true;
-                failed_sent = true;
-            }
-            ("failed", true) if !failed_sent => failed_sent = true,
-            ("recovered", true) => {
-                open = false;
-                failed_sent = false;
-            }
-            _ => return Err(format!("event #{i} {e:?} does not fit in {events:?}")),
-        }
-    }
-    if open {
-        return Err(format!(
-            "an outage was never closed by `recovered`: {events:?}"
-        ));
-    }
-    Ok(())
-}
-
 /// The webhook requests whose alerts name any agent for which `pick` holds, with their
 /// arrival instants.
 pub fn messages_naming(reqs: &[Request], pick: impl Fn(&str) -> bool) -> Vec<(Instant, usize)> {

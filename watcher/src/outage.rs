@@ -20,6 +20,13 @@ use crate::record::OpenOutage;
 /// appearing; it normally takes milliseconds, at most its reconnect backoff.
 pub const HANDOVER_GRACE: Duration = Duration::from_secs(10);
 
+/// How long after the watcher was itself cut off from ZooKeeper a lost contact is first taken for
+/// a re-registration in progress. When the ensemble was away, every watchdog's old session may
+/// expire in the first session timeout after it returns (ZooKeeper re-arms restored sessions), at
+/// times racing the watchdog's own re-registration; 30 s covers session timeouts up to 20 s plus
+/// reconnect backoffs. A host that really died meanwhile is reported `HANDOVER_GRACE` later.
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(30);
+
 pub const LOST_CONTACT: &str = "lost contact: the watchdog's ZooKeeper session ended";
 
 /// An identity node as last read.
@@ -65,6 +72,11 @@ pub enum Event {
         now: Instant,
         wall: SystemTime,
     },
+    /// The watcher is back after being cut off from ZooKeeper (disconnected, or its session
+    /// ended); sent before the listing that follows.
+    Reconnected {
+        now: Instant,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,10 +101,12 @@ pub enum Health {
         failed_sent: bool,
     },
     /// Its watchdog is replacing the liveness node of a still running agent (after losing its
-    /// session); a down unless the new node comes by `until`.
+    /// session), or is expected to (see [`SETTLE_WINDOW`]); a down, dated `at`, unless a node of
+    /// the same agent process comes by `until`.
     Handover {
         until: Instant,
         vanished: Live,
+        at: SystemTime,
     },
     /// Live again, but not yet for `recovered_after`.
     Recovering {
@@ -115,6 +129,8 @@ pub struct Monitor {
     recovered_after: Duration,
     agents: HashMap<String, Agent>,
     snapshots: u64,
+    /// Until then, lost contacts are held as handovers (see [`SETTLE_WINDOW`]).
+    settling_until: Option<Instant>,
 }
 
 impl Monitor {
@@ -123,6 +139,7 @@ impl Monitor {
             recovered_after,
             agents: HashMap::new(),
             snapshots: 0,
+            settling_until: None,
         }
     }
 
@@ -176,6 +193,7 @@ impl Monitor {
                 now,
                 wall,
             } => self.set_live(&id, live, now, wall, &mut out),
+            Event::Reconnected { now } => self.settling_until = Some(now + SETTLE_WINDOW),
             Event::Tick { now, wall } => {
                 let mut ids: Vec<&String> = self.agents.keys().collect();
                 ids.sort();
@@ -187,20 +205,22 @@ impl Monitor {
                 for id in due {
                     self.recovered(&id, wall, &mut out);
                 }
-                let mut lapsed: Vec<(String, Live)> = self
+                let mut lapsed: Vec<(String, Live, SystemTime)> = self
                     .agents
                     .iter()
                     .filter_map(|(id, a)| match &a.health {
-                        Health::Handover { until, vanished } if *until <= now => {
-                            Some((id.clone(), vanished.clone()))
-                        }
+                        Health::Handover {
+                            until,
+                            vanished,
+                            at,
+                        } if *until <= now => Some((id.clone(), vanished.clone(), *at)),
                         _ => None,
                     })
                     .collect();
                 lapsed.sort_by(|a, b| a.0.cmp(&b.0));
-                for (id, vanished) in lapsed {
-                    // The re-registration never came: the watchdog died in between.
-                    self.down(&id, Some(&vanished), wall, &mut out);
+                for (id, vanished, at) in lapsed {
+                    // The re-registration never came: the watchdog or its host died.
+                    self.down(&id, Some(&vanished), at, &mut out);
                 }
             }
         }
@@ -296,14 +316,20 @@ impl Monitor {
         let old = std::mem::replace(&mut agent.live, live.clone());
         match (old, live) {
             (Some(o), Some(n)) if o.czxid == n.czxid => {}
-            (old, Some(_)) => {
+            (old, Some(n)) => {
                 if agent.identity.is_none() {
                     return;
                 }
                 let handover = old.as_ref().is_some_and(|o| {
                     agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid)
+                        || same_run(o, &n)
                 });
                 match agent.health.clone() {
+                    Health::Handover { vanished, at, .. } if !same_process(&vanished, &n) => {
+                        // Not the agent that was running: it was restarted meanwhile.
+                        self.down(id, Some(&vanished), at, out);
+                        self.back_up(id, now, wall, recovered_after);
+                    }
                     Health::Starting | Health::Handover { .. } => agent.health = Health::Up,
                     // The watchdog replaced the node of its still running agent.
                     Health::Up if handover => {}
@@ -338,14 +364,18 @@ impl Monitor {
                     self.forget_if_empty(id);
                     return;
                 }
-                let handover =
+                let marked =
                     agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid);
+                let settling = self.settling_until.is_some_and(|t| now < t)
+                    && !self.explained_by_exit(id, Some(&o));
+                let agent = self.entry(id);
                 match agent.health.clone() {
-                    Health::Starting | Health::Up if handover => {
+                    Health::Starting | Health::Up if marked || settling => {
                         // A watchdog re-registering its running agent: expect the new node soon.
                         agent.health = Health::Handover {
                             until: now + HANDOVER_GRACE,
                             vanished: o,
+                            at: wall,
                         };
                     }
                     Health::Starting | Health::Up => self.down(id, Some(&o), wall, out),
@@ -494,6 +524,19 @@ impl Monitor {
         out.push(Action::Alert(alert));
     }
 
+    /// The recorded exit explains this outage only if it was recorded after the vanished node was
+    /// made; otherwise the watchdog went silent.
+    fn explained_by_exit(&self, id: &str, vanished: Option<&Live>) -> bool {
+        let identity = self.agents.get(id).and_then(|a| a.identity.as_ref());
+        match (identity, vanished) {
+            (Some(i), Some(l)) => i.mzxid > l.czxid,
+            (Some(i), None) => {
+                matches!(i.view.state, Some(AgentState::Backoff | AgentState::Failed))
+            }
+            _ => false,
+        }
+    }
+
     fn alert(
         &self,
         id: &str,
@@ -513,14 +556,7 @@ impl Monitor {
                     .and_then(|l| l.view.host.clone())
             });
         let last_exit = view.and_then(|v| v.last_exit.clone());
-        // The exit explains this outage only if it was recorded after the vanished node was made.
-        let exit_explains = match (identity, vanished) {
-            (Some(i), Some(l)) => i.mzxid > l.czxid,
-            (Some(i), None) => {
-                matches!(i.view.state, Some(AgentState::Backoff | AgentState::Failed))
-            }
-            _ => false,
-        };
+        let exit_explains = self.explained_by_exit(id, vanished);
         let cause = match (&last_exit, exit_explains) {
             (Some(exit), true) => exit.describe(),
             _ if vanished.is_none() => "not live when the watcher looked".to_owned(),
@@ -551,6 +587,25 @@ impl Monitor {
             key: None,
         }
     }
+}
+
+/// The new node names the agent process the old one did (or does not say): the watchdog
+/// re-registered, the agent ran on.
+fn same_process(old: &Live, new: &Live) -> bool {
+    match (old.view.agent_pid, new.view.agent_pid) {
+        (Some(a), Some(b)) => a == b && old.view.host == new.view.host,
+        _ => true,
+    }
+}
+
+/// The new node describes the very run of the agent the old one did (same host, pid and start
+/// time): a re-registration seen only by re-listing, never a restart.
+fn same_run(old: &Live, new: &Live) -> bool {
+    old.view.agent_pid.is_some()
+        && old.view.since.is_some()
+        && old.view.agent_pid == new.view.agent_pid
+        && old.view.since == new.view.since
+        && old.view.host == new.view.host
 }
 
 #[cfg(test)]
@@ -1087,6 +1142,141 @@ mod tests {
         let mut t = T::with_agent_up();
         t.identity(1, "a", Some(reregistering(20, 5)));
         assert_eq!(t.live(1, "a", None).len(), 1);
+    }
+
+    fn run_of(czxid: i64, agent_pid: u32, since: &str) -> Live {
+        let mut l = live(czxid);
+        l.view.agent_pid = Some(agent_pid);
+        l.view.since = Some(since.into());
+        l
+    }
+
+    impl T {
+        /// `a` up as agent process 7 (liveness czxid 11), then the watcher cut off and back at `s`.
+        fn settling_with_run_up(s: u64) -> T {
+            let mut t = T::new();
+            t.snapshot(
+                0,
+                &[("a", identity(10, AgentState::Running, 0, None))],
+                &[("a", run_of(11, 7, "t0"))],
+            );
+            let (now, _) = t.at(s);
+            assert_eq!(alerts(t.m.on_event(Event::Reconnected { now })), vec![]);
+            t
+        }
+    }
+
+    /// After the watcher was cut off (ZooKeeper may have been away), a lost contact is first taken
+    /// for a re-registration racing its old session's expiry; everything else is as ever.
+    #[test]
+    fn settling_after_a_reconnection_table() {
+        struct Case {
+            what: &'static str,
+            /// Identity rewritten (an exit recorded) before the node vanishes.
+            exit_first: bool,
+            vanish_at: u64,
+            /// The replacement node: (at, agent pid, since).
+            back: Option<(u64, u32, &'static str)>,
+            expect: &'static [AlertKind],
+            /// When the down is dated, seconds after t0.
+            down_at: Option<u64>,
+        }
+        let cases = [
+            Case {
+                what: "re-registered run of the same agent",
+                exit_first: false,
+                vanish_at: 2,
+                back: Some((4, 7, "t0")),
+                expect: &[],
+                down_at: None,
+            },
+            Case {
+                what: "never re-registered: a down after the grace, dated at the vanishing",
+                exit_first: false,
+                vanish_at: 2,
+                back: None,
+                expect: &[AlertKind::Down],
+                down_at: Some(2),
+            },
+            Case {
+                what: "another agent process came back: it was restarted meanwhile",
+                exit_first: false,
+                vanish_at: 2,
+                back: Some((4, 8, "t1")),
+                expect: &[AlertKind::Down, AlertKind::Recovered],
+                down_at: Some(2),
+            },
+            Case {
+                what: "a recorded exit is a crash: down at once",
+                exit_first: true,
+                vanish_at: 2,
+                back: None,
+                expect: &[AlertKind::Down],
+                down_at: Some(2),
+            },
+            Case {
+                what: "after the settling window: down at once",
+                exit_first: false,
+                vanish_at: 1 + SETTLE_WINDOW.as_secs(),
+                back: None,
+                expect: &[AlertKind::Down],
+                down_at: Some(1 + SETTLE_WINDOW.as_secs()),
+            },
+        ];
+        for c in cases {
+            let mut t = T::settling_with_run_up(1);
+            let mut seen = Vec::new();
+            if c.exit_first {
+                let crashed = identity(20, AgentState::Backoff, 1, Some((Some(3), None)));
+                seen.extend(t.identity(c.vanish_at, "a", Some(crashed)));
+            }
+            seen.extend(t.live(c.vanish_at, "a", None));
+            let held = seen.is_empty();
+            if let Some((at, pid, since)) = c.back {
+                seen.extend(t.live(at, "a", Some(run_of(30, pid, since))));
+            }
+            let end = c.vanish_at + HANDOVER_GRACE.as_secs() + RECOVER.as_secs() + 1;
+            for s in c.vanish_at..=end {
+                seen.extend(t.tick(s));
+            }
+            let got: Vec<AlertKind> = seen.iter().map(|a| a.event).collect();
+            assert_eq!(got, c.expect, "{}: {seen:?}", c.what);
+            let down = seen.iter().find(|a| a.event == AlertKind::Down);
+            assert_eq!(
+                down.map(|a| a.at),
+                c.down_at.map(|s| t.at(s).1),
+                "{}: the down's time",
+                c.what
+            );
+            if c.what.starts_with("never") {
+                assert!(held, "held during the grace");
+                assert_eq!(down.map(|a| a.reason.as_str()), Some(LOST_CONTACT));
+            }
+        }
+    }
+
+    #[test]
+    fn a_re_listing_that_finds_the_same_run_re_registered_is_no_outage() {
+        // No mark seen (it came and went while the watcher was away), no settling: the node's
+        // content says the same agent process still runs.
+        let mut t = T::new();
+        t.snapshot(
+            0,
+            &[("a", identity(10, AgentState::Running, 0, None))],
+            &[("a", run_of(11, 7, "t0"))],
+        );
+        let same = t.snapshot(
+            5,
+            &[("a", identity(10, AgentState::Running, 0, None))],
+            &[("a", run_of(40, 7, "t0"))],
+        );
+        assert_eq!(same, vec![]);
+        let restarted = t.snapshot(
+            6,
+            &[("a", identity(10, AgentState::Running, 0, None))],
+            &[("a", run_of(50, 9, "t6"))],
+        );
+        assert_eq!(kinds(&restarted), [(AlertKind::Down, LOST_CONTACT.into())]);
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         leader: false,
         recent: VecDeque::new(),
         flush_again: None,
+        cut_off: false,
         blind: Blindness::new(
             cfg_blind_after,
             std::time::Instant::now(),
@@ -101,6 +102,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         session::close(client, Duration::from_secs(2)).await;
         let Err(e) = result else { return };
         w.blind.lost(std::time::Instant::now(), SystemTime::now());
+        w.cut_off = true;
         // A session that worked for a while starts the backoff afresh; one refused at once
         // (e.g. not authorized) must not turn into a tight reconnect loop.
         if served_from.elapsed() > Duration::from_secs(10) {
@@ -146,6 +148,9 @@ struct Watcher {
     blind: Blindness,
     /// A failed record update is tried again at this time.
     flush_again: Option<Instant>,
+    /// Cut off from ZooKeeper since the last listing: the next one starts a settling window
+    /// (`outage::SETTLE_WINDOW`), as ZooKeeper itself may have been away.
+    cut_off: bool,
 }
 
 /// A follower remembers at most this many alerts the leader has not recorded yet.
@@ -266,6 +271,7 @@ impl Watcher {
                 zk::EventType::Session => match event.session_state {
                     zk::SessionState::Disconnected => {
                         warn!("zookeeper connection lost; alerts wait until it is back");
+                        self.cut_off = true;
                         self.blind
                             .lost(std::time::Instant::now(), SystemTime::now());
                         // Another watcher may lead before we know our session is gone.
@@ -371,6 +377,11 @@ impl Watcher {
             .collect();
         if self.monitor.is_none() {
             self.monitor = Some(Monitor::new(self.cfg.recovered_after));
+        }
+        if std::mem::take(&mut self.cut_off) {
+            self.apply(Event::Reconnected {
+                now: Instant::now().into_std(),
+            });
         }
         // Outages reported before (by an earlier run): not again; and what a channel has not
         // taken yet goes out now, in order.
