@@ -412,44 +412,6 @@ impl Default for NodeAcl {
 
 /// `--zk-auth`, `--zk-auth-file` and `--zk-acl` as given (from flags or the environment), made
 /// into credentials and the node ACL. Every problem goes to `errors`; no message shows a secret.
-/// The ZooKeeper flags both binaries share, as given on the command line.
-pub struct ZkFlags<'a> {
-    pub zk: &'a str,
-    pub root: &'a str,
-    pub session_timeout: Duration,
-    pub auth: Option<&'a Secret>,
-    pub auth_file: Option<&'a Path>,
-    pub acl: Option<&'a str>,
-}
-
-impl ZkFlags<'_> {
-    /// Checks the flags, adding every problem to `errors`; the settings if there were none.
-    pub fn into_config(self, errors: &mut Vec<String>) -> Option<(ZkConfig, crate::Layout)> {
-        let connect = ConnectString::parse(self.zk)
-            .map_err(|e| errors.push(e.to_string()))
-            .ok();
-        let layout = crate::Layout::new(self.root)
-            .map_err(|e| errors.push(format!("--root: {e}")))
-            .ok();
-        if self.session_timeout < Duration::from_millis(100) {
-            errors.push(format!(
-                "--session-timeout {:?} is too short",
-                self.session_timeout
-            ));
-        }
-        let (auth, acl) = zk_security(self.auth, self.auth_file, self.acl, errors)?;
-        Some((
-            ZkConfig {
-                connect: connect?,
-                session_timeout: self.session_timeout,
-                auth,
-                acl,
-            },
-            layout?,
-        ))
-    }
-}
-
 pub fn zk_security(
     auth: Option<&Secret>,
     auth_file: Option<&Path>,

@@ -2,18 +2,20 @@
 //! is reported at once, before anything starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::config::{parse_duration, Secret, ZkConfig, ZkFlags};
-use common::layout::DEFAULT_ROOT;
+use common::cli::{with_zk_env, ConfigErrors, ZkArgs};
+use common::config::{parse_duration, ZkConfig};
 use common::{AgentId, Layout};
 
 use crate::registration::Registrant;
 use crate::run::RunConfig;
 use crate::supervisor::Policy;
+
+/// Prefix of the environment variable of every flag (`FLUME_WATCHDOG_ZK`) and of the log filter's.
+pub const ENV_PREFIX: &str = "FLUME_WATCHDOG";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,41 +34,6 @@ pub enum CliCommand {
     Run(RunArgs),
     /// Ask the watchdog of an agent to stop it, from any host, and wait until it has.
     Stop(StopArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ZkArgs {
-    /// ZooKeeper connect string, e.g. zk1:2181,zk2:2181/kafka
-    #[arg(long = "zk", env = "FLUME_WATCHDOG_ZK")]
-    pub zk: String,
-    /// Root of the watchdog's nodes
-    #[arg(long, env = "FLUME_WATCHDOG_ROOT", default_value = DEFAULT_ROOT)]
-    pub root: String,
-    /// ZooKeeper session timeout: how long a dead host goes unnoticed
-    #[arg(long, env = "FLUME_WATCHDOG_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub session_timeout: Duration,
-    /// ZooKeeper digest credentials USER:PASSWORD (command lines are visible to other users:
-    /// prefer --zk-auth-file or the environment)
-    #[arg(
-        long = "zk-auth",
-        env = "FLUME_WATCHDOG_ZK_AUTH",
-        hide_env_values = true,
-        allow_hyphen_values = true,
-        value_name = "USER:PASSWORD",
-        value_parser = Secret::from_arg
-    )]
-    pub zk_auth: Option<Secret>,
-    /// File holding the ZooKeeper credentials USER:PASSWORD (one line; keep it mode 0600)
-    #[arg(
-        long = "zk-auth-file",
-        env = "FLUME_WATCHDOG_ZK_AUTH_FILE",
-        value_name = "PATH"
-    )]
-    pub zk_auth_file: Option<PathBuf>,
-    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
-    /// or world-all (default without)
-    #[arg(long = "zk-acl", env = "FLUME_WATCHDOG_ZK_ACL", value_name = "GRANTS")]
-    pub zk_acl: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -119,21 +86,9 @@ pub struct StopArgs {
     pub wait: Duration,
 }
 
-/// All the problems found in otherwise well-formed flags.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct ConfigErrors(pub Vec<String>);
-
-fn zk_config(args: &ZkArgs, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
-    ZkFlags {
-        zk: &args.zk,
-        root: &args.root,
-        session_timeout: args.session_timeout,
-        auth: args.zk_auth.as_ref(),
-        auth_file: args.zk_auth_file.as_deref(),
-        acl: args.zk_acl.as_deref(),
-    }
-    .into_config(errors)
+/// The command line, its ZooKeeper flags' variables named for this binary.
+pub fn command() -> clap::Command {
+    with_zk_env(Cli::command(), ENV_PREFIX)
 }
 
 pub fn hostname() -> String {
@@ -146,7 +101,7 @@ pub fn hostname() -> String {
 impl RunArgs {
     pub fn into_config(self) -> Result<RunConfig, ConfigErrors> {
         let mut errors = Vec::new();
-        let zk = zk_config(&self.zk, &mut errors);
+        let zk = self.zk.into_config(&mut errors);
         let host = hostname();
         let id = match &self.id {
             Some(id) => AgentId::parse(id)
@@ -213,7 +168,7 @@ impl RunArgs {
 impl StopArgs {
     pub fn into_config(self) -> Result<(ZkConfig, Layout, AgentId, Duration), ConfigErrors> {
         let mut errors = Vec::new();
-        let zk = zk_config(&self.zk, &mut errors);
+        let zk = self.zk.into_config(&mut errors);
         let id = AgentId::parse(&self.id)
             .map_err(|e| errors.push(format!("--id: {e}")))
             .ok();
@@ -229,7 +184,10 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("flume-watchdog").chain(args.iter().copied()))
+        common::cli::parse_strict(
+            command(),
+            std::iter::once("flume-watchdog").chain(args.iter().copied()),
+        )
     }
 
     fn run_args(args: &[&str]) -> RunArgs {
@@ -399,8 +357,7 @@ mod tests {
 
     #[test]
     fn the_credentials_flag_hides_its_environment_value() {
-        use clap::CommandFactory;
-        let cmd = Cli::command();
+        let cmd = command();
         for sub in ["run", "stop"] {
             let sub = cmd.find_subcommand(sub).expect("subcommand");
             let arg = sub

@@ -1,19 +1,14 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use watchdog::cli::{Cli, CliCommand};
 use watchdog::stop::StopOutcome;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FLUME_WATCHDOG_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli: Cli = match common::cli::parse_strict(watchdog::cli::command(), std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    common::logging::init(&format!("{}_LOG", watchdog::cli::ENV_PREFIX));
     // One thread on purpose: the agent's parent-death signal is tied to the thread that forked it.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -74,7 +69,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage_error(e: watchdog::cli::ConfigErrors) -> ExitCode {
+fn usage_error(e: common::cli::ConfigErrors) -> ExitCode {
     for line in &e.0 {
         eprintln!("flume-watchdog: {line}");
     }

@@ -1,16 +1,17 @@
 //! Command-line interface of flume-watcher: flags (each also from the environment) and checks.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::config::{parse_duration, Secret, ZkConfig, ZkFlags};
-use common::layout::DEFAULT_ROOT;
-use common::Layout;
+use common::cli::{with_zk_env, ConfigErrors, ZkArgs};
+use common::config::parse_duration;
 
 use crate::channels::{parse_dingtalk, parse_webhook, ChannelSpec, DingTalkConfig, WebhookConfig};
 use crate::watch::WatchConfig;
+
+/// Prefix of the environment variable of every flag (`FLUME_WATCHER_ZK`) and of the log filter's.
+pub const ENV_PREFIX: &str = "FLUME_WATCHER";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,41 +30,6 @@ pub enum CliCommand {
     Run(RunArgs),
     /// Show one row per agent: id, host, state, since, restarts, last exit
     Status(StatusArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ZkArgs {
-    /// ZooKeeper connect string, e.g. zk1:2181,zk2:2181/kafka
-    #[arg(long = "zk", env = "FLUME_WATCHER_ZK")]
-    pub zk: String,
-    /// Root of the watchdogs' nodes
-    #[arg(long, env = "FLUME_WATCHER_ROOT", default_value = DEFAULT_ROOT)]
-    pub root: String,
-    /// ZooKeeper session timeout
-    #[arg(long, env = "FLUME_WATCHER_SESSION_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub session_timeout: Duration,
-    /// ZooKeeper digest credentials USER:PASSWORD, the watchdogs' (command lines are visible to
-    /// other users: prefer --zk-auth-file or the environment)
-    #[arg(
-        long = "zk-auth",
-        env = "FLUME_WATCHER_ZK_AUTH",
-        hide_env_values = true,
-        allow_hyphen_values = true,
-        value_name = "USER:PASSWORD",
-        value_parser = Secret::from_arg
-    )]
-    pub zk_auth: Option<Secret>,
-    /// File holding the ZooKeeper credentials USER:PASSWORD (one line; keep it mode 0600)
-    #[arg(
-        long = "zk-auth-file",
-        env = "FLUME_WATCHER_ZK_AUTH_FILE",
-        value_name = "PATH"
-    )]
-    pub zk_auth_file: Option<PathBuf>,
-    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
-    /// or world-all (default without)
-    #[arg(long = "zk-acl", env = "FLUME_WATCHER_ZK_ACL", value_name = "GRANTS")]
-    pub zk_acl: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -102,22 +68,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl ZkArgs {
-    pub fn into_config(&self, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
-        ZkFlags {
-            zk: &self.zk,
-            root: &self.root,
-            session_timeout: self.session_timeout,
-            auth: self.zk_auth.as_ref(),
-            auth_file: self.zk_auth_file.as_deref(),
-            acl: self.zk_acl.as_deref(),
-        }
-        .into_config(errors)
-    }
+/// The command line, its ZooKeeper flags' variables named for this binary.
+pub fn command() -> clap::Command {
+    with_zk_env(Cli::command(), ENV_PREFIX)
 }
 
 #[derive(Debug)]
@@ -175,8 +128,10 @@ mod tests {
     use super::*;
 
     fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("flume-watcher").chain(args.iter().copied()))?;
+        let cli: Cli = common::cli::parse_strict(
+            command(),
+            std::iter::once("flume-watcher").chain(args.iter().copied()),
+        )?;
         match cli.command {
             CliCommand::Run(r) => Ok(r),
             other => panic!("expected run, got {other:?}"),
@@ -215,8 +170,11 @@ mod tests {
     }
 
     fn status_args(args: &[&str]) -> StatusArgs {
-        let cli = Cli::try_parse_from(std::iter::once("flume-watcher").chain(args.iter().copied()))
-            .expect("flags parse");
+        let cli: Cli = common::cli::parse_strict(
+            command(),
+            std::iter::once("flume-watcher").chain(args.iter().copied()),
+        )
+        .expect("flags parse");
         match cli.command {
             CliCommand::Status(s) => s,
             other => panic!("expected status, got {other:?}"),
@@ -258,8 +216,7 @@ mod tests {
 
     #[test]
     fn the_credentials_flag_hides_its_environment_value() {
-        use clap::CommandFactory;
-        let cmd = Cli::command();
+        let cmd = command();
         for sub in ["run", "status"] {
             let sub = cmd.find_subcommand(sub).expect("subcommand");
             let arg = sub

@@ -1,19 +1,14 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 use watcher::cli::{Cli, CliCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FLUME_WATCHER_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli: Cli = match common::cli::parse_strict(watcher::cli::command(), std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    common::logging::init(&format!("{}_LOG", watcher::cli::ENV_PREFIX));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
