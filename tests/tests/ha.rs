@@ -76,3 +76,67 @@ fn the_follower_takes_over_a_dead_leader_and_delivers_its_pending_alert_once() {
         "each once"
     );
 }
+
+#[test]
+fn a_leader_killed_while_its_message_is_in_flight_is_repeated_with_the_same_notice_id() {
+    let (mut pair, follower) = two_watchers("ha_in_flight");
+    let _wd = pair.watchdog("h3", &[], &[]);
+    let pid = pair.agent_pid("h3");
+    // The receiver takes the message but answers only after the leader is dead: the leader can
+    // never note the delivery, so the next leader must send it again.
+    pair.receiver.set_delay(std::time::Duration::from_secs(5));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1)
+        .expect("signal the agent");
+    pair.receiver.wait_for(
+        |r| events_of(&alerts_of(r), "h3").contains(&"down".to_owned()),
+        deadline(10),
+        "the leader's down, taken by the receiver and not yet answered",
+    );
+    let leader = pair.watcher.take().expect("leader");
+    leader.signal(Signal::SIGKILL);
+    leader.wait_exit(deadline(5));
+    pair.receiver.set_delay(std::time::Duration::ZERO);
+    follower.wait_for_line(
+        "delivers alerts now",
+        deadline(15),
+        "the follower to take over once the leader's session ended",
+    );
+    pair.receiver.wait_for(
+        |r| events_of(&alerts_of(r), "h3").last().map(String::as_str) == Some("recovered"),
+        deadline(20),
+        "the recovered from the new leader",
+    );
+    pair.sentinel("sentinel");
+    let alerts: Vec<serde_json::Value> = pair
+        .receiver
+        .alerts()
+        .into_iter()
+        .filter(|a| a["agent"] == "h3")
+        .collect();
+    let downs: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["event"] == "down").collect();
+    assert_eq!(
+        downs.len(),
+        2,
+        "the down in flight is sent again by the new leader (at-least-once at this edge): {alerts:?}"
+    );
+    assert_eq!(
+        downs[0], downs[1],
+        "the repeat is the recorded notice itself, same id and content"
+    );
+    let mut ids: Vec<&str> = alerts.iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        alerts.len(),
+        "every alert carries an id: {alerts:?}"
+    );
+    ids.dedup();
+    let events: Vec<&str> = ids
+        .iter()
+        .map(|id| id.split('/').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        events,
+        ["down", "recovered"],
+        "dropping repeats by id leaves each notice once: {alerts:?}"
+    );
+}

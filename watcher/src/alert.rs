@@ -97,6 +97,19 @@ fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S:
 }
 
 impl Alert {
+    /// The notice's identity for receivers: agent, event and the transition's time, all kept in
+    /// the outage record. A new leader that re-sends a recorded notice (its predecessor died after
+    /// the receiver took it but before noting the delivery) sends the same id, so a receiver that
+    /// drops repeats of an id sees each notice once.
+    pub fn notice_id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.agent,
+            self.event.as_str(),
+            common::time::format(self.at)
+        )
+    }
+
     /// One line for logs, the console channel and chat message bodies.
     pub fn one_line(&self) -> String {
         let host = self.host.as_deref().unwrap_or("unknown host");

@@ -314,6 +314,10 @@ async fn webhook_posts_alerts_as_json() {
     assert_eq!(a["reason"], "killed by SIGKILL", "{v}");
     assert_eq!(a["at"], "2025-11-21T04:40:00.123Z", "{v}");
     assert_eq!(a["restarts"], 2, "{v}");
+    assert_eq!(
+        a["id"], "a1/down/2025-11-21T04:40:00.123Z",
+        "the notice id receivers may drop repeats by: {v}"
+    );
 
     let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(

@@ -51,7 +51,15 @@ pub struct WebhookChannel {
 
 #[derive(Serialize)]
 struct Body<'a> {
-    alerts: &'a [Alert],
+    alerts: Vec<Item<'a>>,
+}
+
+/// An alert with its notice id first, for receivers that drop repeats.
+#[derive(Serialize)]
+struct Item<'a> {
+    id: String,
+    #[serde(flatten)]
+    alert: &'a Alert,
 }
 
 impl WebhookChannel {
@@ -70,7 +78,15 @@ impl WebhookChannel {
         let resp = self
             .http
             .post(self.config.url.clone())
-            .json(&Body { alerts: batch })
+            .json(&Body {
+                alerts: batch
+                    .iter()
+                    .map(|alert| Item {
+                        id: alert.notice_id(),
+                        alert,
+                    })
+                    .collect(),
+            })
             .send()
             .await
             .map_err(transport_error)?;
