@@ -1,10 +1,13 @@
-//! Command-line parts both binaries share: the ZooKeeper flags and the type of their problems.
+//! Command-line parts both binaries share: the ZooKeeper flags, and a parse that lists every
+//! problem of a command line at once (clap alone stops at the first).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Command, FromArgMatches};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, Args, Command, FromArgMatches};
 
 use crate::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
 use crate::layout::DEFAULT_ROOT;
@@ -100,7 +103,8 @@ fn name_env(cmd: Command, prefix: &str, ids: &[String]) -> Command {
 }
 
 /// Parses `args` with `cmd` (the command of `C`, changed at run time such as by [`with_zk_env`]),
-/// stopping at the first problem as clap does.
+/// stopping at the first problem as clap does: for tests that look at clap's error or at the
+/// flags before they are checked. Programs use [`parse`].
 pub fn parse_strict<C, I, T>(mut cmd: Command, args: I) -> Result<C, clap::Error>
 where
     C: FromArgMatches,
@@ -115,12 +119,311 @@ where
 #[error("{}", .0.join("\n"))]
 pub struct ConfigErrors(pub Vec<String>);
 
+/// Why a command line is not carried out.
+#[derive(Debug)]
+pub enum Refusal {
+    /// `--help` or `--version`, or the help shown for a missing subcommand: clap's own output.
+    Clap(clap::Error),
+    /// Every problem found.
+    Problems(Problems),
+}
+
+impl Refusal {
+    /// Prints it (help and version on stdout, the rest on stderr) and gives the exit code: 0 for
+    /// help and version, 2 otherwise.
+    pub fn report(&self) -> ExitCode {
+        match self {
+            Refusal::Clap(e) => {
+                // A closed stdout (`--help | head`) is no reason to fail.
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+            Refusal::Problems(problems) => {
+                eprint!("{problems}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+/// Every problem of a command line, and where to read how to write it; `Display` gives them one
+/// line each, after the binary's name, then the usage.
+#[derive(Debug)]
+pub struct Problems {
+    /// The binary's name.
+    pub name: String,
+    pub problems: Vec<String>,
+    /// The usage of the (sub)command the problems concern.
+    pub usage: String,
+    /// How to ask for that (sub)command's help, e.g. `flume-watchdog run --help`.
+    pub help: String,
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for problem in &self.problems {
+            writeln!(f, "{}: {problem}", self.name)?;
+        }
+        writeln!(
+            f,
+            "\n{}\nFor more information, try '{}'.",
+            self.usage, self.help
+        )
+    }
+}
+
+/// How many times a command line is parsed again without the part clap refused: each round
+/// removes at least one argument or variable, so this only bounds pathological input.
+const MAX_ROUNDS: usize = 32;
+
+/// Parses `args` with `cmd` (the command of `C`) and checks the result with `check`, listing every
+/// problem at once: clap stops at the first unknown argument or bad value, so each one it refuses
+/// is noted and taken out (with the value of an unknown flag, which may be a secret), and the rest
+/// is parsed again. A checked problem that names a flag whose value was refused is left out: it
+/// judged the default, not what was given.
+pub fn parse<C, T, I, A>(
+    mut cmd: Command,
+    args: I,
+    check: impl FnOnce(C) -> Result<T, ConfigErrors>,
+) -> Result<T, Refusal>
+where
+    C: FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<OsString>,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let mut problems: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    let mut parsed = None;
+    for _ in 0..MAX_ROUNDS {
+        // A fresh copy each round: clap builds the command it parses with, and a built command
+        // is not meant to be changed (a refused variable is forgotten below).
+        let error = match cmd.clone().try_get_matches_from_mut(&args) {
+            Ok(matches) => {
+                match C::from_arg_matches(&matches) {
+                    Ok(c) => parsed = Some(c),
+                    Err(e) => problems.push(one_line(&e)),
+                }
+                break;
+            }
+            Err(e) => e,
+        };
+        if matches!(
+            error.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            if problems.is_empty() {
+                return Err(Refusal::Clap(error));
+            }
+            break;
+        }
+        let mut problem = one_line(&error);
+        let taken_out = match error.kind() {
+            ErrorKind::UnknownArgument => take_out_unknown(&error, &mut args, &cmd),
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+                match take_out_value(&error, &mut args, &mut cmd) {
+                    Some((flag, from_env)) => {
+                        if let Some(var) = from_env {
+                            problem.push_str(&format!(" (from {var})"));
+                        }
+                        refused.push(flag);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+        if !taken_out {
+            break;
+        }
+    }
+    if let Some(c) = parsed {
+        match check(c) {
+            Ok(t) if problems.is_empty() => return Ok(t),
+            Ok(_) => {}
+            Err(ConfigErrors(found)) => problems.extend(
+                found
+                    .into_iter()
+                    .filter(|p| !refused.iter().any(|flag| mentions(p, flag))),
+            ),
+        }
+    }
+    let (usage, help) = usage(&cmd, &args);
+    Err(Refusal::Problems(Problems {
+        name: cmd.get_name().to_owned(),
+        problems,
+        usage,
+        help,
+    }))
+}
+
+/// Clap's message for `e` on one line, without its usage and its pointer to `--help` (given
+/// once, after every problem), its tips in parentheses.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut line = String::new();
+    let mut tips = Vec::new();
+    let blocks = text
+        .split("\n\n")
+        .filter(|b| !b.starts_with("Usage:") && !b.starts_with("For more information"));
+    for part in blocks.flat_map(str::lines).map(str::trim) {
+        if let Some(tip) = part.strip_prefix("tip: ") {
+            tips.push(tip);
+        } else if !part.is_empty() {
+            // The first line, or what continues it, such as the names of missing arguments.
+            line = format!("{line} {}", part.strip_prefix("error: ").unwrap_or(part));
+        }
+    }
+    let line = line.trim_start();
+    if tips.is_empty() {
+        line.to_owned()
+    } else {
+        format!("{line} ({})", tips.join("; "))
+    }
+}
+
+fn context(e: &clap::Error, kind: ContextKind) -> Option<&str> {
+    match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Where the options end: `--` and what follows are the agent's command.
+fn options_end(args: &[OsString]) -> usize {
+    args.iter()
+        .skip(1)
+        .position(|a| a == "--")
+        .map_or(args.len(), |i| i + 1)
+}
+
+/// Takes out the argument clap did not know, and the value after an unknown flag. Clap names it
+/// but not its place: the first such argument among the options, else after `--` (a command
+/// without positional arguments refuses those).
+fn take_out_unknown(e: &clap::Error, args: &mut Vec<OsString>, cmd: &Command) -> bool {
+    let Some(unknown) = context(e, ContextKind::InvalidArg) else {
+        return false;
+    };
+    let with_value = format!("{unknown}=");
+    let is_it = |a: &OsString| {
+        let a = a.to_string_lossy();
+        a == unknown || (unknown.starts_with("--") && a.starts_with(&with_value))
+    };
+    let end = options_end(args);
+    let Some(at) = (1..end)
+        .chain(end + 1..args.len())
+        .find(|&i| is_it(&args[i]))
+    else {
+        return false;
+    };
+    let removed = args.remove(at);
+    let takes_next = unknown.starts_with('-') && removed.to_string_lossy() == unknown;
+    if takes_next && at + 1 < end {
+        let next = args[at].to_string_lossy();
+        if !next.starts_with('-') && cmd.find_subcommand(next.as_ref()).is_none() {
+            args.remove(at);
+        }
+    }
+    true
+}
+
+/// Takes out the flag whose value clap refused, with its value; a value that came from the
+/// environment is forgotten instead. Gives the flag and, if so, the variable.
+fn take_out_value(
+    e: &clap::Error,
+    args: &mut Vec<OsString>,
+    cmd: &mut Command,
+) -> Option<(String, Option<String>)> {
+    // "--session-timeout <SESSION_TIMEOUT>"
+    let flag = context(e, ContextKind::InvalidArg)?
+        .split(' ')
+        .next()?
+        .to_owned();
+    let long = flag.strip_prefix("--")?;
+    let value = context(e, ContextKind::InvalidValue).unwrap_or_default();
+    let arg = find_arg(cmd, long)?;
+    let delimiter = arg.get_value_delimiter();
+    let env = arg.get_env().map(OsStr::to_os_string);
+    let holds = |given: &str| {
+        given == value || delimiter.is_some_and(|d| given.split(d).any(|v| v == value))
+    };
+    let attached = format!("{flag}=");
+    let end = options_end(args);
+    for i in 1..end {
+        let a = args[i].to_string_lossy();
+        if a.strip_prefix(&attached).is_some_and(holds) {
+            args.remove(i);
+            return Some((flag, None));
+        }
+        if a == flag {
+            let next = args.get(i + 1).filter(|_| i + 1 < end);
+            if next.is_some_and(|n| holds(&n.to_string_lossy())) {
+                args.drain(i..i + 2);
+                return Some((flag, None));
+            }
+            if value.is_empty() {
+                args.remove(i);
+                return Some((flag, None));
+            }
+        }
+    }
+    let var = env.filter(|var| std::env::var_os(var).is_some())?;
+    let forget = |a: Arg| {
+        if a.get_long() == Some(long) {
+            a.env(None::<&str>)
+        } else {
+            a
+        }
+    };
+    *cmd = map_args(std::mem::take(cmd), &forget);
+    Some((flag, Some(var.to_string_lossy().into_owned())))
+}
+
+fn find_arg<'c>(cmd: &'c Command, long: &str) -> Option<&'c Arg> {
+    cmd.get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .or_else(|| cmd.get_subcommands().find_map(|s| find_arg(s, long)))
+}
+
+/// Changes every argument of `cmd` and of its subcommands with `f`.
+fn map_args(cmd: Command, f: &impl Fn(Arg) -> Arg) -> Command {
+    cmd.mut_args(f).mut_subcommands(|sub| map_args(sub, f))
+}
+
+/// Whether `text` names `flag` itself (`--backoff` is not named by `--backoff-max`).
+fn mentions(text: &str, flag: &str) -> bool {
+    text.match_indices(flag).any(|(i, _)| {
+        !text[i + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// The usage of the subcommand given in `args` (else of `cmd`) and how to ask for its help.
+fn usage(cmd: &Command, args: &[OsString]) -> (String, String) {
+    let mut cmd = cmd.clone();
+    cmd.build();
+    let sub = args[..options_end(args)]
+        .iter()
+        .skip(1)
+        .find_map(|a| a.to_str().and_then(|a| cmd.find_subcommand(a)))
+        .cloned();
+    let mut cmd = sub.unwrap_or(cmd);
+    let help = format!("{} --help", cmd.get_bin_name().unwrap_or(cmd.get_name()));
+    (cmd.render_usage().to_string(), help)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::{Parser, Subcommand};
 
     #[derive(Parser, Debug)]
+    #[command(name = "t", version)]
     struct Cli {
         #[command(subcommand)]
         command: Sub,
@@ -133,6 +436,8 @@ mod tests {
             zk: ZkArgs,
             #[arg(long)]
             other: Option<String>,
+            #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
+            delays: Vec<Duration>,
         },
         Two {
             #[arg(long)]
@@ -188,5 +493,139 @@ mod tests {
         assert_eq!(cfg.connect.as_str(), "zk1:2181/kafka");
         assert_eq!(cfg.session_timeout, Duration::from_secs(10));
         assert_eq!(layout.root(), "/r");
+    }
+
+    /// The test command's checks: the ZooKeeper flags', and one that judges --session-timeout.
+    fn check(cli: Cli) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        if let Sub::One { zk, other, .. } = cli.command {
+            zk.into_config(&mut errors);
+            if other.as_deref() == Some("judge") {
+                errors.push(format!(
+                    "--session-timeout {:?} does not suit --other",
+                    zk.session_timeout
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    fn refusal(args: &[&str]) -> Refusal {
+        use clap::CommandFactory;
+        let cmd = with_zk_env(Cli::command(), "TEST_PREFIX_UNSET");
+        parse(cmd, std::iter::once("t").chain(args.iter().copied()), check).expect_err("refused")
+    }
+
+    fn problems(args: &[&str]) -> Vec<String> {
+        match refusal(args) {
+            Refusal::Problems(p) => p.problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_refusal_and_every_check_at_once() {
+        let found = problems(&[
+            "one",
+            "--zk",
+            "bad::",
+            "--bogus",
+            "s3cr3t",
+            "--session-timeout",
+            "xyz",
+            "--root",
+            "relative",
+            "--delays",
+            "1s,soon",
+            "--other=x",
+            "--",
+            "stray",
+        ]);
+        let text = found.join("\n");
+        for want in [
+            "unexpected argument '--bogus'",
+            "invalid value 'xyz' for '--session-timeout",
+            "invalid value 'soon' for '--delays",
+            "unexpected argument 'stray'",
+            "\"bad::\"",
+            "--root",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert_eq!(found.len(), 6, "{text}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "the unknown flag's value is shown:\n{text}"
+        );
+        assert!(!text.contains("Usage"), "{text}");
+
+        // An unknown flag before the subcommand does not take the subcommand for its value.
+        let found = problems(&["--bogus", "one", "--zk", "bad::"]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].contains("bad::"), "{found:?}");
+    }
+
+    #[test]
+    fn a_check_of_a_refused_value_is_left_out() {
+        let found = problems(&[
+            "one",
+            "--zk",
+            "z:1",
+            "--session-timeout",
+            "xyz",
+            "--other",
+            "judge",
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("'xyz'"), "{found:?}");
+        let found = problems(&[
+            "one",
+            "--zk",
+            "z:1",
+            "--session-timeout=5s",
+            "--other",
+            "judge",
+        ]);
+        assert_eq!(found, ["--session-timeout 5s does not suit --other"]);
+    }
+
+    #[test]
+    fn help_version_a_missing_flag_and_the_usage() {
+        for (args, kind) in [
+            (&["one", "--help"][..], ErrorKind::DisplayHelp),
+            (&["--version"][..], ErrorKind::DisplayVersion),
+            (&[][..], ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand),
+        ] {
+            match refusal(args) {
+                Refusal::Clap(e) => assert_eq!(e.kind(), kind, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        // Help is not shown instead of the problems.
+        assert_eq!(problems(&["one", "--bogus", "--help"]).len(), 1);
+        let Refusal::Problems(found) = refusal(&["one", "--root", "/r"]) else {
+            panic!("expected problems");
+        };
+        let usage = "Usage: t one [OPTIONS] --zk <ZK>";
+        assert_eq!(
+            found.to_string(),
+            format!(
+                "t: the following required arguments were not provided: --zk <ZK>\n\
+                 \n{usage}\nFor more information, try 't one --help'.\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_flag_is_named_only_by_itself() {
+        assert!(mentions("--backoff must be more than 0", "--backoff"));
+        assert!(mentions("give --backoff, or not", "--backoff"));
+        assert!(mentions("at the end: --backoff", "--backoff"));
+        assert!(!mentions("--backoff-max must be more", "--backoff"));
+        assert!(!mentions("--backoffs", "--backoff"));
     }
 }

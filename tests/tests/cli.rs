@@ -1,7 +1,7 @@
 //! Bad input through the real binaries: exit code 2, every problem named, nothing started.
 
 use std::net::TcpListener;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use scenarios::bin;
 
@@ -9,9 +9,17 @@ fn run(binary: &str, args: &[&str]) -> (Option<i32>, String) {
     run_with_env(binary, args, &[])
 }
 
-/// Runs `binary` with `env` as its only FLUME_WATCHDOG_*/FLUME_WATCHER_* variables, so that the
-/// environment of whoever runs the tests cannot change them.
 fn run_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = output(binary, args, env);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `binary` with `env` as its only FLUME_WATCHDOG_*/FLUME_WATCHER_* variables, so that the
+/// environment of whoever runs the tests cannot change what it does.
+fn output(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin(binary));
     for (var, _) in std::env::vars_os() {
         let name = var.to_string_lossy();
@@ -19,86 +27,194 @@ fn run_with_env(binary: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i3
             cmd.env_remove(&var);
         }
     }
-    let out = cmd
-        .args(args)
+    cmd.args(args)
         .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("run {binary}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .unwrap_or_else(|e| panic!("run {binary}: {e}"))
 }
 
-#[test]
-fn the_watchdog_lists_every_problem_and_starts_nothing() {
-    let marker = std::env::temp_dir().join(format!("flume-watchdog-cli-{}", std::process::id()));
-    let touch = format!("touch {}", marker.display());
-    let (code, stderr) = run(
-        "flume-watchdog",
-        &[
-            "run",
-            "--zk",
-            "zk1:notaport",
-            "--root",
-            "relative",
-            "--id",
-            "bad id",
-            "--label",
-            "nokey",
-            "--",
-            "sh",
-            "-c",
-            &touch,
-        ],
-    );
-    assert_eq!(code, Some(2), "{stderr}");
-    for problem in ["invalid port", "--root", "--id", "--label"] {
+/// Asserts that the flags were refused as bad flags are (exit code 2), with each of `problems`
+/// named in stderr, and a pointer to the help after them.
+fn assert_refused(what: &str, (code, stderr): &(Option<i32>, String), problems: &[&str]) {
+    assert_eq!(*code, Some(2), "{what}:\n{stderr}");
+    for problem in problems {
         assert!(
             stderr.contains(problem),
-            "{problem:?} not named in:\n{stderr}"
+            "{what}: {problem:?} not named in:\n{stderr}"
         );
+    }
+    assert!(
+        stderr.trim_end().ends_with(" --help'."),
+        "{what}: no pointer to the help:\n{stderr}"
+    );
+}
+
+/// Bad command lines for every command of both binaries, several problems each, with a good
+/// connect string to a port that counts connections: every problem is listed, and nothing is
+/// started — no agent, no ZooKeeper session.
+#[test]
+fn every_command_lists_every_problem_and_starts_nothing() {
+    let marker = std::env::temp_dir().join(format!("flume-watchdog-cli-{}", std::process::id()));
+    let touch = format!("touch {}", marker.display());
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "flume-watchdog",
+            &[
+                "run",
+                "--zk",
+                "ZK",
+                "--bogus",
+                "--session-timeout",
+                "xyz",
+                "--stop-timeout",
+                "soon",
+                "--root",
+                "relative",
+                "--id",
+                "no/slash",
+                "--label",
+                "nokey",
+                "--max-restarts",
+                "3",
+                "--",
+                "sh",
+                "-c",
+                &touch,
+            ],
+            &[
+                "unexpected argument '--bogus'",
+                "invalid value 'xyz' for '--session-timeout",
+                "invalid value 'soon' for '--stop-timeout",
+                "--root: root \"relative\"",
+                "--id: agent id \"no/slash\"",
+                "--label \"nokey\"",
+                "--max-restarts and --restart-window",
+            ],
+        ),
+        (
+            "flume-watchdog",
+            &[
+                "stop", "--zk", "ZK", "--id", "bad id", "--wait", "never", "--root", "rel",
+                "--zk-acl", "nobody", "--bogus",
+            ],
+            &[
+                "unexpected argument '--bogus'",
+                "invalid value 'never' for '--wait",
+                "--id: agent id \"bad id\"",
+                "--root: root \"rel\"",
+                "unknown grant \"nobody\"",
+            ],
+        ),
+        (
+            "flume-watcher",
+            &[
+                "run",
+                "--zk",
+                "ZK",
+                "--webhook",
+                "not-a-url",
+                "--recovered-after",
+                "soon",
+                "--retry-initial",
+                "0s",
+                "--bogus",
+                "--root",
+                "nope/",
+            ],
+            &[
+                "unexpected argument '--bogus'",
+                "invalid value 'not-a-url' for '--webhook",
+                "invalid value 'soon' for '--recovered-after",
+                "--retry-initial must be more than 0",
+                "--root: root \"nope/\"",
+            ],
+        ),
+        (
+            "flume-watcher",
+            &[
+                "status",
+                "--zk",
+                "ZK",
+                "--root",
+                "rel",
+                "--session-timeout",
+                "1ms",
+                "--json",
+                "--bogus",
+            ],
+            &[
+                "unexpected argument '--bogus'",
+                "--root: root \"rel\"",
+                "--session-timeout 1ms is too short",
+            ],
+        ),
+    ];
+    for (binary, args, problems) in cases {
+        let trap = ZkTrap::new();
+        let zk = trap.connect_string();
+        let args: Vec<&str> = args
+            .iter()
+            .map(|&a| if a == "ZK" { zk.as_str() } else { a })
+            .collect();
+        let what = format!("{binary} {args:?}");
+        let refused = run(binary, &args);
+        assert_refused(&what, &refused, problems);
+        let lines = refused.1.lines();
+        let listed = lines
+            .filter(|l| l.starts_with(&format!("{binary}: ")))
+            .count();
+        assert_eq!(
+            listed,
+            problems.len(),
+            "{what}: one line per problem:\n{}",
+            refused.1
+        );
+        assert_eq!(trap.connections(), 0, "{what}: ZooKeeper was contacted");
     }
     assert!(!marker.exists(), "the agent must not have been started");
 }
 
+/// The command line of the issue, through both binaries.
 #[test]
-fn unknown_flags_and_bad_durations_are_refused() {
-    let (code, stderr) = run(
+fn the_issues_example_is_answered_in_full() {
+    let args = [
+        "run",
+        "--zk",
+        "bad::",
+        "--bogus",
+        "--session-timeout",
+        "xyz",
+        "--id",
+        "no/slash",
+        "--",
+        "x",
+    ];
+    let common = [
+        "unexpected argument '--bogus'",
+        "invalid value 'xyz' for '--session-timeout",
+        "write durations like 500ms",
+        "invalid ZooKeeper connect string \"bad::\"",
+    ];
+    let watchdog = run("flume-watchdog", &args);
+    assert_refused("flume-watchdog", &watchdog, &common);
+    assert_refused(
         "flume-watchdog",
-        &["run", "--zk", "127.0.0.1:2181", "--bogus", "--", "true"],
+        &watchdog,
+        &["--id: agent id \"no/slash\""],
     );
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--bogus"), "{stderr}");
-    let (code, stderr) = run(
+    // The watcher has no --id, and no positional arguments.
+    let watcher = run("flume-watcher", &args);
+    assert_refused("flume-watcher", &watcher, &common);
+    assert_refused(
         "flume-watcher",
+        &watcher,
         &[
-            "run",
-            "--zk",
-            "127.0.0.1:2181",
-            "--console",
-            "--recovered-after",
-            "soon",
+            "unexpected argument '--id'",
+            "unexpected argument 'x'",
+            "no alert channel",
         ],
     );
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("500ms"),
-        "the error shows how to write a duration:\n{stderr}"
-    );
-}
-
-#[test]
-fn the_watcher_needs_a_channel_and_a_valid_root() {
-    let (code, stderr) = run(
-        "flume-watcher",
-        &["run", "--zk", "127.0.0.1:2181", "--root", "nope/"],
-    );
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("no alert channel") && stderr.contains("--root"),
-        "{stderr}"
-    );
+    assert!(!watcher.1.contains("no/slash"), "{}", watcher.1);
 }
 
 /// `FLUME_WATCHDOG` for `flume-watchdog`: what its environment variables start with.
@@ -148,21 +264,23 @@ fn each_binary_reads_its_own_zookeeper_variables() {
         });
         let var = |name: &str| format!("{own}_{name}");
         let zk = var("ZK");
+        let what = format!("{binary} {command:?}");
+        let timeout = var("SESSION_TIMEOUT");
         let bad = [
             (var("ZK"), "envzk::"),
             (var("ROOT"), "envroot"),
             (var("ZK_ACL"), "envgrant"),
             (var("ZK_AUTH_FILE"), "/nonexistent/envfile"),
+            (timeout.clone(), "envsoon"),
         ];
         let env: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        let (code, stderr) = run_with_env(binary, command, &env);
-        assert_eq!(code, Some(2), "{binary} {command:?}: {stderr}");
-        for (var, value) in &bad {
-            assert!(
-                stderr.contains(value),
-                "{binary} {command:?}: {var}={value} not used:\n{stderr}"
-            );
-        }
+        let named = format!("(from {timeout})");
+        let mut problems: Vec<&str> = bad.iter().map(|(_, v)| *v).collect();
+        problems.extend([
+            "invalid value 'envsoon' for '--session-timeout <SESSION_TIMEOUT>'",
+            &named,
+        ]);
+        assert_refused(&what, &run_with_env(binary, command, &env), &problems);
         let (_, stderr) = run_with_env(
             binary,
             command,
@@ -172,11 +290,10 @@ fn each_binary_reads_its_own_zookeeper_variables() {
             stderr.contains("--zk-auth: it has no ':'") && !stderr.contains("nocolon"),
             "{binary} {command:?}:\n{stderr}"
         );
-        let (code, stderr) = run_with_env(binary, command, &[(&format!("{other}_ZK"), "z:1")]);
-        assert_eq!(code, Some(2), "{stderr}");
-        assert!(
-            stderr.contains("--zk <ZK>"),
-            "{binary} must not read {other}_ZK:\n{stderr}"
+        assert_refused(
+            &format!("{what} with only {other}_ZK"),
+            &run_with_env(binary, command, &[(&format!("{other}_ZK"), "z:1")]),
+            &["the following required arguments were not provided: --zk <ZK>"],
         );
     }
     // And a good connect string from the variable alone is where the short-lived commands go.
@@ -224,10 +341,7 @@ fn help_names_every_variable_and_exits_0() {
         ("flume-watcher", "status", ""),
     ] {
         let vars = ZK.split(' ').chain(own.split_whitespace());
-        let out = Command::new(bin(binary))
-            .args([sub, "--help"])
-            .output()
-            .expect("run --help");
+        let out = output(binary, &[sub, "--help"], &[]);
         let help = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{binary} {sub} --help");
         for var in vars {
@@ -239,10 +353,7 @@ fn help_names_every_variable_and_exits_0() {
         }
     }
     for binary in ["flume-watchdog", "flume-watcher"] {
-        let out = Command::new(bin(binary))
-            .arg("--version")
-            .output()
-            .expect("run --version");
+        let out = output(binary, &["--version"], &[]);
         assert_eq!(out.status.code(), Some(0), "{binary} --version");
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(binary));
     }

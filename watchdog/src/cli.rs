@@ -2,11 +2,12 @@
 //! is reported at once, before anything starts.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::cli::{with_zk_env, ConfigErrors, ZkArgs};
+use common::cli::{with_zk_env, ConfigErrors, Refusal, ZkArgs};
 use common::config::{parse_duration, ZkConfig};
 use common::{AgentId, Layout};
 
@@ -61,10 +62,10 @@ pub struct RunArgs {
     #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_RESET", default_value = "60s", value_parser = parse_duration)]
     pub backoff_reset: Duration,
     /// Give up after this many restarts within --restart-window (default: never give up)
-    #[arg(long, env = "FLUME_WATCHDOG_MAX_RESTARTS", requires = "restart_window")]
+    #[arg(long, env = "FLUME_WATCHDOG_MAX_RESTARTS")]
     pub max_restarts: Option<u32>,
     /// Window for --max-restarts
-    #[arg(long, env = "FLUME_WATCHDOG_RESTART_WINDOW", value_parser = parse_duration, requires = "max_restarts")]
+    #[arg(long, env = "FLUME_WATCHDOG_RESTART_WINDOW", value_parser = parse_duration)]
     pub restart_window: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when stopping the agent
     #[arg(long, env = "FLUME_WATCHDOG_STOP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -89,6 +90,30 @@ pub struct StopArgs {
 /// The command line, its ZooKeeper flags' variables named for this binary.
 pub fn command() -> clap::Command {
     with_zk_env(Cli::command(), ENV_PREFIX)
+}
+
+/// What a command line asks for, checked.
+#[derive(Debug)]
+pub enum Config {
+    Run(RunConfig),
+    Stop(StopConfig),
+}
+
+#[derive(Debug)]
+pub struct StopConfig {
+    pub zk: ZkConfig,
+    pub layout: Layout,
+    pub id: AgentId,
+    pub wait: Duration,
+}
+
+/// Reads the command line (`args` starts with the program's name) and checks it, listing every
+/// problem at once.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal> {
+    common::cli::parse(command(), args, |cli: Cli| match cli.command {
+        CliCommand::Run(run) => run.into_config().map(Config::Run),
+        CliCommand::Stop(stop) => stop.into_config().map(Config::Stop),
+    })
 }
 
 pub fn hostname() -> String {
@@ -136,6 +161,10 @@ impl RunArgs {
         if self.backoff_max < self.backoff_initial {
             errors.push("--backoff-max must not be shorter than --backoff-initial".to_owned());
         }
+        // Checked here rather than by clap, so that it is listed with every other problem.
+        if self.max_restarts.is_some() != self.restart_window.is_some() {
+            errors.push("--max-restarts and --restart-window go together: give both".to_owned());
+        }
         let max_restarts = self.max_restarts.zip(self.restart_window);
         match (zk, id) {
             (Some((zk, layout)), Some(id)) if errors.is_empty() => {
@@ -166,14 +195,19 @@ impl RunArgs {
 }
 
 impl StopArgs {
-    pub fn into_config(self) -> Result<(ZkConfig, Layout, AgentId, Duration), ConfigErrors> {
+    pub fn into_config(self) -> Result<StopConfig, ConfigErrors> {
         let mut errors = Vec::new();
         let zk = self.zk.into_config(&mut errors);
         let id = AgentId::parse(&self.id)
             .map_err(|e| errors.push(format!("--id: {e}")))
             .ok();
         match (zk, id) {
-            (Some((zk, layout)), Some(id)) if errors.is_empty() => Ok((zk, layout, id, self.wait)),
+            (Some((zk, layout)), Some(id)) if errors.is_empty() => Ok(StopConfig {
+                zk,
+                layout,
+                id,
+                wait: self.wait,
+            }),
             _ => Err(ConfigErrors(errors)),
         }
     }
@@ -183,7 +217,7 @@ impl StopArgs {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    fn clap_parse(args: &[&str]) -> Result<Cli, clap::Error> {
         common::cli::parse_strict(
             command(),
             std::iter::once("flume-watchdog").chain(args.iter().copied()),
@@ -191,7 +225,7 @@ mod tests {
     }
 
     fn run_args(args: &[&str]) -> RunArgs {
-        match parse(args).expect("flags parse").command {
+        match clap_parse(args).expect("flags parse").command {
             CliCommand::Run(r) => r,
             other => panic!("expected run, got {other:?}"),
         }
@@ -272,7 +306,7 @@ mod tests {
         assert_eq!(zk.acl.spec().to_string(), "creator-all,world-read");
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
 
-        let (zk, ..) = match parse(&[
+        let StopConfig { zk, .. } = match clap_parse(&[
             "stop",
             "--zk",
             "zk1:2181",
@@ -368,12 +402,62 @@ mod tests {
         }
     }
 
+    fn problems(args: &[&str]) -> Vec<String> {
+        let args = std::iter::once("flume-watchdog").chain(args.iter().copied());
+        match parse(args.map(OsString::from)) {
+            Err(Refusal::Problems(p)) => p.problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn unknown_flags_and_bad_durations_are_refused_by_the_parser() {
-        let e = parse(&["run", "--zk", "z:1", "--bogus", "--", "x"]).expect_err("unknown flag");
-        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
-        let e = parse(&["run", "--zk", "z:1", "--stop-timeout", "soon", "--", "x"])
-            .expect_err("bad duration");
-        assert!(e.to_string().contains("500ms"), "{e}");
+    fn what_clap_refuses_and_what_the_checks_find_are_listed_together() {
+        let found = problems(&[
+            "run",
+            "--zk",
+            "bad::",
+            "--bogus",
+            "--stop-timeout",
+            "soon",
+            "--id",
+            "no/slash",
+            "--",
+            "x",
+        ]);
+        let text = found.join("\n");
+        for want in ["'--bogus'", "'soon'", "500ms", "\"bad::\"", "--id: "] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert_eq!(found.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_refused_value_brings_no_second_problem() {
+        for args in [
+            ["--max-restarts", "many", "--restart-window", "5m"],
+            ["--backoff-initial", "2m", "--backoff-max", "long"],
+        ] {
+            let mut line = vec!["run", "--zk", "z:1", "--id", "a1"];
+            line.extend(args);
+            line.extend(["--", "x"]);
+            let found = problems(&line);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].starts_with("invalid value"), "{found:?}");
+        }
+        let found = problems(&[
+            "run",
+            "--zk",
+            "z:1",
+            "--id",
+            "a1",
+            "--restart-window",
+            "5m",
+            "--",
+            "x",
+        ]);
+        assert_eq!(
+            found,
+            ["--max-restarts and --restart-window go together: give both"]
+        );
     }
 }

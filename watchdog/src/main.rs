@@ -1,14 +1,15 @@
 use std::process::ExitCode;
 
-use watchdog::cli::{Cli, CliCommand};
+use watchdog::cli::{Config, StopConfig};
 use watchdog::stop::StopOutcome;
 
 fn main() -> ExitCode {
-    let cli: Cli = match common::cli::parse_strict(watchdog::cli::command(), std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    // Before the checks, which may warn (a credentials file others can read).
     common::logging::init(&format!("{}_LOG", watchdog::cli::ENV_PREFIX));
+    let config = match watchdog::cli::parse(std::env::args_os()) {
+        Ok(config) => config,
+        Err(refusal) => return refusal.report(),
+    };
     // One thread on purpose: the agent's parent-death signal is tied to the thread that forked it.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -20,58 +21,44 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
-        CliCommand::Run(args) => {
-            let cfg = match args.into_config() {
-                Ok(cfg) => cfg,
-                Err(e) => return usage_error(e),
-            };
-            match runtime.block_on(watchdog::run::run(cfg)) {
-                Ok(code) => ExitCode::from(code as u8),
-                Err(e) => {
-                    eprintln!("flume-watchdog: {e}");
-                    ExitCode::from(watchdog::supervisor::EXIT_CONFLICT as u8)
-                }
+    match config {
+        Config::Run(cfg) => match runtime.block_on(watchdog::run::run(cfg)) {
+            Ok(code) => ExitCode::from(code as u8),
+            Err(e) => {
+                eprintln!("flume-watchdog: {e}");
+                ExitCode::from(watchdog::supervisor::EXIT_CONFLICT as u8)
             }
-        }
-        CliCommand::Stop(args) => {
-            let (zk, layout, id, wait) = match args.into_config() {
-                Ok(c) => c,
-                Err(e) => return usage_error(e),
-            };
-            match runtime.block_on(watchdog::stop::stop(&zk, &layout, &id, wait)) {
-                Ok(StopOutcome::Stopped { after }) => {
-                    println!(
-                        "stopped {id}: its liveness node is gone after {}",
-                        common::time::human(after)
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(StopOutcome::StillLive {
-                    waited,
-                    host,
-                    watchdog_pid,
-                }) => {
-                    let host = host.unwrap_or_else(|| "an unknown host".into());
-                    let pid = watchdog_pid.map_or_else(|| "unknown".into(), |p| p.to_string());
-                    println!(
+        },
+        Config::Stop(StopConfig {
+            zk,
+            layout,
+            id,
+            wait,
+        }) => match runtime.block_on(watchdog::stop::stop(&zk, &layout, &id, wait)) {
+            Ok(StopOutcome::Stopped { after }) => {
+                println!(
+                    "stopped {id}: its liveness node is gone after {}",
+                    common::time::human(after)
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(StopOutcome::StillLive {
+                waited,
+                host,
+                watchdog_pid,
+            }) => {
+                let host = host.unwrap_or_else(|| "an unknown host".into());
+                let pid = watchdog_pid.map_or_else(|| "unknown".into(), |p| p.to_string());
+                println!(
                         "timed out after {}: {id} was told to stop but is still live on {host} (watchdog pid {pid})",
                         common::time::human(waited)
                     );
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("flume-watchdog stop: {e}");
-                    ExitCode::from(1)
-                }
+                ExitCode::from(1)
             }
-        }
+            Err(e) => {
+                eprintln!("flume-watchdog stop: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
-}
-
-fn usage_error(e: common::cli::ConfigErrors) -> ExitCode {
-    for line in &e.0 {
-        eprintln!("flume-watchdog: {line}");
-    }
-    ExitCode::from(2)
 }

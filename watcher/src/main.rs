@@ -1,14 +1,15 @@
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
-use watcher::cli::{Cli, CliCommand};
+use watcher::cli::Config;
 
 fn main() -> ExitCode {
-    let cli: Cli = match common::cli::parse_strict(watcher::cli::command(), std::env::args_os()) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    // Before the checks, which may warn (a credentials file others can read).
     common::logging::init(&format!("{}_LOG", watcher::cli::ENV_PREFIX));
+    let config = match watcher::cli::parse(std::env::args_os()) {
+        Ok(config) => config,
+        Err(refusal) => return refusal.report(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,12 +21,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
-        CliCommand::Run(args) => {
-            let cfg = match args.into_config() {
-                Ok(cfg) => cfg,
-                Err(e) => return usage_error(&e.0),
-            };
+    match config {
+        Config::Run(cfg) => {
             let cancel = CancellationToken::new();
             match runtime.block_on(watcher::run(cfg, cancel)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -35,12 +32,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        CliCommand::Status(args) => {
-            let mut errors = Vec::new();
-            let Some((zk, layout)) = args.zk.into_config(&mut errors) else {
-                return usage_error(&errors);
-            };
-            match runtime.block_on(watcher::status::read(&zk, &layout)) {
+        Config::Status(args) => {
+            match runtime.block_on(watcher::status::read(&args.zk, &args.layout)) {
                 Ok(status) if args.json => match serde_json::to_string_pretty(&status) {
                     Ok(text) => {
                         println!("{text}");
@@ -63,11 +56,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn usage_error(errors: &[String]) -> ExitCode {
-    for line in errors {
-        eprintln!("flume-watcher: {line}");
-    }
-    ExitCode::from(2)
 }
