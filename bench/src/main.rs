@@ -1,0 +1,117 @@
+//! flume-bench: the pair measured beside the baseline it replaces (a watcher on Curator's
+//! PathChildrenCache and a watchdog on Curator, `bench/baseline/`), in one run, on one ZooKeeper
+//! per measurement started here on loopback. Prints the figures as Markdown tables with the ratios
+//! ours / baseline, and writes them as JSON. Everything it starts is stopped when it ends.
+//!
+//! Run it through `bench/run`, which builds both pairs first.
+
+mod pair;
+mod population;
+mod receiver;
+mod report;
+mod stats;
+mod usage;
+mod watchdog_run;
+mod watcher_run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use pair::Pair;
+use scenarios::ZkServer;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flume-bench",
+    about = "The pair measured beside the Curator baseline"
+)]
+struct Args {
+    /// Agent counts to measure the watchers at
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    n: Vec<usize>,
+    /// Single liveness removals per watcher run (latency samples)
+    #[arg(long, default_value_t = 200)]
+    removals: usize,
+    /// Planned stops per watcher run (each must give no alert)
+    #[arg(long, default_value_t = 200)]
+    stops: usize,
+    /// Child crashes per watchdog
+    #[arg(long, default_value_t = 100)]
+    crashes: usize,
+    /// Watchdog SIGKILLs per watchdog (each waits for a session expiry)
+    #[arg(long, default_value_t = 3)]
+    kills: usize,
+    /// Seconds a half-of-N loss may take before the missing agents are counted
+    #[arg(long, default_value_t = 300)]
+    mass_deadline: u64,
+    /// The classpath file `bench/baseline/build` wrote; without it only ours is measured
+    #[arg(long)]
+    baseline_classpath: Option<PathBuf>,
+    /// Measure only the watchers, or only the watchdogs
+    #[arg(long, value_parser = ["watchers", "watchdogs"])]
+    only: Option<String>,
+    /// Where to write the figures as JSON
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut pairs = vec![Pair::Ours];
+    if let Some(path) = &args.baseline_classpath {
+        let classpath = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the baseline's classpath {}: {e}",
+                path.display()
+            )
+        });
+        pairs.push(Pair::Baseline {
+            classpath: classpath.trim().to_owned(),
+        });
+    }
+    let watcher_plan = watcher_run::Plan {
+        removals: args.removals,
+        stops: args.stops,
+        mass_deadline: Duration::from_secs(args.mass_deadline),
+    };
+    let watchdog_plan = watchdog_run::Plan {
+        crashes: args.crashes,
+        kills: args.kills,
+        idle: Duration::from_secs(10),
+        session_timeout: Duration::from_secs(2),
+    };
+    let mut watchers = Vec::new();
+    let ns = if args.only.as_deref() == Some("watchdogs") {
+        &[][..]
+    } else {
+        &args.n[..]
+    };
+    for &n in ns {
+        for pair in &pairs {
+            // A fresh server each time: no run pays for another's nodes or sessions.
+            let zk = ZkServer::start();
+            watchers.push(watcher_run::run(pair, &zk, n, &watcher_plan));
+        }
+    }
+    let mut watchdogs = Vec::new();
+    let measured = if args.only.as_deref() == Some("watchers") {
+        &[][..]
+    } else {
+        &pairs[..]
+    };
+    for pair in measured {
+        let zk = ZkServer::start();
+        watchdogs.push(watchdog_run::run(pair, &zk, &watchdog_plan));
+    }
+    let json = serde_json::json!({ "watchers": watchers, "watchdogs": watchdogs });
+    if let Some(dir) = args.out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::write(&args.out, format!("{json:#}\n")) {
+        Ok(()) => eprintln!("figures written to {}", args.out.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", args.out.display()),
+    }
+    print!("{}", report::markdown(&watchers, &watchdogs));
+}

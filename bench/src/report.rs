@@ -1,0 +1,209 @@
+//! The figures as Markdown tables, ours beside the baseline, with the ratio ours / baseline.
+
+use std::fmt::Write;
+
+use crate::watchdog_run::WatchdogFigures;
+use crate::watcher_run::WatcherFigures;
+
+fn ratio(ours: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{:.3}", ours / base)
+    } else {
+        "—".into()
+    }
+}
+
+fn row(out: &mut String, what: &str, ours: f64, base: Option<f64>, unit: &str) {
+    let shown = |v: f64| {
+        if v.abs() >= 100.0 || v == v.trunc() {
+            format!("{v:.0} {unit}")
+        } else {
+            format!("{v:.2} {unit}")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "| {what} | {} | {} | {} |",
+        shown(ours),
+        base.map_or("—".into(), shown),
+        base.map_or("—".into(), |b| ratio(ours, b))
+    );
+}
+
+pub fn markdown(watchers: &[WatcherFigures], watchdogs: &[WatchdogFigures]) -> String {
+    let mut out = String::new();
+    let mut ns: Vec<usize> = watchers.iter().map(|w| w.n).collect();
+    ns.dedup();
+    for n in ns {
+        let ours = watchers.iter().find(|w| w.n == n && w.pair == "ours");
+        let base = watchers.iter().find(|w| w.n == n && w.pair == "baseline");
+        let Some(o) = ours else { continue };
+        let _ = writeln!(out, "\n### Watcher, N = {n}\n");
+        let _ = writeln!(
+            out,
+            "| figure | ours | baseline | ours / baseline |\n|---|---|---|---|"
+        );
+        let b = |f: fn(&WatcherFigures) -> f64| base.map(f);
+        row(
+            &mut out,
+            "time to ready",
+            o.ready_ms,
+            b(|w| w.ready_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "removal → alert p50",
+            o.removal.p50_ms,
+            b(|w| w.removal.p50_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "removal → alert p99",
+            o.removal.p99_ms,
+            b(|w| w.removal.p99_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "removal → alert max",
+            o.removal.max_ms,
+            b(|w| w.removal.max_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "removals without an alert in 10 s",
+            o.removal_missed as f64,
+            b(|w| w.removal_missed as f64),
+            "",
+        );
+        row(
+            &mut out,
+            &format!("false alerts in {} planned stops", o.stops),
+            o.false_alerts as f64,
+            b(|w| w.false_alerts as f64),
+            "",
+        );
+        let all = |w: &WatcherFigures| w.mass_all_ms.unwrap_or(f64::NAN);
+        row(
+            &mut out,
+            &format!("{} lost at once → all received", o.mass),
+            all(o),
+            b(all),
+            "ms",
+        );
+        row(
+            &mut out,
+            "… ids missing",
+            o.mass_missing as f64,
+            b(|w| w.mass_missing as f64),
+            "",
+        );
+        row(
+            &mut out,
+            "… webhook messages",
+            o.mass_messages as f64,
+            b(|w| w.mass_messages as f64),
+            "",
+        );
+        row(
+            &mut out,
+            "peak RSS",
+            o.peak_rss_kib as f64 / 1024.0,
+            b(|w| w.peak_rss_kib as f64 / 1024.0),
+            "MiB",
+        );
+        row(
+            &mut out,
+            "CPU time, whole run",
+            o.cpu_secs,
+            b(|w| w.cpu_secs),
+            "s",
+        );
+    }
+    let ours = watchdogs.iter().find(|w| w.pair == "ours");
+    let base = watchdogs.iter().find(|w| w.pair == "baseline");
+    if let Some(o) = ours {
+        let _ = writeln!(
+            out,
+            "\n### Watchdog (supervising `sleep`, session timeout {:.0} ms)\n",
+            o.session_timeout_ms
+        );
+        let _ = writeln!(
+            out,
+            "| figure | ours | baseline | ours / baseline |\n|---|---|---|---|"
+        );
+        let b = |f: fn(&WatchdogFigures) -> f64| base.map(f);
+        row(
+            &mut out,
+            "idle RSS",
+            o.idle_rss_kib as f64 / 1024.0,
+            b(|w| w.idle_rss_kib as f64 / 1024.0),
+            "MiB",
+        );
+        row(
+            &mut out,
+            &format!("idle CPU over {:.0} s", o.idle_window_secs),
+            o.idle_cpu_secs,
+            b(|w| w.idle_cpu_secs),
+            "s",
+        );
+        row(
+            &mut out,
+            "child crash → restart p50",
+            o.restart.p50_ms,
+            b(|w| w.restart.p50_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "child crash → restart p99",
+            o.restart.p99_ms,
+            b(|w| w.restart.p99_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "child crash → alert p50",
+            o.crash_alert.p50_ms,
+            b(|w| w.crash_alert.p50_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "child crash → alert p99",
+            o.crash_alert.p99_ms,
+            b(|w| w.crash_alert.p99_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "child crash → alert max",
+            o.crash_alert.max_ms,
+            b(|w| w.crash_alert.max_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "watchdog SIGKILL → alert p50",
+            o.kill_alert.p50_ms,
+            b(|w| w.kill_alert.p50_ms),
+            "ms",
+        );
+        row(
+            &mut out,
+            "watchdog SIGKILL → alert max",
+            o.kill_alert.max_ms,
+            b(|w| w.kill_alert.max_ms),
+            "ms",
+        );
+        let _ = writeln!(
+            out,
+            "\nSamples: {} crashes ({} alerts received), {} watchdog kills.",
+            o.restart.count, o.crash_alert.count, o.kill_alert.count
+        );
+    }
+    out
+}
