@@ -173,6 +173,18 @@ impl Receiver {
         };
     }
 
+    /// Like [`Receiver::set_reply`], and returns how many requests had arrived before the switch:
+    /// `requests()[..n]` were answered with the earlier reply, the later ones with this one (a
+    /// request is recorded and its reply chosen under the same lock as the switch).
+    pub fn switch_reply(&self, status: u16, body: &str) -> usize {
+        let mut st = self.shared.state.lock().unwrap();
+        st.default_reply = Reply {
+            status,
+            body: body.into(),
+        };
+        st.requests.len()
+    }
+
     /// A reply for one upcoming request (queued replies are used first, in order).
     pub fn queue_reply(&self, status: u16, body: &str) {
         self.shared.state.lock().unwrap().queued.push_back(Reply {
