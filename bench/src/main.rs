@@ -9,6 +9,7 @@ mod pair;
 mod population;
 mod receiver;
 mod report;
+mod server;
 mod stats;
 mod usage;
 mod watchdog_run;
@@ -59,6 +60,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    // ZooKeeper with its full JIT, as in production (the test fixture's default starts quicker).
+    std::env::set_var("ZK_FULL_JIT", "1");
     let mut pairs = vec![Pair::Ours];
     if let Some(path) = &args.baseline_classpath {
         let classpath = std::fs::read_to_string(path).unwrap_or_else(|e| {

@@ -46,7 +46,7 @@ impl Pair {
     pub fn watcher(&self, connect: &str, root: &str, webhook: &str) -> Proc {
         let mut cmd = match self {
             Pair::Ours => {
-                let mut c = Command::new(bin("flume-watcher"));
+                let mut c = wrapped(bin("flume-watcher"));
                 c.args(["run", "--zk", connect, "--root", root, "--webhook", webhook]);
                 // Each crash of the watchdog benchmark is its own outage.
                 c.args(["--recovered-after", "200ms"]);
@@ -108,6 +108,20 @@ impl Pair {
         let mut c = Command::new(java());
         c.arg("-cp").arg(classpath);
         c
+    }
+}
+
+/// `FLUME_BENCH_WRAPPER` (e.g. `valgrind --tool=massif`) runs our watcher under a profiler.
+fn wrapped(program: PathBuf) -> Command {
+    let wrapper = std::env::var("FLUME_BENCH_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut c = Command::new(first);
+            c.args(words).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 

@@ -117,10 +117,28 @@ pub fn markdown(watchers: &[WatcherFigures], watchdogs: &[WatchdogFigures]) -> S
         );
         row(
             &mut out,
+            "RSS once ready",
+            o.ready_rss_kib as f64 / 1024.0,
+            b(|w| w.ready_rss_kib as f64 / 1024.0),
+            "MiB",
+        );
+        row(
+            &mut out,
             "CPU time, whole run",
             o.cpu_secs,
             b(|w| w.cpu_secs),
             "s",
+        );
+        let z = &o.server;
+        let _ = writeln!(
+            out,
+            "\nZooKeeper with the N agents and our watcher: {} znodes, {:.1} MiB of paths and data, \
+             {} watches, heap in use after a full GC {}.",
+            z.znodes,
+            z.data_bytes as f64 / 1048576.0,
+            z.watches,
+            z.heap_used_kib
+                .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
         );
     }
     let ours = watchdogs.iter().find(|w| w.pair == "ours");

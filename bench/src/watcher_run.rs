@@ -11,6 +11,7 @@ use scenarios::{deadline, ZkProbe, ZkServer};
 use crate::pair::Pair;
 use crate::population::Population;
 use crate::receiver::Receiver;
+use crate::server::{self, ServerFigures};
 use crate::stats::{summary, Summary};
 use crate::usage;
 
@@ -35,7 +36,11 @@ pub struct WatcherFigures {
     /// Webhook messages that carried them.
     pub mass_messages: usize,
     pub peak_rss_kib: u64,
+    /// Resident once it had its first view.
+    pub ready_rss_kib: u64,
     pub cpu_secs: f64,
+    /// The server holding the N agents and this watcher's watches, before the mass loss.
+    pub server: ServerFigures,
 }
 
 pub struct Plan {
@@ -56,6 +61,7 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let watcher = pair.watcher(&zk.connect_string(), &root, &receiver.url());
     watcher.wait_for_line(pair.ready_line(), deadline(120), "the watcher's first view");
     let ready = started.elapsed();
+    let ready_rss = usage::of(watcher.pid()).unwrap_or_default().rss_kib;
 
     // Single removals, one at a time: the liveness node goes, the identity node stays.
     assert!(
@@ -112,6 +118,8 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         .filter(|r| stopped_set.contains(&r.agent))
         .count();
 
+    let server = server::read(zk);
+
     // Half the agents lost at once.
     let mut waiting: HashSet<String> = pop.mass_ids.iter().cloned().collect();
     let mass = waiting.len();
@@ -140,6 +148,11 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         .flatten();
 
     let used = usage::of(watcher.pid()).unwrap_or_default();
+    // A graceful stop (a profiler wrapping it writes its output then); dropping kills the rest.
+    watcher.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        watcher.wait_exit(deadline(30))
+    }));
     drop(watcher);
     WatcherFigures {
         pair: pair.name(),
@@ -154,6 +167,8 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         mass_missing: waiting.len(),
         mass_messages,
         peak_rss_kib: used.peak_kib,
+        ready_rss_kib: ready_rss,
         cpu_secs: used.cpu_secs,
+        server,
     }
 }

@@ -135,7 +135,12 @@ impl Node {
             .arg("-Xms16m")
             .arg("-Xmx256m")
             .arg("-XX:+UseSerialGC")
-            .arg("-XX:TieredStopAtLevel=1")
+            // Quick start for tests; the benchmark sets ZK_FULL_JIT for a server tuned as in production.
+            .args(
+                std::env::var_os("ZK_FULL_JIT")
+                    .is_none()
+                    .then_some("-XX:TieredStopAtLevel=1"),
+            )
             .arg("-XX:-UsePerfData") // no /tmp/hsperfdata_* left behind by SIGKILL
             .arg("-Djava.awt.headless=true")
             .arg(format!(

@@ -159,8 +159,8 @@ impl Monitor {
         let mut out = Vec::new();
         match event {
             Event::Snapshot {
-                identities,
-                lives,
+                mut identities,
+                mut lives,
                 outages,
                 now,
                 wall,
@@ -172,13 +172,19 @@ impl Monitor {
                 ids.extend(lives.keys().cloned());
                 ids.sort();
                 ids.dedup();
+                let stopped: Vec<String> = outages
+                    .keys()
+                    .filter(|id| !identities.contains_key(*id))
+                    .cloned()
+                    .collect();
                 for id in ids {
-                    let nodes = (identities.get(&id).cloned(), lives.get(&id).cloned());
+                    // Moved, not cloned: with thousands of agents a copy doubles the peak memory.
+                    let nodes = (identities.remove(&id), lives.remove(&id));
                     self.reconcile(&id, nodes, outages.get(&id), first, (now, wall), &mut out);
                 }
-                for id in outages.keys().filter(|id| !identities.contains_key(*id)) {
+                for id in stopped {
                     // Stopped as planned while its outage was open: close it, quietly.
-                    out.push(Action::PlannedStop { id: id.clone() });
+                    out.push(Action::PlannedStop { id });
                 }
             }
             Event::Identity {
