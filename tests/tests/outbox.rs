@@ -475,6 +475,13 @@ fn receivers_refuse_with_a_watcher_restart(label: &str, restart_by: Signal) {
         show(&webhook_got),
         show(&robot_got),
     );
+    for (channel, got) in [("webhook", &webhook_got), ("dingtalk", &robot_got)] {
+        let got: Vec<(String, String)> = got.iter().filter(|a| !is_sentinel(a)).cloned().collect();
+        assert_eq!(
+            got, decided,
+            "{channel}: every alert in the order it was decided, across agents too"
+        );
+    }
     // Retries kept going with a capped backoff (--retry-max 1s) while a watcher led.
     for (channel, pause) in [("webhook", webhook_pause), ("dingtalk", robot_pause)] {
         assert!(

@@ -153,6 +153,8 @@ struct Watcher {
     cut_off: bool,
 }
 
+/// Outage records written at once (each a read and a write, pipelined on the session).
+const RECORD_WINDOW: usize = 256;
 /// A follower remembers at most this many alerts the leader has not recorded yet.
 const RECENT_MAX: usize = 10_000;
 /// A lone watcher waits this long for the leadership before its first view, so that it leads
@@ -552,6 +554,8 @@ impl Watcher {
                     }
                 }
             }
+            // In the order they were decided, across agents: records are per agent.
+            alerts.sort_by(|a, b| (a.at, &a.agent, &a.key).cmp(&(b.at, &b.agent, &b.key)));
             if !alerts.is_empty() {
                 info!(channel = %channel, alerts = alerts.len(), "delivering recorded alerts not yet delivered");
                 self.notifier.send_to(&channel, alerts);
@@ -582,27 +586,44 @@ impl Watcher {
         // goes together (the channels batch what is queued).
         let mut burst = Vec::new();
         let mut first = true;
-        while let Some(alert) = self.unrecorded.front() {
-            let recorded = match bounded(self.outbox.record(client, alert)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.notifier.send(std::mem::take(&mut burst));
-                    return Err(e);
-                }
-            };
-            if let Recorded::Deliver(alert) = recorded {
-                if let Some(key) = &alert.key {
-                    for channel in &self.channels {
-                        self.queued.insert((key.clone(), channel.clone()));
+        while !self.unrecorded.is_empty() {
+            // Alerts of distinct agents are recorded together, pipelined: a rack lost costs a few
+            // round trips, not two per agent. One agent's notices stay one after the other.
+            let mut agents = HashSet::new();
+            let window: Vec<Alert> = self
+                .unrecorded
+                .iter()
+                .take(RECORD_WINDOW)
+                .take_while(|a| agents.insert(a.agent.clone()))
+                .cloned()
+                .collect();
+            let outbox = &self.outbox;
+            let results =
+                futures::future::join_all(window.iter().map(|a| bounded(outbox.record(client, a))))
+                    .await;
+            for result in results {
+                let recorded = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // What follows stays queued; a record it did write is recognised then.
+                        self.notifier.send(std::mem::take(&mut burst));
+                        return Err(e);
+                    }
+                };
+                if let Recorded::Deliver(alert) = recorded {
+                    if let Some(key) = &alert.key {
+                        for channel in &self.channels {
+                            self.queued.insert((key.clone(), channel.clone()));
+                        }
+                    }
+                    if std::mem::replace(&mut first, false) {
+                        self.notifier.send(vec![*alert]);
+                    } else {
+                        burst.push(*alert);
                     }
                 }
-                if std::mem::replace(&mut first, false) {
-                    self.notifier.send(vec![*alert]);
-                } else {
-                    burst.push(*alert);
-                }
+                self.unrecorded.pop_front();
             }
-            self.unrecorded.pop_front();
         }
         self.notifier.send(burst);
         while let Some((key, channel)) = self.unreceipted.last() {
