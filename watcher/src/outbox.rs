@@ -12,7 +12,7 @@ use zookeeper_client as zk;
 use common::config::ZkConfig;
 use common::{session, Layout};
 
-use crate::alert::{Alert, NoticeKey};
+use crate::alert::{Alert, AlertKind, NoticeKey};
 use crate::record::{decide, Decision, OutageRecord};
 
 pub struct Outbox {
@@ -109,16 +109,20 @@ impl Outbox {
 
     /// Records `alert` in its agent's outage record, unless that outage was reported already.
     pub async fn record(&self, client: &zk::Client, alert: &Alert) -> Result<Recorded, zk::Error> {
+        // An outage mostly finds no record (the last one was pruned once delivered): create it
+        // at once, one round trip on the path of every alert; if one exists, read and decide.
+        if alert.event != AlertKind::Recovered {
+            if let Decision::Write { record, seq } = decide(None, alert) {
+                if self.write(client, &alert.agent, &record, None).await? {
+                    return Ok(Recorded::Deliver(keyed(alert, seq)));
+                }
+            }
+        }
         loop {
             let current = self.read(client, &alert.agent).await?;
             // Our own write, applied although its answer was lost with the connection: deliver it.
             if let Some(seq) = current.as_ref().and_then(|(r, _)| r.notice_of(alert)) {
-                let mut alert = alert.clone();
-                alert.key = Some(NoticeKey {
-                    agent: alert.agent.clone(),
-                    seq,
-                });
-                return Ok(Recorded::Deliver(Box::new(alert)));
+                return Ok(Recorded::Deliver(keyed(alert, seq)));
             }
             let (record, seq) = match decide(current.as_ref().map(|(r, _)| r), alert) {
                 Decision::Duplicate => {
@@ -131,12 +135,7 @@ impl Outbox {
                 .write(client, &alert.agent, &record, current.map(|(_, v)| v))
                 .await?
             {
-                let mut alert = alert.clone();
-                alert.key = Some(NoticeKey {
-                    agent: alert.agent.clone(),
-                    seq,
-                });
-                return Ok(Recorded::Deliver(Box::new(alert)));
+                return Ok(Recorded::Deliver(keyed(alert, seq)));
             }
         }
     }
@@ -215,4 +214,14 @@ fn ok_if_gone(e: zk::Error) -> Result<(), zk::Error> {
     } else {
         Err(e)
     }
+}
+
+/// `alert` as recorded: notice `seq` of its agent's record.
+fn keyed(alert: &Alert, seq: u32) -> Box<Alert> {
+    let mut alert = alert.clone();
+    alert.key = Some(NoticeKey {
+        agent: alert.agent.clone(),
+        seq,
+    });
+    Box::new(alert)
 }
