@@ -133,12 +133,16 @@ pub fn markdown(watchers: &[WatcherFigures], watchdogs: &[WatchdogFigures]) -> S
         let _ = writeln!(
             out,
             "\nZooKeeper with the N agents and our watcher: {} znodes, {:.1} MiB of paths and data, \
-             {} watches, heap in use after a full GC {}.",
+             {} watches, heap in use after a full GC {}.{}",
             z.znodes,
             z.data_bytes as f64 / 1048576.0,
             z.watches,
             z.heap_used_kib
-                .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+                .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+            base.map_or(String::new(), |b| format!(
+                " With the baseline's watcher instead: {} watches.",
+                b.server.watches
+            ))
         );
     }
     let ours = watchdogs.iter().find(|w| w.pair == "ours");
