@@ -425,6 +425,15 @@ impl Task {
                 Err(e) => return Err(e),
             }
         }
+        // After a crash the exit is recorded, then the liveness node goes (that order tells the
+        // watcher why). The look at the liveness node's owner is sent before the write, so the
+        // delete follows the write by one round trip: crash → alert is on this path.
+        let live_path = self.live_path.clone();
+        let will_delete = self.identity_written
+            && self.may_change_live()
+            && self.live_applied.is_some()
+            && self.live.as_ref().map(|l| l.incarnation) != self.live_applied;
+        let mut owner_check = will_delete.then(|| client.check_stat(&live_path));
         if self.identity_dirty && !self.identity_deleted && !self.identity_gone {
             self.write_identity(client).await?;
         }
@@ -442,7 +451,11 @@ impl Task {
             if self.live_applied.is_some()
                 && want.as_ref().map(|l| l.incarnation) != self.live_applied
             {
-                self.delete_live(client).await?;
+                let stat = match owner_check.take() {
+                    Some(check) => check.await?,
+                    None => client.check_stat(&self.live_path).await?,
+                };
+                self.delete_live(client, stat).await?;
             }
             if let Some(want) = want {
                 if self.live_applied.is_none() && !self.identity_gone && !self.identity_deleted {
@@ -590,8 +603,13 @@ impl Task {
         Ok(())
     }
 
-    async fn delete_live(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
-        match client.check_stat(&self.live_path).await? {
+    /// Deletes the liveness node if `stat` (read just before) shows it is this session's.
+    async fn delete_live(
+        &mut self,
+        client: &zk::Client,
+        stat: Option<zk::Stat>,
+    ) -> Result<(), zk::Error> {
+        match stat {
             Some(stat) if stat.ephemeral_owner == client.session_id().0 => {
                 match client.delete(&self.live_path, Some(stat.version)).await {
                     Ok(()) | Err(zk::Error::NoNode) => {}
