@@ -111,7 +111,7 @@ impl Notifier {
                     notifier.add_channel(DingTalkChannel::new(c, http.clone()))
                 }
                 ChannelSpec::Console => notifier.add_channel(ConsoleChannel::new()),
-            }
+            };
         }
         notifier
     }
@@ -129,11 +129,21 @@ impl Notifier {
         }
     }
 
-    /// Starts a task for `channel` (must be called inside a tokio runtime).
-    pub fn add_channel<C: Channel>(&mut self, channel: C) {
+    /// Starts a task for `channel` (must be called inside a tokio runtime), unless a channel of
+    /// the same name is there already: returns whether it was added.
+    ///
+    /// Names carry a fingerprint of the whole configuration, so a name taken twice is the same
+    /// receiver configured twice. It is used once, with a warning, rather than refused: two lanes
+    /// of one name would share its delivery receipts in the outage records (one lane's delivery
+    /// would count for the other), and the receiver would get every alert twice.
+    pub fn add_channel<C: Channel>(&mut self, channel: C) -> bool {
+        let name = channel.name();
+        if self.lanes.iter().any(|l| l.name == name) {
+            warn!(channel = %name, "alert channel configured twice; using it once");
+            return false;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let name = channel.name();
         let worker = Worker {
             name: name.clone(),
             channel,
@@ -148,6 +158,7 @@ impl Notifier {
         let task = tokio::spawn(worker.run());
         lock(&self.tasks).push(task);
         self.lanes.push(Lane { name, tx, counters });
+        true
     }
 
     /// The channels' names, in configuration order (the keys of delivery state in outage records).
@@ -462,5 +473,47 @@ impl<C: Channel> Worker<C> {
             .fetch_add(n as u64, Ordering::Relaxed);
         self.settle(n);
         error!(channel = %self.name, alerts = n, error = %reason, "shutting down: alerts not delivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// A channel that never delivers, to look at the notifier's lanes.
+    struct Named(&'static str);
+
+    impl Channel for Named {
+        fn name(&self) -> String {
+            self.0.to_owned()
+        }
+        fn max_batch(&self) -> usize {
+            1
+        }
+        async fn deliver(&self, _batch: &[Alert]) -> Result<(), DeliveryError> {
+            Err(DeliveryError::Retry("never".to_owned()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_channel_configured_twice_is_used_once() {
+        let cancel = CancellationToken::new();
+        let mut notifier = Notifier::new(RetryPolicy::default(), cancel.clone());
+        assert!(notifier.add_channel(Named("webhook http://h/x #00000001")));
+        assert!(notifier.add_channel(Named("webhook http://h/x #00000002")));
+        assert!(!notifier.add_channel(Named("webhook http://h/x #00000001")));
+        assert_eq!(
+            notifier.channel_names(),
+            [
+                "webhook http://h/x #00000001",
+                "webhook http://h/x #00000002"
+            ]
+        );
+        cancel.cancel();
+        tokio::time::timeout(10 * SECOND, notifier.wait_stopped())
+            .await
+            .expect("tasks stop after cancel");
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind};
+use watcher::alert::{Alert, AlertKind, NoticeKey};
 use watcher::channels::{
     dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, DeliveryError,
     DingTalkChannel, WebhookChannel,
@@ -249,6 +249,25 @@ fn webhook(receiver: &Receiver, path: &str) -> ChannelSpec {
     ChannelSpec::Webhook(parse_webhook(&receiver.url(path)).unwrap())
 }
 
+/// The first 8 hex digits of the SHA-256 of `text`, computed by Python's standard library: the
+/// documented channel-name fingerprint, from an implementation of its own.
+fn python_sha256_8(text: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, hashlib; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:8])",
+            text,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// Polls the notifier's stats (they change only inside its tasks) until `done` or the deadline.
 async fn wait_stats(
     notifier: &Notifier,
@@ -288,9 +307,10 @@ async fn webhook_posts_alerts_as_json() {
     let mut rx = Receiver::start(vec![reply(204, "")]).await;
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let url = rx.url("/hook");
     assert_eq!(
         notifier.stats()[0].channel,
-        format!("webhook http://{}/hook", rx.addr)
+        format!("webhook {url} #{}", python_sha256_8(&url))
     );
 
     notifier.send(vec![alert("a1")]);
@@ -733,12 +753,111 @@ fn names_and_debug_output_hide_secrets() {
     }
     assert_eq!(
         channel.name(),
-        "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed)"
+        format!(
+            "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed) #{}",
+            python_sha256_8(&flag)
+        )
+    );
+    assert_eq!(spec.name(), channel.name());
+    // Another secret for the same robot is another configuration: another name.
+    let resigned = parse_dingtalk(&format!(
+        "https://oapi.dingtalk.com/robot/send?access_token={TOKEN},secret=SEC9876543210fedcba"
+    ))
+    .unwrap();
+    let resigned = DingTalkChannel::new(resigned, reqwest::Client::new()).name();
+    assert_ne!(resigned, channel.name());
+    assert!(
+        !resigned.contains(TOKEN) && !resigned.contains("SEC98"),
+        "{resigned}"
     );
     assert_eq!(
         config.to_string(),
         "https://oapi.dingtalk.com/robot/send?access_token=***,secret=***"
     );
+}
+
+#[tokio::test]
+async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
+    const OTHER_TOKEN: &str = "0th3r0123456789abcdef";
+    let mut rx = Receiver::start(vec![]).await;
+    let robot_url = |token: &str| rx.url(&format!("/robot/send?access_token={token}"));
+    let robot = |token: &str| ChannelSpec::DingTalk(parse_dingtalk(&robot_url(token)).unwrap());
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        vec![robot(TOKEN), robot(OTHER_TOKEN)],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+    let names = notifier.channel_names();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for (name, token) in names.iter().zip([TOKEN, OTHER_TOKEN]) {
+        assert_eq!(
+            name,
+            &format!(
+                "dingtalk {} #{}",
+                robot_url("***"),
+                python_sha256_8(&robot_url(token))
+            )
+        );
+        assert!(!name.contains(token), "{name}");
+    }
+    assert_ne!(names[0], names[1]);
+
+    let mut receipts = notifier.take_receipts().expect("receipts not taken yet");
+    let key = NoticeKey {
+        agent: "a1".to_owned(),
+        seq: 0,
+    };
+    let mut recorded = alert("a1");
+    recorded.key = Some(key.clone());
+    notifier.send(vec![recorded]);
+    let mut tokens = vec![
+        rx.next("one robot's message").await.query("access_token"),
+        rx.next("the other robot's message")
+            .await
+            .query("access_token"),
+    ];
+    tokens.sort();
+    assert_eq!(
+        tokens,
+        [Some(OTHER_TOKEN.to_owned()), Some(TOKEN.to_owned())],
+        "each robot gets the alert"
+    );
+    // Each delivery is receipted under its own robot's name: neither counts for the other.
+    let mut receipted = Vec::new();
+    for _ in 0..2 {
+        let receipt = tokio::time::timeout(WAIT, receipts.recv())
+            .await
+            .expect("a receipt in time")
+            .expect("the notifier is running");
+        assert_eq!(receipt.keys, vec![key.clone()]);
+        receipted.push(receipt.channel);
+    }
+    receipted.sort();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(receipted, expected);
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("one message per robot");
+}
+
+#[tokio::test]
+async fn the_same_webhook_given_twice_is_one_channel() {
+    let mut rx = Receiver::start(vec![]).await;
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        vec![webhook(&rx, "/hook"), webhook(&rx, "/hook")],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+    assert_eq!(notifier.channel_names().len(), 1);
+    notifier.send(vec![alert("a1")]);
+    assert_eq!(rx.next("the alert").await.agents(), ["a1"]);
+    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("the receiver does not get every alert twice");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ use crate::alert::Alert;
 pub struct ConsoleChannel;
 
 impl ConsoleChannel {
+    /// There is one stdout, so one console channel: its name needs no fingerprint.
+    pub const NAME: &'static str = "console";
+
     pub fn new() -> ConsoleChannel {
         ConsoleChannel
     }
@@ -24,7 +27,7 @@ pub fn lines(batch: &[Alert]) -> String {
 
 impl Channel for ConsoleChannel {
     fn name(&self) -> String {
-        "console".to_owned()
+        Self::NAME.to_owned()
     }
 
     fn max_batch(&self) -> usize {

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::{
-    excerpt, read_body, redact_url, status_error, transport_error, url_secrets, Channel,
-    DeliveryError,
+    excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
+    url_secrets, Channel, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
 
@@ -85,6 +85,24 @@ impl DingTalkConfig {
 
     pub fn is_signed(&self) -> bool {
         self.secret.is_some()
+    }
+
+    /// `dingtalk <URL, token as ***>[ (signed)] #<fingerprint>`, the fingerprint taken over the
+    /// URL with its token and, when there is one, `,secret=<secret>` (the flag's own form): two
+    /// robots at one address differ by their token, and one robot signed with two secrets is
+    /// two configurations. See [`Channel::name`].
+    pub fn channel_name(&self) -> String {
+        let mut identity = identity_url(&self.url);
+        if let Some(Secret(secret)) = &self.secret {
+            identity.push_str(",secret=");
+            identity.push_str(secret);
+        }
+        let signed = if self.is_signed() { " (signed)" } else { "" };
+        format!(
+            "dingtalk {}{signed} {}",
+            redact_url(&self.url),
+            fingerprint(&identity)
+        )
     }
 
     /// The URL to post to at `timestamp_ms`: with `timestamp` and `sign` when there is a secret.
@@ -243,12 +261,7 @@ fn errcode_error(code: i64, errmsg: &str) -> DeliveryError {
 
 impl Channel for DingTalkChannel {
     fn name(&self) -> String {
-        let signed = if self.config.is_signed() {
-            " (signed)"
-        } else {
-            ""
-        };
-        format!("dingtalk {}{signed}", redact_url(&self.config.url))
+        self.config.channel_name()
     }
 
     fn max_batch(&self) -> usize {
@@ -457,6 +470,36 @@ mod tests {
             );
         }
         assert!(c.to_string().ends_with(",secret=***"), "{c}");
+        assert_eq!(spec.name(), ch.name());
+    }
+
+    #[test]
+    fn names_tell_robots_apart_and_stay_the_same() {
+        let name = |flag: &str| DingTalkConfig::parse(flag).unwrap().channel_name();
+        // Golden values, from `printf %s '<flag>' | sha256sum`: a changed fingerprint renames the
+        // channel, and the outage records key delivery by name.
+        assert_eq!(
+            name(URL),
+            "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** #bb8fd730"
+        );
+        assert_eq!(
+            name(&format!("{URL},secret=SECabc123")),
+            "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed) #bb7e1ad6"
+        );
+        let other_robot = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN456def";
+        assert_eq!(
+            name(other_robot),
+            "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** #a30c8824"
+        );
+        assert_eq!(
+            name(&format!("{URL},secret=SECxyz789")),
+            "dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed) #2f6b1ac1"
+        );
+        // The same flag, written again (a trailing comma, spaces around the secret): the same name.
+        assert_eq!(
+            name(&format!("{URL}, secret=SECabc123 ,")),
+            name(&format!("{URL},secret=SECabc123"))
+        );
     }
 
     #[test]

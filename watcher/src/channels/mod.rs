@@ -7,7 +7,8 @@
 //!
 //! Names, `Debug`/`Display` output and error texts never contain a secret: DingTalk secrets,
 //! query-string values (an `access_token`), URL user info and token-like path segments are
-//! shown as `***`.
+//! shown as `***`. A name ends with a [`fingerprint`] of the whole configuration instead, so that
+//! two receivers that differ only in a hidden part still have different names.
 
 pub mod console;
 pub mod dingtalk;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
+use sha2::{Digest, Sha256};
 
 pub use console::ConsoleChannel;
 pub use dingtalk::{DingTalkChannel, DingTalkConfig};
@@ -26,7 +28,9 @@ use crate::alert::Alert;
 
 /// One receiver of alerts.
 pub trait Channel: Send + Sync + 'static {
-    /// Name for logs and status: e.g. `webhook http://127.0.0.1:8080/x`. Never a secret.
+    /// Name for logs and status, e.g. `webhook http://127.0.0.1:8080/x #0a1b2c3d`. Never a
+    /// secret. It keys the channel's delivery receipts in the outage records, so it must differ
+    /// between receivers and stay the same for one receiver across restarts and watchers.
     fn name(&self) -> String;
     /// Most alerts one message may carry (the notifier splits bigger batches). At least 1.
     fn max_batch(&self) -> usize;
@@ -76,12 +80,47 @@ pub enum ChannelSpec {
     Console,
 }
 
+impl ChannelSpec {
+    /// The name the channel will have (see [`Channel::name`]): two specs of one name are the
+    /// same receiver configured twice.
+    pub fn name(&self) -> String {
+        match self {
+            ChannelSpec::Webhook(c) => c.channel_name(),
+            ChannelSpec::DingTalk(c) => c.channel_name(),
+            ChannelSpec::Console => ConsoleChannel::NAME.to_owned(),
+        }
+    }
+}
+
+/// The last part of a channel's name: `#` and the first 8 hex digits of the SHA-256 of
+/// `identity`, the channel's whole configuration, secrets included.
+///
+/// Why a hash: the shown URL hides the token, so two robots at one address would otherwise
+/// share a name, and with it their delivery receipts. No salt, nothing random: the same
+/// configuration gets the same name in every run and every watcher, as the outage records need.
+/// Not a way back to the secret: 32 bits of a hash fit some 2^(n-32) of the possible n-bit
+/// tokens, so they cannot single out a high-entropy one (a DingTalk access_token has 256 bits);
+/// only a value guessable by trial, such as a short PIN in a query, could be confirmed with it,
+/// and such a value protects nothing anyway.
+pub(crate) fn fingerprint(identity: &str) -> String {
+    let digest = Sha256::digest(identity.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("#{hex}")
+}
+
+/// The URL as it identifies a receiver: everything that is sent, so not the fragment.
+pub(crate) fn identity_url(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    url.into()
+}
+
 impl fmt::Display for ChannelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChannelSpec::Webhook(c) => write!(f, "webhook {c}"),
             ChannelSpec::DingTalk(c) => write!(f, "dingtalk {c}"),
-            ChannelSpec::Console => f.write_str("console"),
+            ChannelSpec::Console => f.write_str(ConsoleChannel::NAME),
         }
     }
 }
@@ -317,6 +356,23 @@ mod tests {
             scrub("failed for https://h/?key=K123", &secrets),
             "failed for https://h/?key=***"
         );
+    }
+
+    #[test]
+    fn fingerprints_are_stable_short_and_tell_hidden_parts_apart() {
+        // Golden value, from `printf %s 'http://h.example/hook?key=K1' | sha256sum`: a changed
+        // fingerprint renames every channel, and the outage records key delivery by name.
+        assert_eq!(fingerprint("http://h.example/hook?key=K1"), "#85d50428");
+        let a = Url::parse("http://h.example/hook?key=K1").unwrap();
+        let b = Url::parse("http://h.example/hook?key=K2").unwrap();
+        assert_eq!(redact_url(&a), redact_url(&b));
+        assert_ne!(
+            fingerprint(&identity_url(&a)),
+            fingerprint(&identity_url(&b))
+        );
+        // The fragment is never sent: the same receiver.
+        let c = Url::parse("http://h.example/hook?key=K1#x").unwrap();
+        assert_eq!(identity_url(&a), identity_url(&c));
     }
 
     #[test]

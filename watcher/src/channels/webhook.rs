@@ -6,7 +6,8 @@ use reqwest::Url;
 use serde::Serialize;
 
 use super::{
-    read_body, redact_url, status_error, transport_error, url_secrets, Channel, DeliveryError,
+    fingerprint, identity_url, read_body, redact_url, status_error, transport_error, url_secrets,
+    Channel, DeliveryError,
 };
 use crate::alert::Alert;
 
@@ -26,6 +27,15 @@ impl WebhookConfig {
 
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// `webhook <URL, secrets as ***> #<fingerprint of the URL>`: see [`Channel::name`].
+    pub fn channel_name(&self) -> String {
+        format!(
+            "webhook {} {}",
+            redact_url(&self.url),
+            fingerprint(&identity_url(&self.url))
+        )
     }
 }
 
@@ -101,7 +111,7 @@ impl WebhookChannel {
 
 impl Channel for WebhookChannel {
     fn name(&self) -> String {
-        format!("webhook {}", self.config)
+        self.config.channel_name()
     }
 
     fn max_batch(&self) -> usize {
@@ -148,5 +158,24 @@ mod tests {
     fn debug_hides_query_values() {
         let c = WebhookConfig::parse("https://h.example/hook?token=SECRET1").unwrap();
         assert!(!format!("{c:?} {c}").contains("SECRET1"), "{c:?}");
+    }
+
+    #[test]
+    fn names_tell_hooks_apart_by_their_hidden_token_without_showing_it() {
+        let one = WebhookConfig::parse("https://h.example/hook?token=SECRET1").unwrap();
+        let two = WebhookConfig::parse("https://h.example/hook?token=SECRET2").unwrap();
+        let again = WebhookConfig::parse("https://h.example/hook?token=SECRET1#ignored").unwrap();
+        // `printf %s 'https://h.example/hook?token=SECRET1' | sha256sum`
+        assert_eq!(
+            one.channel_name(),
+            "webhook https://h.example/hook?token=*** #7cbc5951"
+        );
+        assert_ne!(one.channel_name(), two.channel_name());
+        assert_eq!(one.channel_name(), again.channel_name());
+        for c in [&one, &two] {
+            let name = WebhookChannel::new(c.clone(), reqwest::Client::new()).name();
+            assert_eq!(name, c.channel_name());
+            assert!(!name.contains("SECRET"), "{name}");
+        }
     }
 }
