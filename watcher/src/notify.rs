@@ -7,6 +7,13 @@
 //! alerts queued meanwhile wait, nothing is dropped. A permanent failure is logged, counted and
 //! skipped. On cancellation each task makes one last attempt for what is pending, bounded by
 //! [`SHUTDOWN_GRACE`], then stops.
+//!
+//! Every attempt — a first try, a retry, a last attempt at shutdown — keeps the channel's
+//! [`min_interval`](Channel::min_interval) after the end of the one before: a receiver that
+//! blocks senders for going too fast (DingTalk: for 10 minutes) must not be hammered by retries
+//! of its own "too fast" answers, nor by a burst of last attempts. At shutdown an attempt that
+//! the spacing pushes past the grace period is not made; recorded alerts stay in their outage
+//! records for the next leader.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -151,7 +158,7 @@ impl Notifier {
             counters: counters.clone(),
             policy: self.policy,
             cancel: self.cancel.clone(),
-            last_start: None,
+            last_end: None,
             deadline: None,
             receipts: self.receipts.clone(),
         };
@@ -271,17 +278,58 @@ struct Worker<C> {
     counters: Arc<Counters>,
     policy: RetryPolicy,
     cancel: CancellationToken,
-    /// When the last attempt started, for `min_interval`.
-    last_start: Option<Instant>,
+    /// When the last attempt ended (reply, error or timeout): the channel's spacing counts from
+    /// here.
+    last_end: Option<Instant>,
     /// Set once cancelled: the end of the last attempts.
     deadline: Option<Instant>,
     receipts: mpsc::UnboundedSender<Receipt>,
 }
 
+/// When the next attempt to a channel may start: not before `ready` (now, or the end of a retry
+/// backoff), and `min_interval` after the previous attempt ended.
+///
+/// Counted from the end, not the start: a rate-limited receiver counts a message when it
+/// arrives, and the sender knows it has arrived (or never will) only once the attempt is over.
+/// Counted from the start, a request slow to get through could land less than `min_interval`
+/// before the next one.
+fn next_start(last_end: Option<Instant>, min_interval: Duration, ready: Instant) -> Instant {
+    match last_end {
+        Some(end) => ready.max(end + min_interval),
+        None => ready,
+    }
+}
+
+/// An attempt starting at `start` is worth making before the shutdown `deadline`.
+fn fits_before(start: Instant, deadline: Instant) -> bool {
+    start < deadline
+}
+
+/// What came of [`Worker::attempt`].
+enum Attempt {
+    Made(Result<(), DeliveryError>),
+    /// Shutting down, and the spacing leaves no room for another attempt: nothing was sent.
+    TooLate(&'static str),
+}
+
+/// What came of [`Worker::deliver`].
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    /// Delivered, refused for good, or abandoned after a last attempt: accounted for.
+    Done,
+    /// Shutting down, and not even tried: the spacing leaves no room before the deadline.
+    TooLate(&'static str),
+}
+
 impl<C: Channel> Worker<C> {
     async fn run(mut self) {
         let max = self.channel.max_batch().max(1);
-        info!(channel = %self.name, max_batch = max, "alert channel started");
+        info!(
+            channel = %self.name,
+            max_batch = max,
+            min_interval = ?self.channel.min_interval(),
+            "alert channel started"
+        );
         while self.deadline.is_none() {
             let first = tokio::select! {
                 biased;
@@ -292,31 +340,16 @@ impl<C: Channel> Worker<C> {
                 },
             };
             let mut batch = vec![first];
-            self.pace().await;
+            // What arrives while the spacing holds this message back goes with it.
+            self.wait_for_spacing().await;
             self.drain(&mut batch);
-            let mut first_chunk = true;
-            while !batch.is_empty() {
-                let chunk: Vec<Alert> = batch.drain(..batch.len().min(max)).collect();
-                if !first_chunk {
-                    self.pace().await;
-                }
-                first_chunk = false;
-                if self.deadline.is_some() {
-                    self.last_try(&chunk).await;
-                } else {
-                    self.deliver(&chunk).await;
-                }
-            }
+            self.deliver_all(&batch, max).await;
         }
         if self.cancel.is_cancelled() {
-            if self.deadline.is_none() {
-                self.deadline = Some(Instant::now() + SHUTDOWN_GRACE);
-            }
+            self.start_shutdown();
             let mut rest = Vec::new();
             self.drain(&mut rest);
-            for chunk in rest.chunks(max) {
-                self.last_try(chunk).await;
-            }
+            self.deliver_all(&rest, max).await;
         }
         info!(channel = %self.name, "alert channel stopped");
     }
@@ -333,13 +366,9 @@ impl<C: Channel> Worker<C> {
             .get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE)
     }
 
-    /// Waits until the channel's `min_interval` since the last attempt has passed.
-    async fn pace(&mut self) {
-        let Some(last) = self.last_start else { return };
-        let at = last + self.channel.min_interval();
-        if self.deadline.is_some() || at <= Instant::now() {
-            return;
-        }
+    /// Waits until the channel's spacing allows an attempt, or cancellation.
+    async fn wait_for_spacing(&mut self) {
+        let at = next_start(self.last_end, self.channel.min_interval(), Instant::now());
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => {
@@ -349,79 +378,117 @@ impl<C: Channel> Worker<C> {
         }
     }
 
-    /// Delivers `chunk`, retrying until done, a permanent error, or cancellation.
-    async fn deliver(&mut self, chunk: &[Alert]) {
+    /// Delivers `alerts` in chunks of `max`, in order. Once the shutdown deadline leaves no room
+    /// for another attempt, the rest is abandoned in one go (one log line, not one per chunk).
+    async fn deliver_all(&mut self, alerts: &[Alert], max: usize) {
+        let mut from = 0;
+        while from < alerts.len() {
+            let to = (from + max).min(alerts.len());
+            if let Settled::TooLate(reason) = self.deliver(&alerts[from..to]).await {
+                self.abandoned(&alerts[from..], reason);
+                return;
+            }
+            from = to;
+        }
+    }
+
+    /// Delivers `chunk`, retrying until done, a permanent error, or cancellation (then one last
+    /// attempt, if the spacing lets it start before the deadline).
+    async fn deliver(&mut self, chunk: &[Alert]) -> Settled {
         let mut backoff = Backoff::new(self.policy.initial, self.policy.max);
         let mut attempt: u32 = 1;
+        let mut ready = Instant::now();
         loop {
-            self.last_start = Some(Instant::now());
-            let result = {
-                let delivery = self.channel.deliver(chunk);
-                tokio::pin!(delivery);
-                tokio::select! {
-                    biased;
-                    result = &mut delivery => result,
-                    _ = self.cancel.cancelled() => {
-                        // Let the attempt in flight finish within the grace period.
-                        let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
-                        match tokio::time::timeout_at(deadline, &mut delivery).await {
-                            Ok(result) => result,
-                            Err(_) => Err(DeliveryError::Retry("shutdown grace period ended".to_owned())),
-                        }
-                    }
-                }
+            let result = match self.attempt(chunk, ready).await {
+                Attempt::Made(result) => result,
+                Attempt::TooLate(reason) => return Settled::TooLate(reason),
             };
             let error = match result {
                 Ok(()) => {
                     self.receipt(chunk);
-                    return self.delivered(chunk.len(), attempt);
+                    self.delivered(chunk.len(), attempt);
+                    return Settled::Done;
                 }
                 Err(DeliveryError::Permanent(e)) => {
                     self.receipt(chunk);
-                    return self.failed(chunk.len(), attempt, &e);
+                    self.failed(chunk.len(), attempt, &e);
+                    return Settled::Done;
                 }
                 Err(DeliveryError::Retry(e)) if self.deadline.is_some() => {
-                    return self.abandoned(chunk.len(), &e);
+                    self.abandoned(chunk, &e);
+                    return Settled::Done;
                 }
                 Err(DeliveryError::Retry(e)) => e,
             };
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            let delay = backoff.next_delay();
+            let now = Instant::now();
+            ready = now + backoff.next_delay();
+            let next = next_start(self.last_end, self.channel.min_interval(), ready);
             warn!(
                 channel = %self.name,
                 attempt,
                 alerts = chunk.len(),
                 error = %error,
-                delay = ?delay,
+                delay = ?next.saturating_duration_since(now),
                 "alert delivery failed; will retry"
             );
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => {
-                    self.start_shutdown();
-                    return self.last_try(chunk).await;
-                }
-                _ = tokio::time::sleep(delay) => {}
-            }
             attempt = attempt.saturating_add(1);
         }
     }
 
-    /// One attempt before the shutdown deadline.
-    async fn last_try(&mut self, chunk: &[Alert]) {
-        let deadline = self.start_shutdown();
-        self.last_start = Some(Instant::now());
-        match tokio::time::timeout_at(deadline, self.channel.deliver(chunk)).await {
-            Ok(Ok(())) => {
-                self.receipt(chunk);
-                self.delivered(chunk.len(), 1)
+    /// One attempt, once `ready` (the end of a retry backoff) and the channel's spacing allow it.
+    /// Cancellation cuts the backoff short (the last attempt goes at once) but never the spacing.
+    async fn attempt(&mut self, chunk: &[Alert], ready: Instant) -> Attempt {
+        let spacing = self.channel.min_interval();
+        if self.deadline.is_none() {
+            let at = next_start(self.last_end, spacing, ready);
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => {
+                    self.start_shutdown();
+                }
+                _ = tokio::time::sleep_until(at) => {}
             }
-            Ok(Err(DeliveryError::Permanent(e))) => {
-                self.receipt(chunk);
-                self.failed(chunk.len(), 1, &e)
+        }
+        if let Some(deadline) = self.deadline {
+            let now = Instant::now();
+            if !fits_before(now, deadline) {
+                return Attempt::TooLate("shutdown grace period ended");
             }
-            Ok(Err(DeliveryError::Retry(e))) => self.abandoned(chunk.len(), &e),
-            Err(_) => self.abandoned(chunk.len(), "shutdown grace period ended"),
+            let at = next_start(self.last_end, spacing, now);
+            if !fits_before(at, deadline) {
+                return Attempt::TooLate(
+                    "the channel's minimum spacing between messages leaves no room for \
+                     another attempt before the shutdown grace period ends",
+                );
+            }
+            tokio::time::sleep_until(at).await;
+        }
+        let result = self.send(chunk).await;
+        self.last_end = Some(Instant::now());
+        Attempt::Made(result)
+    }
+
+    /// Sends one message; once cancelled, bounded by the shutdown deadline.
+    async fn send(&mut self, chunk: &[Alert]) -> Result<(), DeliveryError> {
+        let grace_ended = || DeliveryError::Retry("shutdown grace period ended".to_owned());
+        let delivery = self.channel.deliver(chunk);
+        tokio::pin!(delivery);
+        if let Some(deadline) = self.deadline {
+            return tokio::time::timeout_at(deadline, delivery)
+                .await
+                .unwrap_or_else(|_| Err(grace_ended()));
+        }
+        tokio::select! {
+            biased;
+            result = &mut delivery => result,
+            _ = self.cancel.cancelled() => {
+                // Let the attempt in flight finish within the grace period.
+                let deadline = *self.deadline.get_or_insert_with(|| Instant::now() + SHUTDOWN_GRACE);
+                tokio::time::timeout_at(deadline, &mut delivery)
+                    .await
+                    .unwrap_or_else(|_| Err(grace_ended()))
+            }
         }
     }
 
@@ -467,7 +534,8 @@ impl<C: Channel> Worker<C> {
         );
     }
 
-    fn abandoned(&self, n: usize, reason: &str) {
+    fn abandoned(&self, alerts: &[Alert], reason: &str) {
+        let n = alerts.len();
         self.counters
             .abandoned
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -481,6 +549,54 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_spacing_counts_from_the_end_of_the_last_attempt() {
+        let t0 = Instant::now();
+        let three = 3 * SECOND;
+        // No attempt yet: at once.
+        assert_eq!(next_start(None, three, t0), t0);
+        // A retry whose backoff (100 ms) is shorter than the spacing waits for the spacing.
+        assert_eq!(
+            next_start(Some(t0), three, t0 + Duration::from_millis(100)),
+            t0 + three
+        );
+        // A backoff longer than the spacing is not lengthened by it.
+        assert_eq!(
+            next_start(Some(t0), three, t0 + 10 * SECOND),
+            t0 + 10 * SECOND
+        );
+        // A channel without a spacing goes when ready.
+        assert_eq!(next_start(Some(t0), Duration::ZERO, t0), t0);
+        // The last attempt after a slow one: counted from its end.
+        let slow_end = t0 + 2 * SECOND;
+        assert_eq!(
+            next_start(Some(slow_end), three, t0 + 3 * SECOND),
+            slow_end + three
+        );
+    }
+
+    #[test]
+    fn a_last_attempt_goes_only_if_it_can_start_before_the_deadline() {
+        let t0 = Instant::now();
+        let deadline = t0 + SHUTDOWN_GRACE;
+        let last_end = Some(t0);
+        // Cancelled right after a refused DingTalk attempt: the spacing ends after the grace.
+        let at = next_start(last_end, 3 * SECOND, t0);
+        assert!(!fits_before(at, deadline));
+        // Cancelled 1.5 s after it: the last attempt waits until 3 s, within the grace.
+        let at = next_start(last_end, 3 * SECOND, t0 + Duration::from_millis(1500));
+        assert!(fits_before(
+            at,
+            t0 + Duration::from_millis(1500) + SHUTDOWN_GRACE
+        ));
+        // Without a spacing: at once.
+        assert!(fits_before(
+            next_start(last_end, Duration::ZERO, t0),
+            deadline
+        ));
+        assert!(!fits_before(deadline, deadline));
+    }
 
     /// A channel that never delivers, to look at the notifier's lanes.
     struct Named(&'static str);

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,7 +16,7 @@ use watcher::channels::{
     dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, DeliveryError,
     DingTalkChannel, WebhookChannel,
 };
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+use watcher::notify::{ChannelStats, Notifier, RetryPolicy, SHUTDOWN_GRACE};
 
 const WAIT: Duration = Duration::from_secs(10);
 const FAST: RetryPolicy = RetryPolicy {
@@ -34,6 +34,8 @@ struct Request {
     target: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// When the receiver had read it whole (before answering).
+    received_at: Instant,
 }
 
 impl Request {
@@ -163,6 +165,16 @@ impl Receiver {
     fn script_left(&self) -> usize {
         self.script.lock().unwrap().len()
     }
+
+    /// Every request that has arrived and not been taken yet.
+    fn take_arrived(&mut self) -> Vec<Request> {
+        let mut out = Vec::new();
+        while let Ok(r) = self.requests.try_recv() {
+            self.seen += 1;
+            out.push(r);
+        }
+        out
+    }
 }
 
 async fn serve(
@@ -210,6 +222,7 @@ async fn serve(
         target,
         headers,
         body,
+        received_at: Instant::now(),
     });
     let Reply { status, body, hold } =
         next.unwrap_or_else(|| reply(200, r#"{"errcode":0,"errmsg":"ok"}"#));
@@ -266,6 +279,14 @@ fn python_sha256_8(text: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Gaps between the arrivals of consecutive requests.
+fn gaps(requests: &[Request]) -> Vec<Duration> {
+    requests
+        .windows(2)
+        .map(|w| w[1].received_at - w[0].received_at)
+        .collect()
 }
 
 /// Polls the notifier's stats (they change only inside its tasks) until `done` or the deadline.
@@ -505,6 +526,98 @@ async fn cancellation_makes_one_last_attempt_then_stops() {
     );
 }
 
+/// A webhook that declares a spacing between messages, as a rate-limited receiver does, and
+/// carries one alert per message: the notifier's pacing at a pace a test can afford.
+struct Spaced {
+    inner: WebhookChannel,
+    spacing: Duration,
+}
+
+impl Channel for Spaced {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    fn min_interval(&self) -> Duration {
+        self.spacing
+    }
+
+    async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        self.inner.deliver(batch).await
+    }
+}
+
+#[tokio::test]
+async fn last_attempts_at_shutdown_keep_the_channel_spacing() {
+    const SPACING: Duration = Duration::from_millis(400);
+    let mut rx = Receiver::start(vec![reply(500, "busy")]).await;
+    let cancel = CancellationToken::new();
+    let slow = RetryPolicy {
+        initial: Duration::from_secs(600),
+        max: Duration::from_secs(600),
+    };
+    let mut notifier = Notifier::new(slow, cancel.clone());
+    let inner = WebhookChannel::new(parse_webhook(&rx.url("/hook")).unwrap(), client());
+    assert!(notifier.add_channel(Spaced {
+        inner,
+        spacing: SPACING,
+    }));
+
+    notifier.send(vec![alert("a0")]);
+    let first = rx.next("the first attempt (500)").await;
+    wait_stats(
+        &notifier,
+        "retries == 1 (now in a 10-minute backoff)",
+        |s| s.retries == 1,
+    )
+    .await;
+    // Ten more, one per message: ten spacings do not fit in the grace period.
+    let queued: Vec<Alert> = (1..=10).map(|i| alert(&format!("a{i}"))).collect();
+    notifier.send(queued);
+    cancel.cancel();
+    tokio::time::timeout(WAIT, notifier.wait_stopped())
+        .await
+        .expect("tasks stop after cancel");
+
+    let mut requests = vec![first];
+    requests.extend(rx.take_arrived());
+    let agents: Vec<String> = requests.iter().flat_map(Request::agents).collect();
+    let expected: Vec<String> = std::iter::once("a0".to_owned())
+        .chain((0..=10).map(|i| format!("a{i}")))
+        .take(requests.len())
+        .collect();
+    assert_eq!(
+        agents, expected,
+        "the refused alert again, then the queued ones in order"
+    );
+    assert!(
+        requests.len() >= 2,
+        "the last attempt for a0 fits in the grace period: {agents:?}"
+    );
+    for (i, gap) in gaps(&requests).into_iter().enumerate() {
+        assert!(
+            gap >= SPACING,
+            "attempts {i} and {} only {gap:?} apart (spacing {SPACING:?}); arrivals: {:?}",
+            i + 1,
+            gaps(&requests)
+        );
+    }
+    let stats = notifier.stats().remove(0);
+    assert_eq!(
+        (stats.delivered + stats.abandoned, stats.pending),
+        (11, 0),
+        "every alert delivered or given up on: {stats:?}"
+    );
+    assert!(
+        stats.delivered >= 1 && stats.abandoned >= 1,
+        "some last attempts fit in the {SHUTDOWN_GRACE:?} grace period, not all: {stats:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // DingTalk
 
@@ -678,6 +791,87 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
     assert_eq!(rx.script_left(), 0);
     stop(&notifier, &cancel).await;
     rx.assert_no_more("delivered on the third attempt");
+}
+
+const TOO_FAST: &str = r#"{"errcode":130101,"errmsg":"send too fast"}"#;
+
+#[tokio::test]
+async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
+    let mut rx = Receiver::start(vec![reply(200, TOO_FAST), reply(200, TOO_FAST)]).await;
+    let cancel = CancellationToken::new();
+    // A 50 ms backoff: without the spacing the retries would follow at once.
+    let notifier = Notifier::start(
+        vec![dingtalk_spec(&rx, false)],
+        client(),
+        FAST,
+        cancel.clone(),
+    );
+
+    notifier.send(vec![alert("a1")]);
+    let mut requests = Vec::new();
+    for what in [
+        "attempt answered 130101",
+        "retry answered 130101",
+        "retry answered errcode 0",
+    ] {
+        requests.push(rx.next(what).await);
+    }
+    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    assert_eq!(stats.retries, 2, "{stats:?}");
+    let spacing = DingTalkChannel::MIN_INTERVAL;
+    let gaps = gaps(&requests);
+    for gap in &gaps {
+        assert!(
+            *gap >= spacing,
+            "attempts closer than {spacing:?}: {gaps:?}"
+        );
+        assert!(
+            *gap < 2 * spacing,
+            "a retry waits for the spacing, not for much more: {gaps:?}"
+        );
+    }
+    stop(&notifier, &cancel).await;
+    rx.assert_no_more("delivered on the third attempt");
+}
+
+#[tokio::test]
+async fn dingtalk_makes_no_last_attempt_sooner_than_3s_after_the_one_before() {
+    let mut rx = Receiver::start(vec![reply(200, TOO_FAST)]).await;
+    let cancel = CancellationToken::new();
+    let slow = RetryPolicy {
+        initial: Duration::from_secs(600),
+        max: Duration::from_secs(600),
+    };
+    let notifier = Notifier::start(
+        vec![dingtalk_spec(&rx, false)],
+        client(),
+        slow,
+        cancel.clone(),
+    );
+
+    notifier.send(vec![alert("a1")]);
+    rx.next("the attempt answered 130101").await;
+    wait_stats(&notifier, "retries == 1", |s| s.retries == 1).await;
+    notifier.send(vec![alert("a2")]);
+    // Cancelled at once (well within 1 s of the refusal): the 3 s spacing ends after the 2 s
+    // grace period, so no last attempt may be made.
+    cancel.cancel();
+    let stopping = Instant::now();
+    tokio::time::timeout(WAIT, notifier.wait_stopped())
+        .await
+        .expect("tasks stop after cancel");
+    assert!(
+        stopping.elapsed() < SHUTDOWN_GRACE,
+        "nothing to wait for: stopped after {:?}",
+        stopping.elapsed()
+    );
+    let stats = notifier.stats().remove(0);
+    assert_eq!(
+        (stats.delivered, stats.abandoned, stats.pending),
+        (0, 2, 0),
+        "{stats:?}"
+    );
+    rx.assert_no_more("no attempt within 3 s of the refused one");
 }
 
 // ---------------------------------------------------------------------------------------------

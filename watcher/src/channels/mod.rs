@@ -34,9 +34,9 @@ pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> String;
     /// Most alerts one message may carry (the notifier splits bigger batches). At least 1.
     fn max_batch(&self) -> usize;
-    /// Shortest time between the starts of two messages, for receivers with rate limits
-    /// (the notifier waits, and batches what arrives meanwhile). Retries are paced by the
-    /// retry policy instead.
+    /// Shortest time from the end of one attempt to the start of the next, for receivers with
+    /// rate limits. The notifier keeps it for every attempt — first tries, retries (on top of
+    /// the retry backoff), last attempts at shutdown — and batches what arrives meanwhile.
     fn min_interval(&self) -> Duration {
         Duration::ZERO
     }
