@@ -534,19 +534,48 @@ impl<C: Channel> Worker<C> {
         );
     }
 
+    /// Gives up on `alerts` at shutdown, saying what becomes of them. No receipt is sent, so a
+    /// recorded alert (one with a notice key) stays in its outage record as not taken by this
+    /// channel, and whichever watcher leads next delivers it to the channel of this name. The
+    /// others were never recorded (the blind and sighted notices): they are lost.
     fn abandoned(&self, alerts: &[Alert], reason: &str) {
         let n = alerts.len();
         self.counters
             .abandoned
             .fetch_add(n as u64, Ordering::Relaxed);
         self.settle(n);
-        error!(channel = %self.name, alerts = n, error = %reason, "shutting down: alerts not delivered");
+        let (recorded, unrecorded) = split_recorded(alerts);
+        if recorded > 0 {
+            warn!(
+                channel = %self.name,
+                alerts = recorded,
+                error = %reason,
+                "shutting down: alerts not delivered to this channel; they stay in their outage \
+                 records, and the next leading watcher (this one restarted, or another) delivers them"
+            );
+        }
+        if unrecorded > 0 {
+            error!(
+                channel = %self.name,
+                alerts = unrecorded,
+                error = %reason,
+                "shutting down: alerts not delivered to this channel and not recorded; they are lost"
+            );
+        }
     }
+}
+
+/// How many of `alerts` are in an outage record, and how many are not.
+fn split_recorded(alerts: &[Alert]) -> (usize, usize) {
+    let recorded = alerts.iter().filter(|a| a.key.is_some()).count();
+    (recorded, alerts.len() - recorded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::AlertKind;
+    use std::time::UNIX_EPOCH;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -596,6 +625,31 @@ mod tests {
             deadline
         ));
         assert!(!fits_before(deadline, deadline));
+    }
+
+    #[test]
+    fn abandoned_alerts_are_told_apart_by_whether_they_are_recorded() {
+        let alert = |key: Option<NoticeKey>| Alert {
+            event: AlertKind::Down,
+            agent: "a1".to_owned(),
+            host: None,
+            reason: "exited with code 3".to_owned(),
+            at: UNIX_EPOCH,
+            restarts: None,
+            crashes: 1,
+            outage: None,
+            last_exit: None,
+            key,
+        };
+        let key = NoticeKey {
+            agent: "a1".to_owned(),
+            seq: 0,
+        };
+        assert_eq!(
+            split_recorded(&[alert(Some(key.clone())), alert(None), alert(Some(key))]),
+            (2, 1)
+        );
+        assert_eq!(split_recorded(&[]), (0, 0));
     }
 
     /// A channel that never delivers, to look at the notifier's lanes.
