@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use common::session::Backoff;
 
@@ -477,6 +477,7 @@ impl<C: Channel> Worker<C> {
     /// Sends one message; once cancelled, bounded by the shutdown deadline.
     async fn send(&mut self, chunk: &[Alert]) -> Result<(), DeliveryError> {
         let grace_ended = || DeliveryError::Retry("shutdown grace period ended".to_owned());
+        debug!(channel = %self.name, alerts = chunk.len(), "sending");
         let delivery = self.channel.deliver(chunk);
         tokio::pin!(delivery);
         if let Some(deadline) = self.deadline {

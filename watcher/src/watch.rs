@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
 use common::config::ZkConfig;
@@ -297,10 +298,9 @@ impl Watcher {
                 _ => {
                     self.node_event(client, event).await?;
                     // Take what else is already there, so that a burst (a rack losing power) is
-                    // recorded and sent together rather than one message per event.
-                    while let Ok(next) =
-                        tokio::time::timeout(Duration::ZERO, events.changed()).await
-                    {
+                    // recorded and sent together rather than one message per event. Polled once,
+                    // with no timer: a zero timeout would wait for the timer wheel's next tick.
+                    while let Some(next) = events.changed().now_or_never() {
                         if next.event_type == zk::EventType::Session {
                             deferred = Some(next);
                             break;
@@ -601,6 +601,7 @@ impl Watcher {
             let results =
                 futures::future::join_all(window.iter().map(|a| bounded(outbox.record(client, a))))
                     .await;
+            debug!(alerts = results.len(), "recorded");
             for result in results {
                 let recorded = match result {
                     Ok(r) => r,
