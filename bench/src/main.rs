@@ -5,6 +5,7 @@
 //!
 //! Run it through `bench/run`, which builds both pairs first.
 
+mod floor;
 mod pair;
 mod population;
 mod receiver;
@@ -60,8 +61,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    // ZooKeeper with its full JIT, as in production (the test fixture's default starts quicker).
-    std::env::set_var("ZK_FULL_JIT", "1");
+    // ZooKeeper's JVM as in production (the test fixture's default starts quicker).
+    std::env::set_var("ZK_PRODUCTION_JVM", "1");
     let mut pairs = vec![Pair::Ours];
     if let Some(path) = &args.baseline_classpath {
         let classpath = std::fs::read_to_string(path).unwrap_or_else(|e| {
@@ -84,6 +85,10 @@ fn main() {
         kills: args.kills,
         idle: Duration::from_secs(10),
         session_timeout: Duration::from_secs(2),
+    };
+    let floor = {
+        let zk = ZkServer::start();
+        floor::measure(&zk, 1000)
     };
     let mut watchers = Vec::new();
     let ns = if args.only.as_deref() == Some("watchdogs") {
@@ -108,7 +113,7 @@ fn main() {
         let zk = ZkServer::start();
         watchdogs.push(watchdog_run::run(pair, &zk, &watchdog_plan));
     }
-    let json = serde_json::json!({ "watchers": watchers, "watchdogs": watchdogs });
+    let json = serde_json::json!({ "floor": floor, "watchers": watchers, "watchdogs": watchdogs });
     if let Some(dir) = args.out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -116,5 +121,5 @@ fn main() {
         Ok(()) => eprintln!("figures written to {}", args.out.display()),
         Err(e) => eprintln!("cannot write {}: {e}", args.out.display()),
     }
-    print!("{}", report::markdown(&watchers, &watchdogs));
+    print!("{}", report::markdown(&floor, &watchers, &watchdogs));
 }

@@ -59,7 +59,10 @@ impl Pair {
                 c
             }
         };
-        cmd.env("FLUME_WATCHER_LOG", "info,zookeeper_client=warn");
+        cmd.env(
+            "FLUME_WATCHER_LOG",
+            std::env::var("BENCH_WATCHER_LOG").unwrap_or("info,zookeeper_client=warn".into()),
+        );
         Proc::spawn(&format!("{}-watcher", self.name()), cmd)
     }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::floor::Floor;
 use crate::watchdog_run::WatchdogFigures;
 use crate::watcher_run::WatcherFigures;
 
@@ -30,8 +31,30 @@ fn row(out: &mut String, what: &str, ours: f64, base: Option<f64>, unit: &str) {
     );
 }
 
-pub fn markdown(watchers: &[WatcherFigures], watchdogs: &[WatchdogFigures]) -> String {
+pub fn markdown(
+    floor: &Floor,
+    watchers: &[WatcherFigures],
+    watchdogs: &[WatchdogFigures],
+) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### This machine's floor: ZooKeeper round trips, one at a time\n"
+    );
+    let _ = writeln!(
+        out,
+        "| request | p50 | p99 | max | samples |\n|---|---|---|---|---|"
+    );
+    for (what, s) in [
+        ("write (create)", &floor.write),
+        ("read (getData)", &floor.read),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            s.p50_ms, s.p99_ms, s.max_ms, s.count
+        );
+    }
     let mut ns: Vec<usize> = watchers.iter().map(|w| w.n).collect();
     ns.dedup();
     for n in ns {

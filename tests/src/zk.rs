@@ -131,16 +131,20 @@ impl Node {
             .open(self.dir.join("jvm.out"))
             .expect("open jvm.out");
         let mut cmd = Command::new(java());
+        // Small and quick to start for tests; the benchmark sets ZK_PRODUCTION_JVM for a server
+        // run as in production: a fixed heap, the default collector (G1) and the full JIT.
+        let jvm: &[&str] = if std::env::var_os("ZK_PRODUCTION_JVM").is_some() {
+            &["-Xms512m", "-Xmx512m"]
+        } else {
+            &[
+                "-Xms16m",
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+            ]
+        };
         cmd.current_dir(&self.dir)
-            .arg("-Xms16m")
-            .arg("-Xmx256m")
-            .arg("-XX:+UseSerialGC")
-            // Quick start for tests; the benchmark sets ZK_FULL_JIT for a server tuned as in production.
-            .args(
-                std::env::var_os("ZK_FULL_JIT")
-                    .is_none()
-                    .then_some("-XX:TieredStopAtLevel=1"),
-            )
+            .args(jvm)
             .arg("-XX:-UsePerfData") // no /tmp/hsperfdata_* left behind by SIGKILL
             .arg("-Djava.awt.headless=true")
             .arg(format!(
