@@ -43,11 +43,11 @@ fn heap_after_gc(pid: i32) -> Option<u64> {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     };
     jcmd("GC.run")?;
-    // Serial GC: "def new generation total …K, used …K" and "tenured generation total …K, used …K".
+    // G1: "garbage-first heap total …K, used …K"; serial: one such line per generation.
     let info = jcmd("GC.heap_info")?;
     let used: u64 = info
         .lines()
-        .filter(|l| l.contains("generation"))
+        .filter(|l| l.contains("generation") || l.contains(" heap "))
         .filter_map(|l| {
             l.split("used ")
                 .nth(1)?

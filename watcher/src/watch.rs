@@ -155,7 +155,7 @@ struct Watcher {
 }
 
 /// Outage records written at once (each a read and a write, pipelined on the session).
-const RECORD_WINDOW: usize = 256;
+const RECORD_WINDOW: usize = 1000;
 /// A follower remembers at most this many alerts the leader has not recorded yet.
 const RECENT_MAX: usize = 10_000;
 /// A lone watcher waits this long for the leadership before its first view, so that it leads
@@ -625,8 +625,9 @@ impl Watcher {
                 }
                 self.unrecorded.pop_front();
             }
+            // Recorded: on its way while the next window is written.
+            self.notifier.send(std::mem::take(&mut burst));
         }
-        self.notifier.send(burst);
         while let Some((key, channel)) = self.unreceipted.last() {
             bounded(self.outbox.done(client, key, channel, &self.channels)).await?;
             self.unreceipted.pop();
