@@ -131,6 +131,14 @@ pub fn markdown(
             b(|w| w.mass_messages as f64),
             "",
         );
+        let after = |w: &WatcherFigures| w.after_burst_ms.unwrap_or(f64::NAN);
+        row(
+            &mut out,
+            "… then one removal → alert",
+            after(o),
+            b(after),
+            "ms",
+        );
         row(
             &mut out,
             "peak RSS",

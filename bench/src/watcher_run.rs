@@ -35,6 +35,9 @@ pub struct WatcherFigures {
     pub mass_missing: usize,
     /// Webhook messages that carried them.
     pub mass_messages: usize,
+    /// A single removal right after the burst was received → its alert: is the watcher still
+    /// quick while it notes thousands of deliveries?
+    pub after_burst_ms: Option<f64>,
     pub peak_rss_kib: u64,
     /// Resident once it had its first view.
     pub ready_rss_kib: u64,
@@ -77,6 +80,7 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let (removed, rest) = pool_ids.split_at(plan.removals);
     let (stopped, rest) = rest.split_at(plan.stops);
     let sentinel = rest[0].clone();
+    let late = rest[1].clone();
     let mut latencies = Vec::new();
     let mut missed = 0;
     for id in removed {
@@ -153,6 +157,20 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         .then(|| last.map(|l| l.saturating_duration_since(t)))
         .flatten();
 
+    let from = receiver.count();
+    let t = Instant::now();
+    control.delete(&pop.live_path(&late));
+    let mut after_burst = None;
+    receiver.wait(from, deadline(60), |fresh| {
+        after_burst = after_burst.or_else(|| {
+            fresh
+                .iter()
+                .find(|r| r.agent == late)
+                .map(|r| r.at.saturating_duration_since(t))
+        });
+        after_burst.is_some()
+    });
+
     let used = usage::of(watcher.pid()).unwrap_or_default();
     // A graceful stop (a profiler wrapping it writes its output then); dropping kills the rest.
     watcher.signal(nix::sys::signal::Signal::SIGTERM);
@@ -172,6 +190,7 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         mass_all_ms: mass_all.map(|d| d.as_secs_f64() * 1e3),
         mass_missing: waiting.len(),
         mass_messages,
+        after_burst_ms: after_burst.map(|d| d.as_secs_f64() * 1e3),
         peak_rss_kib: used.peak_kib,
         ready_rss_kib: ready_rss,
         cpu_secs: used.cpu_secs,

@@ -628,9 +628,31 @@ impl Watcher {
             // Recorded: on its way while the next window is written.
             self.notifier.send(std::mem::take(&mut burst));
         }
-        while let Some((key, channel)) = self.unreceipted.last() {
-            bounded(self.outbox.done(client, key, channel, &self.channels)).await?;
-            self.unreceipted.pop();
+        while !self.unreceipted.is_empty() {
+            // Pipelined too, one receipt per record at a time: after a rack's burst, thousands of
+            // receipts one round trip apart would hold up the next event for seconds.
+            let mut agents = HashSet::new();
+            let (window, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unreceipted)
+                .into_iter()
+                .enumerate()
+                .partition(|(i, (key, _))| *i < RECORD_WINDOW && agents.insert(key.agent.clone()));
+            self.unreceipted = rest.into_iter().map(|(_, r)| r).collect();
+            let (outbox, channels) = (&self.outbox, &self.channels);
+            let results =
+                futures::future::join_all(window.iter().map(|(_, (key, channel))| {
+                    bounded(outbox.done(client, key, channel, channels))
+                }))
+                .await;
+            let mut failed = None;
+            for ((_, receipt), result) in window.into_iter().zip(results) {
+                if let Err(e) = result {
+                    self.unreceipted.push(receipt);
+                    failed.get_or_insert(e);
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         while let Some(id) = self.to_close.first() {
             bounded(self.outbox.close_silently(client, id, &self.channels)).await?;
