@@ -156,6 +156,8 @@ struct Watcher {
 
 /// Outage records written at once (each a read and a write, pipelined on the session).
 const RECORD_WINDOW: usize = 1000;
+/// Delivery receipts noted at once, between which events are taken.
+const RECEIPT_WINDOW: usize = 250;
 /// A follower remembers at most this many alerts the leader has not recorded yet.
 const RECENT_MAX: usize = 10_000;
 /// A lone watcher waits this long for the leadership before its first view, so that it leads
@@ -228,9 +230,20 @@ impl Watcher {
                 event
             } else {
                 tokio::select! {
+                    biased;
                     _ = cancel.cancelled() => {
                         self.shut_down(client).await;
                         return Ok(());
+                    }
+                    // Node events before bookkeeping: a crash never waits for receipts.
+                    event = events.changed() => event,
+                    Some(receipt) = self.receipts.recv() => {
+                        for key in receipt.keys {
+                            self.queued.remove(&(key.clone(), receipt.channel.clone()));
+                            self.unreceipted.push((key, receipt.channel.clone()));
+                        }
+                        self.flush(client).await?;
+                        continue;
                     }
                     _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
                         self.next_tick = None;
@@ -238,15 +251,15 @@ impl Watcher {
                         self.flush(client).await?;
                         continue;
                     }
+                    _ = tokio::time::sleep_until(self.flush_again.unwrap_or_else(Instant::now)), if self.flush_again.is_some() => {
+                        self.flush_again = None;
+                        self.flush(client).await?;
+                        continue;
+                    }
                     _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
-                    self.check_blind();
-                    continue;
-                }
-                _ = tokio::time::sleep_until(self.flush_again.unwrap_or_else(Instant::now)), if self.flush_again.is_some() => {
-                    self.flush_again = None;
-                    self.flush(client).await?;
-                    continue;
-                }
+                        self.check_blind();
+                        continue;
+                    }
                     won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
                         election = None;
                         match won {
@@ -259,15 +272,6 @@ impl Watcher {
                         }
                         continue;
                     }
-                    Some(receipt) = self.receipts.recv() => {
-                        for key in receipt.keys {
-                            self.queued.remove(&(key.clone(), receipt.channel.clone()));
-                            self.unreceipted.push((key, receipt.channel.clone()));
-                        }
-                        self.flush(client).await?;
-                        continue;
-                    }
-                    event = events.changed() => event,
                 }
             };
             match event.event_type {
@@ -322,8 +326,16 @@ impl Watcher {
                 self.unreceipted.push((key, receipt.channel.clone()));
             }
         }
-        if let Err(e) = self.flush(client).await {
-            warn!(error = %e, "could not note the last deliveries; the next leader may repeat them");
+        // Every receipt now, window after window, as long as ZooKeeper takes them.
+        loop {
+            let before = self.unreceipted.len();
+            if let Err(e) = self.flush(client).await {
+                warn!(error = %e, "could not note the last deliveries; the next leader may repeat them");
+                break;
+            }
+            if self.unreceipted.is_empty() || self.unreceipted.len() >= before {
+                break;
+            }
         }
     }
 
@@ -628,14 +640,15 @@ impl Watcher {
             // Recorded: on its way while the next window is written.
             self.notifier.send(std::mem::take(&mut burst));
         }
-        while !self.unreceipted.is_empty() {
-            // Pipelined too, one receipt per record at a time: after a rack's burst, thousands of
-            // receipts one round trip apart would hold up the next event for seconds.
+        if !self.unreceipted.is_empty() {
+            // Pipelined too, one receipt per record at a time, and one window per flush: after a
+            // rack's burst, thousands of receipts would otherwise hold up the next event (a
+            // crash) until all were noted. The rest waits for the next turn of the loop.
             let mut agents = HashSet::new();
             let (window, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unreceipted)
                 .into_iter()
                 .enumerate()
-                .partition(|(i, (key, _))| *i < RECORD_WINDOW && agents.insert(key.agent.clone()));
+                .partition(|(i, (key, _))| *i < RECEIPT_WINDOW && agents.insert(key.agent.clone()));
             self.unreceipted = rest.into_iter().map(|(_, r)| r).collect();
             let (outbox, channels) = (&self.outbox, &self.channels);
             let results =
@@ -652,6 +665,9 @@ impl Watcher {
             }
             if let Some(e) = failed {
                 return Err(e);
+            }
+            if !self.unreceipted.is_empty() {
+                self.flush_again = Some(Instant::now());
             }
         }
         while let Some(id) = self.to_close.first() {
