@@ -605,7 +605,8 @@ impl Watcher {
             let window: Vec<Alert> = self
                 .unrecorded
                 .iter()
-                .take(RECORD_WINDOW)
+                // The burst's first alert alone: it goes out at once, the rest follows.
+                .take(if first { 1 } else { RECORD_WINDOW })
                 .take_while(|a| agents.insert(a.agent.clone()))
                 .cloned()
                 .collect();
