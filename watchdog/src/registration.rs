@@ -296,6 +296,15 @@ impl Task {
             || !(self.identity_deleted || self.identity_gone || self.delete_requested)
     }
 
+    /// The liveness node this session made is not the one wanted (the agent exited, or a stop
+    /// began): it must go.
+    fn live_to_delete(&self) -> bool {
+        self.identity_written
+            && self.may_change_live()
+            && self.live_applied.is_some()
+            && self.live.as_ref().map(|l| l.incarnation) != self.live_applied
+    }
+
     async fn serve(&mut self, client: zk::Client) -> Ended {
         let mut states = client.state_watcher();
         let mut watch: Option<WatchFuture> = None;
@@ -429,11 +438,7 @@ impl Task {
         // watcher why). The look at the liveness node's owner is sent before the write, so the
         // delete follows the write by one round trip: crash → alert is on this path.
         let live_path = self.live_path.clone();
-        let will_delete = self.identity_written
-            && self.may_change_live()
-            && self.live_applied.is_some()
-            && self.live.as_ref().map(|l| l.incarnation) != self.live_applied;
-        let mut owner_check = will_delete.then(|| client.check_stat(&live_path));
+        let mut owner_check = self.live_to_delete().then(|| client.check_stat(&live_path));
         if self.identity_dirty && !self.identity_deleted && !self.identity_gone {
             self.write_identity(client).await?;
         }
@@ -448,9 +453,7 @@ impl Task {
         }
         if self.identity_written && self.may_change_live() {
             let want = self.live.clone();
-            if self.live_applied.is_some()
-                && want.as_ref().map(|l| l.incarnation) != self.live_applied
-            {
+            if self.live_to_delete() {
                 let stat = match owner_check.take() {
                     Some(check) => check.await?,
                     None => client.check_stat(&self.live_path).await?,
