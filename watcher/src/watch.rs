@@ -594,9 +594,8 @@ impl Watcher {
     }
 
     async fn try_flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
-        // The first alert of a burst goes out at once; the rest of the burst, recorded meanwhile,
-        // goes together (the channels batch what is queued).
-        let mut burst = Vec::new();
+        // The first alert of a burst is recorded alone and goes out at once; the rest follows,
+        // window by window (the channels batch what is queued).
         let mut first = true;
         while !self.unrecorded.is_empty() {
             // Alerts of distinct agents are recorded together, pipelined: a rack lost costs a few
@@ -605,7 +604,6 @@ impl Watcher {
             let window: Vec<Alert> = self
                 .unrecorded
                 .iter()
-                // The burst's first alert alone: it goes out at once, the rest follows.
                 .take(if first { 1 } else { RECORD_WINDOW })
                 .take_while(|a| agents.insert(a.agent.clone()))
                 .cloned()
@@ -615,12 +613,13 @@ impl Watcher {
                 futures::future::join_all(window.iter().map(|a| bounded(outbox.record(client, a))))
                     .await;
             debug!(alerts = results.len(), "recorded");
+            let mut recorded_now = Vec::new();
             for result in results {
                 let recorded = match result {
                     Ok(r) => r,
                     Err(e) => {
                         // What follows stays queued; a record it did write is recognised then.
-                        self.notifier.send(std::mem::take(&mut burst));
+                        self.notifier.send(recorded_now);
                         return Err(e);
                     }
                 };
@@ -630,35 +629,36 @@ impl Watcher {
                             self.queued.insert((key.clone(), channel.clone()));
                         }
                     }
-                    if std::mem::replace(&mut first, false) {
-                        self.notifier.send(vec![*alert]);
-                    } else {
-                        burst.push(*alert);
-                    }
+                    recorded_now.push(*alert);
                 }
                 self.unrecorded.pop_front();
             }
             // Recorded: on its way while the next window is written.
-            self.notifier.send(std::mem::take(&mut burst));
+            first &= recorded_now.is_empty();
+            self.notifier.send(recorded_now);
         }
         if !self.unreceipted.is_empty() {
             // Pipelined too, one receipt per record at a time, and one window per flush: after a
             // rack's burst, thousands of receipts would otherwise hold up the next event (a
             // crash) until all were noted. The rest waits for the next turn of the loop.
             let mut agents = HashSet::new();
-            let (window, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unreceipted)
-                .into_iter()
-                .enumerate()
-                .partition(|(i, (key, _))| *i < RECEIPT_WINDOW && agents.insert(key.agent.clone()));
-            self.unreceipted = rest.into_iter().map(|(_, r)| r).collect();
+            let mut window = Vec::new();
+            for receipt in std::mem::take(&mut self.unreceipted) {
+                if window.len() < RECEIPT_WINDOW && agents.insert(receipt.0.agent.clone()) {
+                    window.push(receipt);
+                } else {
+                    self.unreceipted.push(receipt);
+                }
+            }
             let (outbox, channels) = (&self.outbox, &self.channels);
-            let results =
-                futures::future::join_all(window.iter().map(|(_, (key, channel))| {
-                    bounded(outbox.done(client, key, channel, channels))
-                }))
-                .await;
+            let results = futures::future::join_all(
+                window
+                    .iter()
+                    .map(|(key, channel)| bounded(outbox.done(client, key, channel, channels))),
+            )
+            .await;
             let mut failed = None;
-            for ((_, receipt), result) in window.into_iter().zip(results) {
+            for (receipt, result) in window.into_iter().zip(results) {
                 if let Err(e) = result {
                     self.unreceipted.push(receipt);
                     failed.get_or_insert(e);
