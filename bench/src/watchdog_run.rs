@@ -7,7 +7,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
-use scenarios::{deadline, ZkProbe, ZkServer};
+use scenarios::{deadline, poll_until, ZkProbe, ZkServer};
 
 use crate::pair::Pair;
 use crate::receiver::Receiver;
@@ -119,21 +119,18 @@ pub fn run(pair: &Pair, zk: &ZkServer, plan: &Plan) -> WatchdogFigures {
 
 /// The agent pid in the liveness node, once the node names one other than `old`.
 fn agent_pid(control: &ZkProbe, live: &str, old: Option<i32>) -> i32 {
-    let until = deadline(30);
-    loop {
-        let pid = control
+    let read = || {
+        control
             .get_json(live)
             .and_then(|v| v["agent_pid"].as_i64())
-            .map(|p| p as i32);
-        if let Some(pid) = pid.filter(|p| Some(*p) != old) {
-            return pid;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out waiting for {live} to name a new agent (old {old:?}, now {pid:?})"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            .map(|p| p as i32)
+    };
+    poll_until(
+        deadline(30),
+        &format!("{live} to name a new agent (old {old:?})"),
+        || read().filter(|p| Some(*p) != old),
+        || format!("agent pid {:?}", read()),
+    )
 }
 
 fn down_after(receiver: &Receiver, from: usize, within: Duration) -> Option<Instant> {
