@@ -369,6 +369,11 @@ impl<C: Channel> Worker<C> {
     /// Waits until the channel's spacing allows an attempt, or cancellation.
     async fn wait_for_spacing(&mut self) {
         let at = next_start(self.last_end, self.channel.min_interval(), Instant::now());
+        self.wait_until(at).await;
+    }
+
+    /// Waits until `at`, or until cancelled (which starts the shutdown).
+    async fn wait_until(&mut self, at: Instant) {
         // Not even a timer when nothing is to wait for: tokio's timers round up to the next
         // millisecond, which would be added to every alert's latency.
         if at <= Instant::now() {
@@ -445,15 +450,9 @@ impl<C: Channel> Worker<C> {
     /// Cancellation cuts the backoff short (the last attempt goes at once) but never the spacing.
     async fn attempt(&mut self, chunk: &[Alert], ready: Instant) -> Attempt {
         let spacing = self.channel.min_interval();
-        let at = next_start(self.last_end, spacing, ready);
-        if self.deadline.is_none() && at > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => {
-                    self.start_shutdown();
-                }
-                _ = tokio::time::sleep_until(at) => {}
-            }
+        if self.deadline.is_none() {
+            self.wait_until(next_start(self.last_end, spacing, ready))
+                .await;
         }
         if let Some(deadline) = self.deadline {
             let now = Instant::now();
