@@ -1,19 +1,115 @@
 //! Where both binaries' logs go and how much of them.
+//!
+//! Logging must never stop the agent or the watcher: journald restarting, a log shipper dying or a
+//! closed terminal leave stderr a broken pipe, and `eprintln!` (or tracing-subscriber's own
+//! report of a failed write, which uses it) panics on that. So log lines go through [`LogWriter`],
+//! which drops what cannot be written and counts it, and the subscriber's internal error report is
+//! off. [`say`] and [`print`] are the non-panicking `eprintln!` and `print!` for the binaries.
 
+use std::io::{IsTerminal as _, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// What is logged when the variable is unset or unreadable: the client library's own chatter about
 /// every reconnection attempt would drown what the pair says about them.
 const DEFAULT_FILTER: &str = "info,zookeeper_client=warn";
 
+/// Log lines (and [`say`] lines) that could not be written to stderr since the start.
+static LOST_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines were lost to a stderr that could not be written (a broken pipe).
+pub fn lost_lines() -> u64 {
+    LOST_LINES.load(Ordering::Relaxed)
+}
+
 /// Sends logs to stderr, filtered by the environment variable `var` (such as
 /// `FLUME_WATCHDOG_LOG=debug`). Stderr, because stdout carries the agent's own output and the
-/// watcher's alerts and `status`.
+/// watcher's alerts and `status`. Colours only on a terminal, and never with `NO_COLOR` set.
 pub fn init(var: &str) {
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env(var).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter)
+        .with_ansi(colour)
+        // Its report of a failed write is an `eprintln!`, which panics on a broken stderr.
+        .log_internal_errors(false)
         .init();
+}
+
+/// Whether log lines get ANSI colours: only for a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && !matches!(no_color, Some(v) if !v.is_empty())
+}
+
+/// Stderr for log lines: a line that cannot be written is counted and dropped, never a panic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogWriter;
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    /// One call per log line: the line is written whole or counted as lost.
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if std::io::stderr().lock().write_all(buf).is_err() {
+            LOST_LINES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// `eprintln!` that cannot panic: a line for a person on stderr, dropped (and counted) if stderr
+/// is gone.
+pub fn say(line: impl std::fmt::Display) {
+    if writeln!(std::io::stderr().lock(), "{line}").is_err() {
+        LOST_LINES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `print!` that cannot panic: output on stdout; false if it could not be written (a closed
+/// pipe, as with `status | head -n 1`).
+pub fn print(text: impl std::fmt::Display) -> bool {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}").and_then(|()| out.flush()).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(
+            use_colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None), "a file, a pipe or journald");
+        assert!(!use_colour(false, Some(OsStr::new("1"))));
+    }
 }
