@@ -85,6 +85,43 @@ impl ConnectString {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The servers as `(host, port)`, the port 2181 where none is given; IPv6 hosts without
+    /// their brackets.
+    pub fn servers(&self) -> Vec<(String, u16)> {
+        let servers = self.0.split('/').next().unwrap_or_default();
+        servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|server| {
+                let (host, port) = match server.strip_prefix('[') {
+                    Some(rest) => match rest.split_once(']') {
+                        Some((h, p)) => (h, p.strip_prefix(':')),
+                        None => (rest, None),
+                    },
+                    None => match server.rsplit_once(':') {
+                        Some((h, p)) => (h, Some(p)),
+                        None => (server, None),
+                    },
+                };
+                let port = port.and_then(|p| p.parse().ok()).unwrap_or(2181);
+                (host.to_owned(), port)
+            })
+            .collect()
+    }
+
+    /// The chroot, such as `/kafka`; none when absent or `/`.
+    pub fn chroot(&self) -> Option<&str> {
+        let i = self.0.find('/')?;
+        let chroot = &self.0[i..];
+        (chroot != "/").then_some(chroot)
+    }
+
+    /// The same servers without the chroot: to create a chroot that does not exist yet.
+    pub fn without_chroot(&self) -> ConnectString {
+        ConnectString(self.0.split('/').next().unwrap_or_default().to_owned())
+    }
 }
 
 impl std::fmt::Display for ConnectString {
@@ -467,6 +504,23 @@ mod tests {
                 "{ok:?} should be accepted"
             );
         }
+    }
+
+    #[test]
+    fn servers_and_chroot() {
+        let c = ConnectString::parse("zk1:2182,zk2,[::1]:2183/kafka/a").unwrap();
+        assert_eq!(
+            c.servers(),
+            [
+                ("zk1".to_owned(), 2182),
+                ("zk2".to_owned(), 2181),
+                ("::1".to_owned(), 2183)
+            ]
+        );
+        assert_eq!(c.chroot(), Some("/kafka/a"));
+        assert_eq!(c.without_chroot().as_str(), "zk1:2182,zk2,[::1]:2183");
+        assert_eq!(ConnectString::parse("zk1:2181/").unwrap().chroot(), None);
+        assert_eq!(ConnectString::parse("zk1").unwrap().chroot(), None);
     }
 
     #[test]

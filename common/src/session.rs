@@ -4,32 +4,215 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 use zookeeper_client as zk;
 
 use crate::config::{AclGrant, ZkAuth, ZkConfig};
 
+/// Why no session could be opened, said so that an operator can act on it: a name that does not
+/// resolve, a port nobody listens on and a host that never answers are different problems with
+/// different fixes, and the client library calls them all "timeout".
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No server name of the connect string resolves: found at once, no session tried.
+    #[error("cannot resolve {0}: check the host names in the connect string")]
+    Unresolvable(String),
+    /// No session within the session timeout; what each server did when probed.
+    #[error("no session: {0}")]
+    Unreachable(String),
+    /// The probe found every server refusing: said at once.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Zk(#[from] zk::Error),
+}
+
+impl ConnectError {
+    /// The client library's error, for callers that tell terminal states apart.
+    pub fn zk(&self) -> Option<&zk::Error> {
+        match self {
+            ConnectError::Zk(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How long a probe of one server may take: a host that does not answer a TCP handshake in this
+/// time is called silent.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one server does when asked for a TCP connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Unresolvable(String),
+    Accepted,
+    Refused,
+    Silent,
+    Failed(String),
+}
+
+impl Probe {
+    fn describe(&self, server: &str) -> String {
+        match self {
+            Probe::Unresolvable(why) => format!("{server}: the name does not resolve ({why})"),
+            Probe::Accepted => format!(
+                "{server} accepts connections but opened no session (not a ZooKeeper port, or a server that is not serving, e.g. without quorum)"
+            ),
+            Probe::Refused => format!(
+                "{server} refused the connection (nothing listens on that port: is ZooKeeper running, is the port right?)"
+            ),
+            Probe::Silent => format!(
+                "{server} did not answer within {} (a host that is down, or a firewall dropping packets)",
+                crate::time::human(PROBE_TIMEOUT)
+            ),
+            Probe::Failed(why) => format!("{server}: {why}"),
+        }
+    }
+}
+
+/// Resolves every server of `cfg`; every address, or why none.
+async fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<_> = addrs.collect();
+            if addrs.is_empty() {
+                Err("no address".to_owned())
+            } else {
+                Ok(addrs)
+            }
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer from the resolver within {}",
+            crate::time::human(PROBE_TIMEOUT)
+        )),
+    }
+}
+
+/// Tries a TCP connection to each server, all at once.
+pub async fn probe(cfg: &ZkConfig) -> Vec<(String, Probe)> {
+    let probes = cfg
+        .connect
+        .servers()
+        .into_iter()
+        .map(|(host, port)| async move {
+            let shown = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            let addrs = match resolve(&host, port).await {
+                Ok(addrs) => addrs,
+                Err(why) => return (shown, Probe::Unresolvable(why)),
+            };
+            let mut verdict = Probe::Silent;
+            for addr in addrs {
+                match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                    .await
+                {
+                    Ok(Ok(_)) => return (shown, Probe::Accepted),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        verdict = Probe::Refused
+                    }
+                    Ok(Err(e)) => verdict = Probe::Failed(e.to_string()),
+                    Err(_) => {}
+                }
+            }
+            (shown, verdict)
+        });
+    futures::future::join_all(probes).await
+}
+
+fn details(probes: &[(String, Probe)]) -> String {
+    probes
+        .iter()
+        .map(|(server, p)| p.describe(server))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Opens a session, sending the `digest` credentials of `cfg` (again on every reconnection).
-/// Fails with `Timeout` after about the session timeout while no server answers; callers retry
-/// with [`Backoff`].
+/// A connect string none of whose names resolves fails at once; otherwise this fails after about
+/// the session timeout while no server answers, saying what each server did; callers retry with
+/// [`Backoff`].
 ///
 /// ZooKeeper accepts any `digest` credentials when they are sent: wrong ones only show later, as
 /// [`zk::Error::NoAuth`] on a node created with other credentials (see [`ensure_dir`]). A server
 /// that refuses them outright ends the session with `AuthFailed`, which is logged here.
-pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
+pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
+    let servers = cfg.connect.servers();
+    let mut unresolved = Vec::new();
+    for (host, port) in &servers {
+        if let Err(why) = resolve(host, *port).await {
+            unresolved.push(format!("{host} ({why})"));
+        }
+    }
+    if !servers.is_empty() && unresolved.len() == servers.len() {
+        return Err(ConnectError::Unresolvable(unresolved.join(", ")));
+    }
+    let client = match open(cfg).await {
+        Ok(client) => client,
+        Err(zk::Error::AuthFailed) => {
+            error!("{}", auth_failed_message(cfg));
+            return Err(ConnectError::Zk(zk::Error::AuthFailed));
+        }
+        Err(e @ (zk::Error::Timeout | zk::Error::ConnectionLoss)) => {
+            let probes = probe(cfg).await;
+            debug!(error = %e, "no zookeeper session; probed the servers");
+            return Err(ConnectError::Unreachable(details(&probes)));
+        }
+        Err(e) => return Err(ConnectError::Zk(e)),
+    };
+    Ok(client)
+}
+
+/// [`connect`] for a command that runs once (`status`, `stop`): the servers are probed first, so
+/// that a port nobody listens on is said at once rather than after the session timeout.
+pub async fn connect_now(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
+    let probes = probe(cfg).await;
+    if !probes.iter().any(|(_, p)| *p == Probe::Accepted) {
+        let unresolved: Vec<String> = probes
+            .iter()
+            .filter_map(|(server, p)| match p {
+                Probe::Unresolvable(why) => Some(format!("{server} ({why})")),
+                _ => None,
+            })
+            .collect();
+        if unresolved.len() == probes.len() {
+            return Err(ConnectError::Unresolvable(unresolved.join(", ")));
+        }
+        let details = details(&probes);
+        return Err(if probes.iter().all(|(_, p)| *p == Probe::Refused) {
+            ConnectError::Refused(details)
+        } else {
+            ConnectError::Unreachable(details)
+        });
+    }
+    connect(cfg).await
+}
+
+/// The session itself, with the negotiated timeout checked and `AuthFailed` watched for.
+async fn open(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
     let mut connector = zk::Client::connector().with_session_timeout(cfg.session_timeout);
     if let Some(auth) = &cfg.auth {
         connector = connector.with_auth("digest", auth.credentials().expose().as_bytes());
     }
-    let client = match connector.connect(cfg.connect.as_str()).await {
-        Ok(client) => client,
-        Err(zk::Error::AuthFailed) => {
-            error!("{}", auth_failed_message(cfg));
-            return Err(zk::Error::AuthFailed);
-        }
-        Err(e) => return Err(e),
-    };
+    let client = connector.connect(cfg.connect.as_str()).await?;
     debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, user = cfg.auth.as_ref().map(ZkAuth::user), "zookeeper session open");
+    let negotiated = client.session_timeout();
+    if let Some(message) = negotiation_note(cfg.session_timeout, negotiated) {
+        if first_in(
+            &WARNED_NEGOTIATED,
+            &format!("{:?}/{:?}", cfg.session_timeout, negotiated),
+            None,
+        ) {
+            warn!(
+                asked = %crate::time::human(cfg.session_timeout),
+                negotiated = %crate::time::human(negotiated),
+                "{message}"
+            );
+        }
+    }
     // The states end with a terminal one, so this task ends with the session.
     let mut states = client.state_watcher();
     let message = auth_failed_message(cfg);
@@ -47,6 +230,23 @@ pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
     });
     Ok(client)
 }
+
+/// What to say when ZooKeeper gave another session timeout than the one asked for: the server
+/// bounds it by its `minSessionTimeout` and `maxSessionTimeout`, and the operator set the value
+/// for a reason (how long a dead host goes unnoticed). Differences under a second are rounding.
+pub fn negotiation_note(asked: Duration, negotiated: Duration) -> Option<String> {
+    let gap = asked.abs_diff(negotiated);
+    (gap >= Duration::from_secs(1) && !negotiated.is_zero()).then(|| {
+        format!(
+            "ZooKeeper set the session timeout to {} instead of the {} asked for (the server bounds it by its minSessionTimeout and maxSessionTimeout, by default 2 and 20 times its tickTime): a dead host is noticed after about {}",
+            crate::time::human(negotiated),
+            crate::time::human(asked),
+            crate::time::human(negotiated)
+        )
+    })
+}
+
+static WARNED_NEGOTIATED: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
 
 fn auth_failed_message(cfg: &ZkConfig) -> String {
     match &cfg.auth {
@@ -114,10 +314,14 @@ pub async fn ensure_dir(client: &zk::Client, cfg: &ZkConfig, path: &str) -> Resu
     };
     if !existed {
         // Creating checks the parent's ACL before whether the node exists: so look first.
-        return match client
-            .mkdir(path, &zk::CreateMode::Persistent.with_acls(acls(cfg)))
-            .await
-        {
+        let mode = zk::CreateMode::Persistent.with_acls(acls(cfg));
+        let mut made = client.mkdir(path, &mode).await;
+        if made == Err(zk::Error::NoNode) {
+            // `mkdir` makes every parent: only a chroot that does not exist is missing then.
+            create_chroot(cfg).await?;
+            made = client.mkdir(path, &mode).await;
+        }
+        return match made {
             Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
             Err(zk::Error::NoAuth) => {
                 not_authorized(cfg, path);
@@ -156,6 +360,38 @@ pub async fn ensure_dir(client: &zk::Client, cfg: &ZkConfig, path: &str) -> Resu
     }
     Ok(())
 }
+
+/// Creates the chroot of the connect string (`/kafka` in `zk1:2181/kafka`) through a session
+/// without it, as Kafka's broker does: a session under a chroot that does not exist can create
+/// nothing, and would otherwise retry forever with "node not exists". Logged once per chroot.
+async fn create_chroot(cfg: &ZkConfig) -> Result<(), zk::Error> {
+    let Some(chroot) = cfg.connect.chroot() else {
+        return Err(zk::Error::NoNode);
+    };
+    let mut plain = cfg.clone();
+    plain.connect = cfg.connect.without_chroot();
+    let client = open(&plain).await?;
+    let made = client
+        .mkdir(chroot, &zk::CreateMode::Persistent.with_acls(acls(cfg)))
+        .await;
+    close(client, Duration::from_secs(2)).await;
+    match made {
+        Ok(()) => {
+            if first_in(&LOGGED_CHROOT, chroot, None) {
+                info!(chroot, servers = %plain.connect, "created the chroot {chroot}, which did not exist (as Kafka's broker does)");
+            }
+            Ok(())
+        }
+        Err(zk::Error::NodeExists) => Ok(()),
+        Err(zk::Error::NoAuth) => {
+            not_authorized(cfg, chroot);
+            Err(zk::Error::NoAuth)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+static LOGGED_CHROOT: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
 
 /// Whether this client may create and delete nodes in a folder with this ACL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

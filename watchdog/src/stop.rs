@@ -24,7 +24,10 @@ pub enum StopOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum StopError {
     #[error("cannot reach ZooKeeper at {connect}: {source}")]
-    Connect { connect: String, source: zk::Error },
+    Connect {
+        connect: String,
+        source: session::ConnectError,
+    },
     #[error("no agent {id} is registered under {root} (no identity or liveness node)")]
     NotRegistered { id: String, root: String },
     /// ZooKeeper answered `NoAuth`: the nodes were created with credentials this command lacks.
@@ -43,7 +46,7 @@ pub async fn stop(
     id: &AgentId,
     wait: Duration,
 ) -> Result<StopOutcome, StopError> {
-    let client = session::connect(zk_cfg)
+    let client = session::connect_now(zk_cfg)
         .await
         .map_err(|source| StopError::Connect {
             connect: zk_cfg.connect.to_string(),

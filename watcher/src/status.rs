@@ -24,7 +24,10 @@ pub struct Row {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error("cannot reach ZooKeeper at {connect}: {source}")]
-    Connect { connect: String, source: zk::Error },
+    Connect {
+        connect: String,
+        source: session::ConnectError,
+    },
     /// ZooKeeper answered `NoAuth`: the nodes are not readable without the right credentials.
     #[error("not authorized to read {root}: give the watchdogs' credentials with --zk-auth USER:PASSWORD, --zk-auth-file PATH or FLUME_WATCHER_ZK_AUTH{}", .user.as_ref().map(|u| format!(" (user {u} was refused)")).unwrap_or_default())]
     NotAuthorized { root: String, user: Option<String> },
@@ -92,7 +95,7 @@ pub struct Status {
 }
 
 pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusError> {
-    let client = session::connect(zk_cfg)
+    let client = session::connect_now(zk_cfg)
         .await
         .map_err(|source| StatusError::Connect {
             connect: zk_cfg.connect.to_string(),
@@ -261,6 +264,7 @@ mod tests {
             code: Some(3),
             signal: None,
             at: "2026-11-21T01:00:00.000Z".into(),
+            error: None,
         };
         let ident = |state| IdentityView {
             host: Some("h".into()),
