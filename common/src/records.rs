@@ -50,11 +50,19 @@ pub struct ExitRecord {
     pub signal: Option<String>,
     /// RFC 3339 timestamp.
     pub at: String,
+    /// Set when the agent could not be started at all (code 127): why, in words such as
+    /// `cannot start /opt/flume/bin/flume-ng: No such file or directory`. A wrong `FLUME_HOME`
+    /// looks like this, and the operator needs the path and the reason, not "code 127".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ExitRecord {
-    /// Words for an alert: `exited with code 3`, `killed by SIGKILL`.
+    /// Words for an alert: `exited with code 3`, `killed by SIGKILL`, or why it could not start.
     pub fn describe(&self) -> String {
+        if let Some(error) = &self.error {
+            return error.clone();
+        }
         match (&self.signal, self.code) {
             (Some(sig), _) => format!("killed by {sig}"),
             (None, Some(code)) => format!("exited with code {code}"),
@@ -83,6 +91,20 @@ pub struct IdentityRecord {
     /// of the liveness node it replaces. Its vanishing is a handover, not a death.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reregistering: Option<i64>,
+    /// Set by a watchdog that found the liveness node of an earlier watchdog of this id that is
+    /// gone (killed, its agent killed with it) and is about to delete it: the watcher then says
+    /// what happened instead of "lost contact".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Replaced>,
+}
+
+/// A stale liveness node that a new watchdog replaces: which node, and whose it was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replaced {
+    /// The replaced node's creation transaction: names that one node, never a later one.
+    pub czxid: i64,
+    /// The watchdog that had made it, as the node said.
+    pub watchdog_pid: Option<u32>,
 }
 
 /// Data of the EPHEMERAL liveness node `<root>/live/<id>`.
@@ -117,6 +139,7 @@ pub struct IdentityView {
     pub last_exit: Option<ExitRecord>,
     pub state: Option<AgentState>,
     pub reregistering: Option<i64>,
+    pub replaced: Option<Replaced>,
 }
 
 /// A liveness node as a reader sees it: every field optional.
@@ -191,7 +214,29 @@ fn exit_record(v: &Value) -> Option<ExitRecord> {
         Some(s) => Some(s.as_str()?.to_owned()),
     };
     let at = m.get("at")?.as_str()?.to_owned();
-    Some(ExitRecord { code, signal, at })
+    let error = match m.get("error") {
+        None | Some(Value::Null) => None,
+        Some(e) => Some(e.as_str()?.to_owned()),
+    };
+    Some(ExitRecord {
+        code,
+        signal,
+        at,
+        error,
+    })
+}
+
+fn replaced(v: &Value) -> Option<Replaced> {
+    let m = v.as_object()?;
+    let czxid = m.get("czxid")?.as_i64()?;
+    let watchdog_pid = match m.get("watchdog_pid") {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(pid(p)?),
+    };
+    Some(Replaced {
+        czxid,
+        watchdog_pid,
+    })
 }
 
 impl IdentityView {
@@ -208,6 +253,7 @@ impl IdentityView {
             last_exit: r.get(&map, "last_exit", exit_record),
             state: r.get(&map, "state", |v| AgentState::parse(v.as_str()?)),
             reregistering: r.get(&map, "reregistering", Value::as_i64),
+            replaced: r.get(&map, "replaced", replaced),
         };
         (view, r.finish())
     }
@@ -247,9 +293,11 @@ mod tests {
                 code: Some(3),
                 signal: None,
                 at: "2026-11-21T00:01:00.000Z".into(),
+                error: None,
             }),
             state: AgentState::Running,
             reregistering: None,
+            replaced: None,
         }
     }
 
@@ -263,6 +311,39 @@ mod tests {
         assert_eq!(view.last_exit, rec.last_exit);
         assert_eq!(view.state, Some(AgentState::Running));
         assert_eq!(view.reregistering, None);
+        assert_eq!(view.replaced, None);
+
+        // A watchdog taking over from a dead one, an agent that cannot start: both read back.
+        let mut rec = identity();
+        rec.replaced = Some(Replaced {
+            czxid: 77,
+            watchdog_pid: Some(31843),
+        });
+        rec.last_exit = Some(ExitRecord {
+            code: Some(127),
+            signal: None,
+            at: "2026-11-21T00:01:00.000Z".into(),
+            error: Some("cannot start /x/flume-ng: No such file or directory".into()),
+        });
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(
+            json.contains(r#""replaced":{"czxid":77,"watchdog_pid":31843}"#),
+            "{json}"
+        );
+        let (view, garbled) = IdentityView::parse(json.as_bytes());
+        assert_eq!(garbled, None);
+        assert_eq!(view.replaced, rec.replaced);
+        assert_eq!(view.last_exit, rec.last_exit);
+        assert_eq!(
+            view.last_exit.map(|e| e.describe()).as_deref(),
+            Some("cannot start /x/flume-ng: No such file or directory")
+        );
+        // Written without them: no field at all, as older readers expect.
+        let json = serde_json::to_string(&identity()).unwrap();
+        assert!(
+            !json.contains("replaced") && !json.contains("error"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -315,7 +396,8 @@ mod tests {
             ExitRecord {
                 code: Some(3),
                 signal: None,
-                at: at.clone()
+                at: at.clone(),
+                error: None,
             }
             .describe(),
             "exited with code 3"
@@ -324,7 +406,8 @@ mod tests {
             ExitRecord {
                 code: None,
                 signal: Some("SIGKILL".into()),
-                at
+                at,
+                error: None,
             }
             .describe(),
             "killed by SIGKILL"

@@ -86,16 +86,101 @@ pub fn signal_group(pid: u32, sig: Sig) -> nix::Result<()> {
     }
 }
 
-/// Whether a process with this pid exists on this host.
-pub fn pid_alive(pid: u32) -> bool {
+/// Whether the watchdog that wrote a liveness node on this host still runs: a process with that
+/// pid exists, is not a zombie (a watchdog killed by SIGKILL whose parent has not reaped it yet is
+/// gone, though `kill(pid, 0)` still succeeds), and runs the same program as this one (the pid
+/// may have been reused since by something else).
+pub fn watchdog_alive(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
     if raw <= 0 {
         return false;
     }
-    !matches!(
+    if matches!(
         nix::sys::signal::kill(Pid::from_raw(raw), None),
         Err(nix::errno::Errno::ESRCH)
-    )
+    ) {
+        return false;
+    }
+    // Where /proc cannot tell (hidden pids), the process is taken to exist, as `kill` said.
+    let Some((state, comm)) = proc_stat(raw) else {
+        return true;
+    };
+    if matches!(state, 'Z' | 'X' | 'x') {
+        return false;
+    }
+    match proc_stat(std::process::id() as i32) {
+        Some((_, ours)) => comm == ours,
+        None => true,
+    }
+}
+
+/// The state letter and the program name (`comm`) of a process, from `/proc/<pid>/stat`:
+/// `pid (comm) S …`, where `comm` may itself hold spaces and parentheses.
+fn proc_stat(pid: i32) -> Option<(char, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<(char, String)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let state = text.get(close + 1..)?.trim_start().chars().next()?;
+    Some((state, comm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_with_odd_program_names() {
+        assert_eq!(
+            parse_stat("31843 (flume-watchdog) Z 1 31843 …"),
+            Some(('Z', "flume-watchdog".to_owned()))
+        );
+        assert_eq!(
+            parse_stat("7 (a) b) (c) S 1 7"),
+            Some(('S', "a) b) (c".to_owned()))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_or_zombie_child_is_not() {
+        assert!(watchdog_alive(std::process::id()));
+        assert!(!watchdog_alive(0));
+        assert!(!watchdog_alive(u32::MAX));
+        // A child that exited and is not reaped yet: a zombie, so gone.
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proc_stat(pid as i32).map(|(s, _)| s) != Some('Z') {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited 10 s for `true` (pid {pid}) to become a zombie; /proc says {:?}",
+                proc_stat(pid as i32)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!watchdog_alive(pid), "a zombie counts as gone");
+        child.wait().expect("reap");
+        assert!(!watchdog_alive(pid), "a reaped pid is gone");
+    }
+
+    #[test]
+    fn a_pid_reused_by_another_program_is_not_a_watchdog() {
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let alive = watchdog_alive(other.id());
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(!alive, "`sleep` is not this program");
+    }
 }

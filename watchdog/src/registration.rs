@@ -18,10 +18,11 @@ use zookeeper_client as zk;
 
 use common::config::ZkConfig;
 use common::records::LivenessView;
+use common::records::Replaced;
 use common::session::{self, Backoff};
 use common::{AgentId, AgentState, ExitRecord, IdentityRecord, Layout, LivenessRecord};
 
-use crate::child::pid_alive;
+use crate::child::watchdog_alive;
 
 /// Who we are, written into the nodes.
 #[derive(Clone, Debug)]
@@ -107,6 +108,7 @@ pub fn start(who: Registrant) -> (Handle, mpsc::UnboundedReceiver<Notice>) {
         conflicted: false,
         live_czxid: None,
         handover: None,
+        replaced: None,
         close: None,
     };
     tokio::spawn(task.run());
@@ -126,6 +128,9 @@ enum Holder {
     Stale {
         version: i32,
         why: String,
+        /// Set when another watchdog (not an earlier session of this one) made it and died: its
+        /// agent died with it, which the watcher is to be told (see `Replaced`).
+        dead: Option<Replaced>,
     },
     Other {
         host: String,
@@ -166,6 +171,8 @@ struct Task {
     live_czxid: Option<(u64, i64)>,
     /// czxid of our own liveness node that the latest new session replaced (see `reregistering`).
     handover: Option<i64>,
+    /// The stale liveness node of a dead earlier watchdog that this one replaces (see `replaced`).
+    replaced: Option<Replaced>,
     close: Option<oneshot::Sender<()>>,
 }
 
@@ -386,6 +393,7 @@ impl Task {
             last_exit: self.last_exit.clone(),
             state: self.state,
             reregistering: self.handover,
+            replaced: self.replaced.clone(),
         }
     }
 
@@ -471,7 +479,8 @@ impl Task {
 
     fn on_conflict(&mut self, host: String, watchdog_pid: Option<u32>, session: i64) {
         self.conflicted = true;
-        error!(id = %self.who.id, %host, ?watchdog_pid, "agent id is already live elsewhere");
+        // The run loop decides what a conflict means and says so, once.
+        debug!(id = %self.who.id, %host, watchdog_pid, "agent id is already live elsewhere");
         let _ = self.notices.send(Notice::Conflict {
             host,
             watchdog_pid,
@@ -526,6 +535,7 @@ impl Task {
             return Ok(Holder::Stale {
                 version: stat.version,
                 why: "a persistent node is in the liveness node's place".into(),
+                dead: None,
             });
         }
         let (view, garbled) = LivenessView::parse(&data);
@@ -534,16 +544,23 @@ impl Task {
         }
         if view.host.as_deref() == Some(self.who.host.as_str()) {
             if let Some(pid) = view.watchdog_pid {
-                if pid == self.who.watchdog_pid || !pid_alive(pid) {
+                if pid == self.who.watchdog_pid {
                     return Ok(Holder::Stale {
                         version: stat.version,
-                        why: if pid == self.who.watchdog_pid {
-                            "left by an earlier session of this watchdog".to_owned()
-                        } else {
-                            format!(
-                                "left by an earlier watchdog (pid {pid}) on this host that is gone"
-                            )
-                        },
+                        why: "left by an earlier session of this watchdog".to_owned(),
+                        dead: None,
+                    });
+                }
+                if !watchdog_alive(pid) {
+                    return Ok(Holder::Stale {
+                        version: stat.version,
+                        why: format!(
+                            "left by an earlier watchdog (pid {pid}) on this host that is gone"
+                        ),
+                        dead: Some(Replaced {
+                            czxid: stat.czxid,
+                            watchdog_pid: Some(pid),
+                        }),
                     });
                 }
             }
@@ -578,8 +595,14 @@ impl Task {
                     client.delete(&self.live_path, Some(version)).await?;
                     return Err(zk::Error::NodeExists);
                 }
-                Holder::Stale { version, why } => {
-                    warn!(path = %self.live_path, %why, "replacing a stale liveness node");
+                Holder::Stale { version, why, dead } => {
+                    if let Some(dead) = dead.filter(|d| self.replaced.as_ref() != Some(d)) {
+                        // Say on the identity node what is about to happen before the node goes:
+                        // its vanishing alerts, and the watcher then names the dead watchdog.
+                        self.replaced = Some(dead);
+                        self.write_identity(client).await?;
+                    }
+                    warn!(path = %self.live_path, "replacing a stale liveness node {why}");
                     client.delete(&self.live_path, Some(version)).await?;
                     return Err(zk::Error::NodeExists);
                 }

@@ -89,12 +89,9 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                                 agent = Some(a);
                             }
                             Err(e) => {
-                                error!(error = %e, command = ?argv, "cannot start the agent");
-                                queue.push(Event::SpawnFailed {
-                                    error: e.to_string(),
-                                    now,
-                                    wall,
-                                });
+                                let error = spawn_error(&argv, &e);
+                                error!(command = %argv.join(" "), "{error}");
+                                queue.push(Event::SpawnFailed { error, now, wall });
                             }
                         }
                     }
@@ -124,7 +121,7 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         }
                     }
                     Action::Signal { pid, sig } => {
-                        info!(pid, signal = ?sig, "signalling the agent's process group");
+                        info!(pid, signal = %sig, "signalling the agent's process group");
                         if let Err(e) = signal_group(pid, sig) {
                             error!(pid, error = %e, "cannot signal the agent");
                         }
@@ -146,11 +143,11 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                 let wall = SystemTime::now();
                 match exit {
                     Ok(exit) if matches!(sup.state(), State::Stopping { .. }) => {
-                        info!(pid, exit = ?exit, "agent stopped");
+                        info!(pid, exit = %exit, "agent stopped");
                         Event::Exited { pid, exit, now, wall }
                     }
                     Ok(exit) => {
-                        warn!(pid, exit = ?exit, "agent exited");
+                        warn!(pid, exit = %exit, "agent exited");
                         Event::Exited { pid, exit, now, wall }
                     }
                     Err(e) => {
@@ -164,17 +161,26 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                 Event::Timer { now: Instant::now().into_std() }
             }
             _ = sigterm.recv() => {
-                info!("SIGTERM: stopping the agent");
-                Event::Stop { origin: StopOrigin::Signal, now: Instant::now().into_std() }
+                if matches!(sup.state(), State::Stopping { .. }) {
+                    info!(stop_timeout = %common::time::human(cfg.policy.stop_timeout), "SIGTERM again: the agent is already stopping; it is killed if still running when the stop timeout ends (SIGINT kills it at once)");
+                } else {
+                    info!("SIGTERM: stopping the agent");
+                }
+                Event::Stop { origin: StopOrigin::Terminate, now: Instant::now().into_std() }
             }
             _ = sigint.recv() => {
-                info!("SIGINT: stopping the agent");
-                Event::Stop { origin: StopOrigin::Signal, now: Instant::now().into_std() }
+                if matches!(sup.state(), State::Stopping { .. }) {
+                    info!("SIGINT again: killing the agent now");
+                } else {
+                    info!("SIGINT: stopping the agent (SIGINT again kills it at once)");
+                }
+                Event::Stop { origin: StopOrigin::Interrupt, now: Instant::now().into_std() }
             }
             notice = notices.recv() => match notice {
                 Some(Notice::IdentityGone) => Event::Stop { origin: StopOrigin::IdentityDeleted, now: Instant::now().into_std() },
                 Some(Notice::Conflict { host, watchdog_pid, .. }) => {
-                    error!(%host, ?watchdog_pid, code = EXIT_CONFLICT, "another watchdog holds this agent id; stopping our agent");
+                    let pid = watchdog_pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+                    error!(%host, watchdog_pid = %pid, code = EXIT_CONFLICT, "agent id {id} is now live on host {host} (watchdog pid {pid}), another watchdog holds it; stopping our agent");
                     Event::Stop { origin: StopOrigin::Conflict, now: Instant::now().into_std() }
                 }
                 Some(Notice::Clear) | None => continue,
@@ -195,10 +201,46 @@ impl RunConfig {
     }
 }
 
+/// Why the agent could not be started, as the alert will say it: the program and the system's
+/// reason, without Rust's `(os error 2)`.
+fn spawn_error(argv: &[String], e: &std::io::Error) -> String {
+    let program = argv.first().map_or("the agent", String::as_str);
+    let reason = e.to_string();
+    let reason = match reason.rfind(" (os error ") {
+        Some(i) if reason.ends_with(')') => reason[..i].to_owned(),
+        _ => reason,
+    };
+    format!("cannot start {program}: {reason}")
+}
+
 async fn close(reg: &registration::Handle, wait: Duration) {
     let (tx, rx) = oneshot::channel();
     reg.send(Command::Close(tx));
     if tokio::time::timeout(wait, rx).await.is_err() {
         warn!("could not close the zookeeper session cleanly; its liveness node will vanish at session expiry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spawn_error_names_the_program_and_the_reason() {
+        let argv = ["/nonexistent/flume-ng".to_owned(), "agent".to_owned()];
+        let e = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        assert_eq!(
+            spawn_error(&argv, &e),
+            "cannot start /nonexistent/flume-ng: No such file or directory"
+        );
+        let e = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        assert_eq!(
+            spawn_error(&argv[..1], &e),
+            "cannot start /nonexistent/flume-ng: Permission denied"
+        );
+        assert_eq!(
+            spawn_error(&[], &std::io::Error::other("empty command")),
+            "cannot start the agent: empty command"
+        );
     }
 }

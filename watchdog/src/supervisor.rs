@@ -37,12 +37,24 @@ impl ChildExit {
                 code: Some(code),
                 signal: None,
                 at,
+                error: None,
             },
             ChildExit::Signal(signo) => ExitRecord {
                 code: None,
                 signal: Some(signal_name(signo)),
                 at,
+                error: None,
             },
+        }
+    }
+}
+
+/// As a person reads it in a log line: `code 3`, `SIGKILL`.
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ChildExit::Code(code) => write!(f, "code {code}"),
+            ChildExit::Signal(signo) => f.write_str(&signal_name(signo)),
         }
     }
 }
@@ -57,18 +69,39 @@ pub fn signal_name(signo: i32) -> String {
 /// Who asked for the stop; decides whether the identity node is ours to delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopOrigin {
-    /// SIGTERM or SIGINT to the watchdog: delete the identity node first, then stop the agent.
-    Signal,
+    /// SIGTERM to the watchdog (systemd, kill): delete the identity node first, then stop the
+    /// agent gracefully. A second SIGTERM changes nothing: systemd sends one, then SIGKILL after
+    /// `TimeoutStopSec`, and a repeated `kill` must not cut Flume's own shutdown short.
+    Terminate,
+    /// SIGINT (Ctrl-C): as SIGTERM; a second one kills the agent at once, since the person at the
+    /// terminal does not want to wait for `--stop-timeout`.
+    Interrupt,
     /// `flume-watchdog stop` deleted the identity node already.
     IdentityDeleted,
     /// Another watchdog holds this id: stop our agent, touch nothing of theirs.
     Conflict,
 }
 
+impl StopOrigin {
+    /// A stop asked of this watchdog itself: the identity node is ours to delete, first.
+    fn deletes_identity(self) -> bool {
+        matches!(self, StopOrigin::Terminate | StopOrigin::Interrupt)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sig {
     Term,
     Kill,
+}
+
+impl std::fmt::Display for Sig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sig::Term => "SIGTERM",
+            Sig::Kill => "SIGKILL",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,9 +257,12 @@ impl Supervisor {
                     GoLive { pid, since: wall },
                 ]
             }
-            (&State::Starting { attempt }, Event::SpawnFailed { now, wall, .. }) => {
-                // Same as a child that could not exec: a shell would say 127.
-                self.crashed(attempt, Duration::ZERO, ChildExit::Code(127), now, wall)
+            (&State::Starting { attempt }, Event::SpawnFailed { error, now, wall }) => {
+                // Same as a child that could not exec: a shell would say 127. The reason goes on
+                // record, so that the watcher can say why ("cannot start …: No such file").
+                let mut exit = ChildExit::Code(127).record(wall);
+                exit.error = Some(error);
+                self.crashed(attempt, Duration::ZERO, exit, now)
             }
             (
                 &State::Running {
@@ -243,9 +279,8 @@ impl Supervisor {
             ) if p == pid => self.crashed(
                 attempt,
                 now.saturating_duration_since(since),
-                exit,
+                exit.record(wall),
                 now,
-                wall,
             ),
             (&State::Backoff { attempt, until }, Event::Timer { now }) if now >= until => {
                 self.state = State::Starting { attempt };
@@ -260,7 +295,7 @@ impl Supervisor {
                     origin,
                 };
                 let mut acts = Vec::new();
-                if origin == StopOrigin::Signal {
+                if origin.deletes_identity() {
                     acts.push(DeleteIdentity);
                 }
                 acts.extend([
@@ -278,7 +313,7 @@ impl Supervisor {
             ) => {
                 self.state = State::Stopped;
                 let mut acts = Vec::new();
-                if origin == StopOrigin::Signal {
+                if origin.deletes_identity() {
                     acts.push(DeleteIdentity);
                 }
                 acts.extend([GoDark, Exit(exit_code(origin))]);
@@ -292,7 +327,7 @@ impl Supervisor {
                     ..
                 },
                 Event::Stop {
-                    origin: StopOrigin::Signal,
+                    origin: StopOrigin::Interrupt,
                     now,
                 },
             ) => {
@@ -340,11 +375,10 @@ impl Supervisor {
         &mut self,
         attempt: u32,
         uptime: Duration,
-        exit: ChildExit,
+        exit: ExitRecord,
         now: Instant,
-        wall: SystemTime,
     ) -> Vec<Action> {
-        self.last_exit = Some(exit.record(wall));
+        self.last_exit = Some(exit);
         let last_exit = self.last_exit.clone();
         let attempt = if uptime >= self.policy.backoff_reset {
             1
@@ -476,6 +510,13 @@ mod tests {
             ]
         );
         s
+    }
+
+    #[test]
+    fn log_forms_read_as_a_person_reads_them() {
+        assert_eq!(ChildExit::Code(3).to_string(), "code 3");
+        assert_eq!(ChildExit::Signal(9).to_string(), "SIGKILL");
+        assert_eq!(Sig::Term.to_string(), "SIGTERM");
     }
 
     #[test]
@@ -639,7 +680,7 @@ mod tests {
         let mut s = started(&c, policy());
         assert_eq!(
             s.on_event(Event::Stop {
-                origin: StopOrigin::Signal,
+                origin: StopOrigin::Terminate,
                 now: c.at(100)
             }),
             vec![
@@ -689,23 +730,51 @@ mod tests {
     }
 
     #[test]
-    fn second_signal_escalates_to_kill() {
-        let c = Clock::new();
-        let mut s = started(&c, policy());
-        s.on_event(Event::Stop {
-            origin: StopOrigin::Signal,
-            now: c.at(100),
-        });
-        assert_eq!(
+    fn a_second_ctrl_c_kills_at_once_a_second_sigterm_waits_for_the_stop_timeout() {
+        // (first signal, second signal, what the second one does)
+        let cases = [
+            (StopOrigin::Interrupt, StopOrigin::Interrupt, true),
+            (StopOrigin::Terminate, StopOrigin::Interrupt, true),
+            (StopOrigin::Terminate, StopOrigin::Terminate, false),
+            (StopOrigin::Interrupt, StopOrigin::Terminate, false),
+            (StopOrigin::IdentityDeleted, StopOrigin::Terminate, false),
+            (StopOrigin::IdentityDeleted, StopOrigin::Interrupt, true),
+        ];
+        for (first, second, kills) in cases {
+            let c = Clock::new();
+            let mut s = started(&c, policy());
             s.on_event(Event::Stop {
-                origin: StopOrigin::Signal,
-                now: c.at(200)
-            }),
-            vec![Signal {
-                pid: 10,
-                sig: Sig::Kill
-            }]
-        );
+                origin: first,
+                now: c.at(100),
+            });
+            let acts = s.on_event(Event::Stop {
+                origin: second,
+                now: c.at(200),
+            });
+            let want = if kills {
+                vec![Signal {
+                    pid: 10,
+                    sig: Sig::Kill,
+                }]
+            } else {
+                vec![]
+            };
+            assert_eq!(acts, want, "{first:?} then {second:?}");
+            // Either way the stop timeout still ends it with SIGKILL if the agent lingers.
+            let at_deadline = s.on_event(Event::Timer { now: c.at(5100) });
+            assert_eq!(
+                at_deadline,
+                if kills {
+                    vec![]
+                } else {
+                    vec![Signal {
+                        pid: 10,
+                        sig: Sig::Kill,
+                    }]
+                },
+                "{first:?} then {second:?}"
+            );
+        }
     }
 
     #[test]
@@ -715,7 +784,7 @@ mod tests {
         s.on_event(c.exited(10, ChildExit::Code(1), 50));
         assert_eq!(
             s.on_event(Event::Stop {
-                origin: StopOrigin::Signal,
+                origin: StopOrigin::Interrupt,
                 now: c.at(60)
             }),
             vec![DeleteIdentity, GoDark, Exit(0)]
@@ -743,14 +812,17 @@ mod tests {
         let mut s = Supervisor::new(policy());
         s.on_event(Event::Start { now: c.at(0) });
         let acts = s.on_event(Event::SpawnFailed {
-            error: "not found".into(),
+            error: "cannot start /x/flume-ng: No such file or directory".into(),
             now: c.at(1),
             wall: c.wall(1),
         });
         assert!(
-            matches!(&acts[0], Publish { last_exit: Some(e), .. } if e.code == Some(127)),
+            matches!(&acts[0], Publish { state: AgentState::Backoff, last_exit: Some(e), .. }
+                if e.code == Some(127)
+                    && e.describe() == "cannot start /x/flume-ng: No such file or directory"),
             "{acts:?}"
         );
+        assert!(matches!(acts[1..], [GoDark, WakeAt(_)]), "{acts:?}");
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl<C: Channel> Worker<C> {
         info!(
             channel = %self.name,
             max_batch = max,
-            min_interval = ?self.channel.min_interval(),
+            min_interval = %common::time::human(self.channel.min_interval()),
             "alert channel started"
         );
         while self.deadline.is_none() {
@@ -439,7 +439,7 @@ impl<C: Channel> Worker<C> {
                 attempt,
                 alerts = chunk.len(),
                 error = %error,
-                delay = ?next.saturating_duration_since(now),
+                delay = %common::time::human(next.saturating_duration_since(now)),
                 "alert delivery failed; will retry"
             );
             attempt = attempt.saturating_add(1);

@@ -29,6 +29,13 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(30);
 
 pub const LOST_CONTACT: &str = "lost contact: the watchdog's ZooKeeper session ended";
 
+/// How long a registered agent may go without a liveness node before it is `down`. A watchdog
+/// creates the liveness node a round trip after the identity node (milliseconds), or as soon as
+/// ZooKeeper takes it when it started the agent while ZooKeeper was away; a watcher that starts
+/// during a fleet restart sees many agents in between, which is no outage. An agent whose watchdog
+/// records a crash or a failure to start before it was ever live is `down` at once.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(10);
+
 /// An identity node as last read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
@@ -79,6 +86,8 @@ pub enum Event {
     },
 }
 
+// Actions live for one call and most of them are alerts: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Alert(Alert),
@@ -92,8 +101,15 @@ pub enum Action {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
-    /// Registered, not yet seen live: a watchdog between its two creates.
-    Starting,
+    /// No identity node: nothing to alert about (a planned stop, or a liveness node seen first).
+    Unregistered,
+    /// Registered, not yet seen live: a watchdog between its two creates, or still starting its
+    /// agent. A `down`, dated `since` (when first seen so), unless live by `until`
+    /// ([`STARTUP_GRACE`]).
+    Starting {
+        until: Instant,
+        since: SystemTime,
+    },
     Up,
     Down {
         since: SystemTime,
@@ -128,7 +144,6 @@ struct Agent {
 pub struct Monitor {
     recovered_after: Duration,
     agents: HashMap<String, Agent>,
-    snapshots: u64,
     /// Until then, lost contacts are held as handovers (see [`SETTLE_WINDOW`]).
     settling_until: Option<Instant>,
 }
@@ -138,7 +153,6 @@ impl Monitor {
         Monitor {
             recovered_after,
             agents: HashMap::new(),
-            snapshots: 0,
             settling_until: None,
         }
     }
@@ -165,8 +179,6 @@ impl Monitor {
                 now,
                 wall,
             } => {
-                let first = self.snapshots == 0;
-                self.snapshots += 1;
                 let mut ids: Vec<String> = self.agents.keys().cloned().collect();
                 ids.extend(identities.keys().cloned());
                 ids.extend(lives.keys().cloned());
@@ -180,7 +192,7 @@ impl Monitor {
                 for id in ids {
                     // Moved, not cloned: with thousands of agents a copy doubles the peak memory.
                     let nodes = (identities.remove(&id), lives.remove(&id));
-                    self.reconcile(&id, nodes, outages.get(&id), first, (now, wall), &mut out);
+                    self.reconcile(&id, nodes, outages.get(&id), (now, wall), &mut out);
                 }
                 for id in stopped {
                     // Stopped as planned while its outage was open: close it, quietly.
@@ -201,6 +213,22 @@ impl Monitor {
             } => self.set_live(&id, live, now, wall, &mut out),
             Event::Reconnected { now } => self.settling_until = Some(now + SETTLE_WINDOW),
             Event::Tick { now, wall } => {
+                let mut never_live: Vec<(String, SystemTime)> = self
+                    .agents
+                    .iter()
+                    .filter_map(|(id, a)| match a.health {
+                        Health::Starting { until, since } if until <= now && a.live.is_none() => {
+                            Some((id.clone(), since))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                never_live.sort();
+                for (id, since) in never_live {
+                    // Registered a while ago and never live: its watchdog cannot start it, or
+                    // died or lost ZooKeeper before it could say so.
+                    self.down(&id, None, since, &mut out);
+                }
                 let mut ids: Vec<&String> = self.agents.keys().collect();
                 ids.sort();
                 let due: Vec<String> = ids
@@ -241,6 +269,7 @@ impl Monitor {
             .values()
             .filter_map(|a| match a.health {
                 Health::Recovering { until, .. } | Health::Handover { until, .. } => Some(until),
+                Health::Starting { until, .. } => Some(until),
                 _ => None,
             })
             .min()
@@ -250,7 +279,7 @@ impl Monitor {
         self.agents.entry(id.to_owned()).or_insert(Agent {
             identity: None,
             live: None,
-            health: Health::Starting,
+            health: Health::Unregistered,
         })
     }
 
@@ -268,7 +297,7 @@ impl Monitor {
         &mut self,
         id: &str,
         identity: Option<Identity>,
-        _now: Instant,
+        now: Instant,
         wall: SystemTime,
         out: &mut Vec<Action>,
     ) {
@@ -277,7 +306,7 @@ impl Monitor {
         match identity {
             None => {
                 agent.identity = None;
-                agent.health = Health::Starting;
+                agent.health = Health::Unregistered;
                 if had {
                     out.push(Action::PlannedStop { id: id.to_owned() });
                 }
@@ -286,13 +315,27 @@ impl Monitor {
             Some(identity) => {
                 let failed = identity.view.state == Some(AgentState::Failed);
                 agent.identity = Some(identity);
-                if !had {
+                if matches!(agent.health, Health::Unregistered) {
                     agent.health = if agent.live.is_some() {
                         Health::Up
                     } else {
-                        Health::Starting
+                        starting(now, wall)
                     };
                 }
+                // Never live, and its watchdog records a crash or a failure to start (or gave
+                // up): down now, with that reason; the grace is for agents still starting.
+                if matches!(agent.health, Health::Starting { .. })
+                    && agent.live.is_none()
+                    && self.explained_by_exit(id, None)
+                {
+                    let since = match self.agents.get(id).map(|a| &a.health) {
+                        Some(Health::Starting { since, .. }) => *since,
+                        _ => wall,
+                    };
+                    self.down(id, None, since.min(wall), out);
+                    return;
+                }
+                let agent = self.entry(id);
                 // The watchdog gave up while the agent was already down: say so, once.
                 if failed {
                     if let Health::Down {
@@ -336,7 +379,9 @@ impl Monitor {
                         self.down(id, Some(&vanished), at, out);
                         self.back_up(id, now, wall, recovered_after);
                     }
-                    Health::Starting | Health::Handover { .. } => agent.health = Health::Up,
+                    Health::Unregistered | Health::Starting { .. } | Health::Handover { .. } => {
+                        agent.health = Health::Up
+                    }
                     // The watchdog replaced the node of its still running agent.
                     Health::Up if handover => {}
                     Health::Up => {
@@ -373,10 +418,13 @@ impl Monitor {
                 let marked =
                     agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid);
                 let settling = self.settling_until.is_some_and(|t| now < t)
-                    && !self.explained_by_exit(id, Some(&o));
+                    && !self.explained_by_exit(id, Some(&o))
+                    && self.replaced_by(id, &o).is_none();
                 let agent = self.entry(id);
                 match agent.health.clone() {
-                    Health::Starting | Health::Up if marked || settling => {
+                    Health::Unregistered | Health::Starting { .. } | Health::Up
+                        if marked || settling =>
+                    {
                         // A watchdog re-registering its running agent: expect the new node soon.
                         agent.health = Health::Handover {
                             until: now + HANDOVER_GRACE,
@@ -384,7 +432,9 @@ impl Monitor {
                             at: wall,
                         };
                     }
-                    Health::Starting | Health::Up => self.down(id, Some(&o), wall, out),
+                    Health::Unregistered | Health::Starting { .. } | Health::Up => {
+                        self.down(id, Some(&o), wall, out)
+                    }
                     Health::Handover { .. } => {}
                     Health::Recovering {
                         since,
@@ -415,7 +465,6 @@ impl Monitor {
         id: &str,
         (identity, live): (Option<Identity>, Option<Live>),
         reported: Option<&OpenOutage>,
-        first: bool,
         (now, wall): (Instant, SystemTime),
         out: &mut Vec<Action>,
     ) {
@@ -430,30 +479,34 @@ impl Monitor {
                 self.forget_if_empty(id);
             }
             Some(identity) => {
-                let starting = identity.view.state == Some(AgentState::Starting);
-                self.set_identity(id, Some(identity), now, wall, out);
                 let recovered_after = self.recovered_after;
                 let agent = self.entry(id);
+                let mut known_down = false;
                 if let Some(open) = reported {
-                    if matches!(agent.health, Health::Starting | Health::Up) {
+                    if matches!(
+                        agent.health,
+                        Health::Unregistered | Health::Starting { .. } | Health::Up
+                    ) {
                         // Reported already (by an earlier run, or another watcher): not again.
                         agent.health = Health::Down {
                             since: open.since,
                             crashes: 1,
                             failed_sent: open.failed_sent,
                         };
-                        if live.is_some() {
-                            agent.live = live;
-                            self.back_up(id, now, wall, recovered_after);
-                            return;
-                        }
+                        known_down = true;
                     }
                 }
+                self.set_identity(id, Some(identity), now, wall, out);
+                if known_down && live.is_some() {
+                    self.entry(id).live = live;
+                    self.back_up(id, now, wall, recovered_after);
+                    return;
+                }
                 let agent = self.entry(id);
-                let was_down = matches!(agent.health, Health::Down { .. });
-                if live.is_none() && agent.live.is_none() && !was_down && (first || !starting) {
-                    // Registered but not live, and we never saw it go: at start, or while away.
-                    self.down(id, None, wall, out);
+                if live.is_none() && agent.live.is_none() {
+                    // Registered but not live, and we never saw it go (at start, or while away):
+                    // `set_identity` made it `Starting` (down once the grace is over), or `down`
+                    // already if its watchdog recorded why.
                 } else {
                     self.set_live(id, live, now, wall, out);
                 }
@@ -530,6 +583,14 @@ impl Monitor {
         out.push(Action::Alert(alert));
     }
 
+    /// When a new watchdog marked the vanished node as the stale one of a dead watchdog it replaces:
+    /// that watchdog's pid, as far as known.
+    fn replaced_by(&self, id: &str, vanished: &Live) -> Option<Option<u32>> {
+        let identity = self.agents.get(id)?.identity.as_ref()?;
+        let replaced = identity.view.replaced.as_ref()?;
+        (replaced.czxid == vanished.czxid).then_some(replaced.watchdog_pid)
+    }
+
     /// The recorded exit explains this outage only if it was recorded after the vanished node was
     /// made; otherwise the watchdog went silent.
     fn explained_by_exit(&self, id: &str, vanished: Option<&Live>) -> bool {
@@ -563,9 +624,17 @@ impl Monitor {
             });
         let last_exit = view.and_then(|v| v.last_exit.clone());
         let exit_explains = self.explained_by_exit(id, vanished);
-        let cause = match (&last_exit, exit_explains) {
-            (Some(exit), true) => exit.describe(),
-            _ if vanished.is_none() => "not live when the watcher looked".to_owned(),
+        let replaced = vanished.and_then(|v| self.replaced_by(id, v));
+        let cause = match (&last_exit, exit_explains, replaced) {
+            (_, _, Some(pid)) => format!(
+                "its watchdog{} died, and the agent with it; a new watchdog took over",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ),
+            (Some(exit), true, None) => exit.describe(),
+            _ if vanished.is_none() => format!(
+                "registered but not live for {}: its watchdog is gone or cannot reach ZooKeeper",
+                common::time::human(STARTUP_GRACE)
+            ),
             _ => LOST_CONTACT.to_owned(),
         };
         let restarts = view.and_then(|v| v.restarts);
@@ -592,6 +661,13 @@ impl Monitor {
             last_exit: if exit_explains { last_exit } else { None },
             key: None,
         }
+    }
+}
+
+fn starting(now: Instant, wall: SystemTime) -> Health {
+    Health::Starting {
+        until: now + STARTUP_GRACE,
+        since: wall,
     }
 }
 
@@ -642,6 +718,7 @@ mod tests {
                     code,
                     signal: sig.map(String::from),
                     at: "2026-11-21T00:00:00Z".into(),
+                    error: None,
                 }),
                 ..IdentityView::default()
             },
@@ -1297,5 +1374,189 @@ mod tests {
             wall,
         });
         assert_eq!(acts, vec![Action::WakeAt(now + RECOVER)]);
+    }
+
+    /// An identity node whose state says what the watchdog did, with an exit (or a failure to
+    /// start) recorded.
+    fn identity_failing(mzxid: i64, state: AgentState, restarts: u64) -> Identity {
+        let mut i = identity(mzxid, state, restarts, Some((Some(127), None)));
+        if let Some(exit) = i.view.last_exit.as_mut() {
+            exit.error =
+                Some("cannot start /nonexistent/flume-ng: No such file or directory".into());
+        }
+        i
+    }
+
+    const GRACE: u64 = STARTUP_GRACE.as_secs();
+
+    #[test]
+    fn registered_but_never_live_table() {
+        // (what the watcher sees, in order, and the alerts expected, in order)
+        type Step = (u64, &'static str);
+        struct Case {
+            name: &'static str,
+            steps: Vec<Step>,
+            want: Vec<(AlertKind, &'static str)>,
+        }
+        let cases = [
+            Case {
+                name: "a watcher starting while a watchdog registers: live within the grace",
+                steps: vec![(0, "snapshot starting"), (0, "live"), (GRACE + 1, "tick")],
+                want: vec![],
+            },
+            Case {
+                name: "the same, its identity seen running before the liveness node",
+                steps: vec![(0, "snapshot running"), (1, "live"), (GRACE + 1, "tick")],
+                want: vec![],
+            },
+            Case {
+                name: "registered, never live: down once the grace is over, not before",
+                steps: vec![(0, "event starting"), (GRACE - 1, "tick"), (GRACE, "tick"), (GRACE + 30, "tick")],
+                want: vec![(AlertKind::Down, "registered but not live for 10s")],
+            },
+            Case {
+                name: "a host that died while the watcher was away: down after the grace",
+                steps: vec![(0, "snapshot running"), (GRACE, "tick")],
+                want: vec![(AlertKind::Down, "registered but not live for 10s")],
+            },
+            Case {
+                name: "cannot start: down at once with the reason, then failed when it gives up",
+                steps: vec![(0, "event starting"), (0, "event cannot start"), (1, "event cannot start"), (2, "event failed"), (GRACE, "tick")],
+                want: vec![
+                    (AlertKind::Down, "cannot start /nonexistent/flume-ng: No such file or directory"),
+                    (AlertKind::Failed, "the watchdog gave up after 2 restarts; last: cannot start /nonexistent/flume-ng"),
+                ],
+            },
+            Case {
+                name: "gave up before the watcher saw it start: failed once",
+                steps: vec![(0, "snapshot failed"), (GRACE, "tick")],
+                want: vec![(AlertKind::Failed, "the watchdog gave up after 2 restarts; last: cannot start")],
+            },
+            Case {
+                name: "stopped as planned while starting: nothing",
+                steps: vec![(0, "event starting"), (1, "event gone"), (GRACE, "tick")],
+                want: vec![],
+            },
+        ];
+        for case in cases {
+            let mut t = T::new();
+            let mut got = Vec::new();
+            for (s, step) in &case.steps {
+                let s = *s;
+                got.extend(match *step {
+                    "snapshot starting" => t.snapshot(
+                        s,
+                        &[("n", identity(50, AgentState::Starting, 0, None))],
+                        &[],
+                    ),
+                    "snapshot running" => {
+                        t.snapshot(s, &[("n", identity(50, AgentState::Running, 0, None))], &[])
+                    }
+                    "snapshot failed" => t.snapshot(
+                        s,
+                        &[("n", identity_failing(50, AgentState::Failed, 2))],
+                        &[],
+                    ),
+                    "event starting" => {
+                        t.identity(s, "n", Some(identity(50, AgentState::Starting, 0, None)))
+                    }
+                    "event cannot start" => t.identity(
+                        s,
+                        "n",
+                        Some(identity_failing(51 + s as i64, AgentState::Backoff, s + 1)),
+                    ),
+                    "event failed" => {
+                        t.identity(s, "n", Some(identity_failing(60, AgentState::Failed, 2)))
+                    }
+                    "event gone" => t.identity(s, "n", None),
+                    "live" => t.live(s, "n", Some(live(70))),
+                    "tick" => t.tick(s),
+                    other => panic!("unknown step {other}"),
+                });
+            }
+            assert_eq!(
+                got.len(),
+                case.want.len(),
+                "{}: {:?}",
+                case.name,
+                kinds(&got)
+            );
+            for (alert, (kind, reason)) in got.iter().zip(&case.want) {
+                assert_eq!(alert.event, *kind, "{}: {:?}", case.name, kinds(&got));
+                assert!(
+                    alert.reason.starts_with(reason),
+                    "{}: {:?}",
+                    case.name,
+                    alert.reason
+                );
+                assert_eq!(alert.agent, "n");
+            }
+        }
+    }
+
+    #[test]
+    fn never_live_is_dated_when_first_seen_and_wakes_the_loop() {
+        let mut t = T::new();
+        let (now, wall) = t.at(3);
+        let acts = t.m.on_event(Event::Identity {
+            id: "n".into(),
+            identity: Some(identity(50, AgentState::Starting, 0, None)),
+            now,
+            wall,
+        });
+        assert_eq!(acts, vec![Action::WakeAt(now + STARTUP_GRACE)]);
+        let down = t.tick(3 + GRACE);
+        assert_eq!(down.len(), 1, "{down:?}");
+        assert_eq!(down[0].at, wall, "the outage began when it was registered");
+        assert_eq!(down[0].last_exit, None);
+        // It comes up after all: recovered, with the outage counted from the registration.
+        assert_eq!(t.live(20, "n", Some(live(70))), vec![]);
+        let rec = t.tick(20 + RECOVER.as_secs());
+        assert_eq!(rec.len(), 1, "{rec:?}");
+        assert_eq!(rec[0].outage, Some(Duration::from_secs(17)));
+    }
+
+    #[test]
+    fn a_node_replaced_by_the_successor_of_a_dead_watchdog_says_so() {
+        use common::records::Replaced;
+        let mut t = T::with_agent_up();
+        // The successor registers: identity rewritten with the mark naming node 11, then deletes it.
+        let mut marked = identity(20, AgentState::Starting, 0, None);
+        marked.view.replaced = Some(Replaced {
+            czxid: 11,
+            watchdog_pid: Some(31843),
+        });
+        assert_eq!(t.identity(1, "a", Some(marked.clone())), vec![]);
+        let down = t.live(1, "a", None);
+        assert_eq!(
+            kinds(&down),
+            [(
+                AlertKind::Down,
+                "its watchdog (pid 31843) died, and the agent with it; a new watchdog took over"
+                    .into()
+            )]
+        );
+        assert_eq!(t.live(1, "a", Some(live(21))), vec![]);
+        assert_eq!(t.tick(31).len(), 1, "then recovered");
+
+        // Even right after the watcher was cut off (when lost contacts wait for a re-registration):
+        // a replaced node is a death, said at once.
+        let mut t = T::with_agent_up();
+        let (now, _) = t.at(1);
+        t.m.on_event(Event::Reconnected { now });
+        t.identity(1, "a", Some(marked));
+        assert_eq!(t.live(1, "a", None).len(), 1);
+        // A mark naming another node explains nothing.
+        let mut t = T::with_agent_up();
+        let mut other = identity(20, AgentState::Starting, 0, None);
+        other.view.replaced = Some(Replaced {
+            czxid: 5,
+            watchdog_pid: Some(1),
+        });
+        t.identity(1, "a", Some(other));
+        assert_eq!(
+            kinds(&t.live(1, "a", None)),
+            [(AlertKind::Down, LOST_CONTACT.into())]
+        );
     }
 }

@@ -392,6 +392,7 @@ mod tests {
                 code: Some(3),
                 signal: None,
                 at: "2025-11-21T04:40:00.123Z".to_owned(),
+                error: None,
             }),
             key: None,
         }
@@ -560,6 +561,7 @@ mod tests {
             code: None,
             signal: Some(nasty.clone()),
             at: nasty.clone(),
+            error: None,
         });
         let batch = vec![a; DingTalkChannel::MAX_BATCH];
         let body = message_body(&batch);
