@@ -135,9 +135,14 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` (stdin from /dev/null; stdout and stderr captured). Panics if it cannot start.
     pub fn spawn(label: &str, mut cmd: Command) -> Proc {
+        cmd.stderr(Stdio::piped());
+        Proc::spawn_with_stderr(label, cmd)
+    }
+
+    /// Spawns `cmd` with stdout captured and stderr as `cmd` sets it (a broken pipe, a file).
+    pub fn spawn_with_stderr(label: &str, mut cmd: Command) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .process_group(0);
         let desc = format!("{cmd:?}");
         let mut child = crate::spawn::spawn_tied(cmd)
@@ -151,10 +156,14 @@ impl Proc {
             cond: Condvar::new(),
         });
         let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
+        let mut streams = vec![Box::new(stdout) as Box<dyn Read + Send>];
+        if let Some(stderr) = child.stderr.take() {
+            streams.push(Box::new(stderr));
+        }
+        out.state.lock().unwrap().open_streams = streams.len() as u8;
         // Reader threads are spawned from the test's thread so their eprintln! is captured with
         // the test's output.
-        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+        for stream in streams {
             let out = out.clone();
             let prefix = format!("[{label}] ");
             std::thread::Builder::new()
