@@ -198,7 +198,7 @@ async fn open(cfg: &ZkConfig) -> Result<zk::Client, zk::Error> {
         connector = connector.with_auth("digest", auth.credentials().expose().as_bytes());
     }
     let client = connector.connect(cfg.connect.as_str()).await?;
-    debug!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, user = cfg.auth.as_ref().map(ZkAuth::user), "zookeeper session open");
+    debug!(session = %client.session_id(), timeout = %crate::time::human(client.session_timeout()), user = cfg.auth.as_ref().map(ZkAuth::user), "zookeeper session open");
     let negotiated = client.session_timeout();
     if let Some(message) = negotiation_note(cfg.session_timeout, negotiated) {
         if first_in(
@@ -609,6 +609,45 @@ mod tests {
         assert!(first_in(&SEEN, "/b", Some(Duration::ZERO)));
         assert!(first_in(&SEEN, "/b", Some(Duration::ZERO)));
         assert!(!first_in(&SEEN, "/a", Some(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn a_negotiated_timeout_is_said_only_when_it_differs() {
+        let s = Duration::from_secs;
+        let note = negotiation_note(s(3600), s(10)).expect("1h cut to 10s");
+        assert!(
+            note.starts_with(
+                "ZooKeeper set the session timeout to 10s instead of the 1h asked for"
+            ),
+            "{note}"
+        );
+        assert_eq!(negotiation_note(s(10), s(10)), None);
+        assert_eq!(
+            negotiation_note(s(10), Duration::from_millis(10_400)),
+            None,
+            "rounding"
+        );
+        assert!(negotiation_note(Duration::from_millis(500), s(2)).is_some());
+    }
+
+    #[test]
+    fn each_connection_problem_reads_as_what_it_is() {
+        let s = "zk1:2181";
+        assert!(Probe::Refused
+            .describe(s)
+            .contains("zk1:2181 refused the connection"));
+        assert!(Probe::Silent
+            .describe(s)
+            .contains("did not answer within 2s"));
+        assert!(Probe::Accepted
+            .describe(s)
+            .contains("accepts connections but opened no session"));
+        assert!(Probe::Unresolvable("Name or service not known".into())
+            .describe(s)
+            .contains("does not resolve"));
+        for p in [Probe::Refused, Probe::Silent, Probe::Accepted] {
+            assert!(!p.describe(s).contains("timeout"), "{p:?}");
+        }
     }
 
     #[test]

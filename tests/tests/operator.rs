@@ -481,3 +481,107 @@ fn a_port_that_accepts_but_is_not_zookeeper_is_said_so() {
     assert!(!text.contains("timeout"), "not just 'timeout': {text}");
     drop(held);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9, 10. What is negotiated is said; a second SIGTERM waits; a conflict is said once
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_session_timeout_the_server_cuts_is_said() {
+    // The test server's maxSessionTimeout is 20 × tickTime (500 ms) = 10 s.
+    let pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("negotiated"),
+    );
+    let mut cmd = Command::new(bin("flume-watchdog"));
+    cmd.args([
+        "run",
+        "--zk",
+        &pair.connect,
+        "--root",
+        &pair.root,
+        "--id",
+        "st",
+    ])
+    .args(["--session-timeout", "1h", "--"])
+    .arg(stand_in_agent())
+    .args(["agent", "-n", "st"]);
+    let wd = Proc::spawn("watchdog st", cmd);
+    let line = wd.wait_for_line(
+        "ZooKeeper set the session timeout to 10s instead of the 1h asked for",
+        deadline(20),
+        "the watchdog to say what the server gave",
+    );
+    assert!(line.contains("WARN"), "{line}");
+    pair.wait_live("st");
+    assert_eq!(
+        wd.count_lines("instead of the 1h asked for"),
+        1,
+        "said once"
+    );
+}
+
+#[test]
+fn a_second_sigterm_waits_for_the_stop_timeout_and_a_second_sigint_does_not() {
+    for (sig, waits) in [(Signal::SIGTERM, true), (Signal::SIGINT, false)] {
+        let pair = shared("second_signal");
+        // An agent that ignores SIGTERM (a Flume stuck in its shutdown) and a 3 s stop timeout.
+        let wd = pair.watchdog("ss", &["--stop-timeout", "3s"], &["--ignore-term"]);
+        let pid = pair.agent_pid("ss");
+        let first = Instant::now();
+        wd.signal(sig);
+        wd.wait_for_line("ignoring SIGTERM", deadline(10), "the agent to get SIGTERM");
+        wd.signal(sig);
+        wd.wait_for_line(
+            " again",
+            deadline(10),
+            "the watchdog to note the second signal",
+        );
+        scenarios::wait_pid_gone(pid, deadline(20), "the agent");
+        let gone = first.elapsed();
+        if waits {
+            // Killed by the stop timeout's SIGKILL: never before it (a loaded machine can only
+            // make it later).
+            assert!(
+                gone >= Duration::from_millis(2900),
+                "{sig}: the agent was gone after {gone:?}"
+            );
+        } else {
+            assert!(
+                gone < Duration::from_millis(2900),
+                "{sig}: the agent was gone after {gone:?}, not at once"
+            );
+        }
+        assert_eq!(
+            wd.wait_exit(deadline(20)).code(),
+            Some(0),
+            "{sig}\n{}",
+            wd.output()
+        );
+        assert!(pair.probe.exists(&pair.identity_path("ss")).is_none());
+    }
+}
+
+#[test]
+fn an_id_live_elsewhere_is_refused_with_exit_4_said_once() {
+    let pair = shared("conflict");
+    // Another host's watchdog holds the id: a liveness node of the probe's own session.
+    pair.probe.create(
+        &pair.live_path("cf"),
+        br#"{"host":"web7","watchdog_pid":4242,"agent_pid":4250}"#,
+        true,
+    );
+    let wd = pair.watchdog("cf", &[], &[]);
+    let status = wd.wait_exit(deadline(20));
+    assert_eq!(status.code(), Some(4), "{}", wd.output());
+    let said: Vec<String> = wd
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("web7"))
+        .collect();
+    assert_eq!(
+        said,
+        ["flume-watchdog: agent id cf is already live on host web7 (watchdog pid 4242); refusing to start a second one"],
+        "said once, as a person reads it"
+    );
+}

@@ -109,6 +109,7 @@ pub fn start(who: Registrant) -> (Handle, mpsc::UnboundedReceiver<Notice>) {
         live_czxid: None,
         handover: None,
         replaced: None,
+        failure_logged: None,
         close: None,
     };
     tokio::spawn(task.run());
@@ -173,8 +174,13 @@ struct Task {
     handover: Option<i64>,
     /// The stale liveness node of a dead earlier watchdog that this one replaces (see `replaced`).
     replaced: Option<Replaced>,
+    /// The last write failure said at warn level, and when.
+    failure_logged: Option<(String, Instant)>,
     close: Option<oneshot::Sender<()>>,
 }
+
+/// A write failure that lasts is said again this often.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 
 fn is_terminal(e: &zk::Error) -> bool {
     matches!(
@@ -261,7 +267,7 @@ impl Task {
                 }
             };
             retry.reset();
-            info!(session = %client.session_id(), timeout_ms = client.session_timeout().as_millis() as u64, "zookeeper session established");
+            info!(session = %client.session_id(), timeout = %common::time::human(client.session_timeout()), "zookeeper session established");
             // Ephemerals of an earlier session are gone (or will be): start over with this one.
             // The agent kept running while the session was lost: mark the identity node with the
             // liveness node about to be replaced, so the watcher reads it as a handover.
@@ -323,6 +329,9 @@ impl Task {
                 match self.apply(&client, &mut watch).await {
                     Ok(()) => {
                         failures.reset();
+                        if self.failure_logged.take().is_some() {
+                            info!("the agent's nodes are written again");
+                        }
                         if self.close.is_some() {
                             session::close(client, Duration::from_secs(2)).await;
                             self.finish_close();
@@ -332,10 +341,22 @@ impl Task {
                     Err(e) if is_terminal(&e) => return Ended::SessionLost,
                     Err(e) => {
                         let delay = failures.next_delay();
-                        if e == zk::Error::NoAuth {
-                            error!(error = %e, retry_in_ms = delay.as_millis() as u64, "not authorized to write the agent's nodes: check --zk-auth; will retry");
+                        // Said once per kind of failure and every 30 s while it lasts: a failure
+                        // that persists (a missing permission) must be seen, a retry loop must
+                        // not flood the log.
+                        let what = e.to_string();
+                        let due = self.failure_logged.as_ref().is_none_or(|(last, at)| {
+                            *last != what || at.elapsed() >= FAILURE_LOG_EVERY
+                        });
+                        if due && e == zk::Error::NoAuth {
+                            error!(retry_in = %common::time::human(delay), "{}; retrying, the agent keeps running", session::not_authorized_message(&self.who.zk, &self.identity_path));
+                        } else if due {
+                            warn!(error = %e, retry_in = %common::time::human(delay), "cannot write the agent's nodes in zookeeper; retrying, the agent keeps running");
                         } else {
-                            debug!(error = %e, retry_in_ms = delay.as_millis() as u64, "zookeeper write failed; will retry");
+                            debug!(error = %e, retry_in = %common::time::human(delay), "zookeeper write failed; will retry");
+                        }
+                        if due {
+                            self.failure_logged = Some((what, Instant::now()));
                         }
                         retry_at = Some(Instant::now() + delay);
                     }

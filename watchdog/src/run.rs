@@ -57,8 +57,8 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
         }
         Ok(_) => {}
         Err(_) => warn!(
-            waited_ms = cfg.startup_wait.as_millis() as u64,
-            "zookeeper not reachable yet; starting the agent anyway"
+            waited = %common::time::human(cfg.startup_wait),
+            "not registered in zookeeper yet (see the lines above for why); starting the agent anyway, it is registered as soon as zookeeper allows"
         ),
     }
 
@@ -129,7 +129,11 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                     Action::WakeAt(at) => wake = Some(Instant::from_std(at)),
                     Action::Exit(code) => {
                         close(&reg, close_wait).await;
-                        info!(code, "watchdog exits");
+                        if code == crate::supervisor::EXIT_FAILED {
+                            error!(code, restarts = sup.restarts(), "giving up: the agent keeps exiting (more than --max-restarts within --restart-window); its identity node says failed");
+                        } else {
+                            info!(code, "watchdog exits");
+                        }
                         return Ok(code);
                     }
                 }

@@ -508,7 +508,7 @@ impl Watcher {
         for action in monitor.on_event(event) {
             match action {
                 Action::Alert(alert) => {
-                    info!(event = alert.event.as_str(), agent = %alert.agent, host = alert.host.as_deref(), reason = %alert.reason, "alert");
+                    info!(event = alert.event.as_str(), agent = %alert.agent, host = %alert.host.as_deref().unwrap_or("an unknown host"), reason = %alert.reason, "alert");
                     batch.push(alert);
                 }
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
