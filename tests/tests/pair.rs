@@ -231,7 +231,17 @@ fn a_watcher_started_after_the_agent_died_reports_it_once() {
     pair.probe
         .wait_until_gone(&pair.live_path("l1"), deadline(10));
     pair.start_watcher();
-    pair.wait_events("l1", &["down"], 10);
+    // Not live when the watcher first looks: down once the 10 s start-up grace is over (an agent
+    // still starting would have come up by then).
+    let down = pair.wait_events("l1", &["down"], 25);
+    assert!(
+        down[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("registered but not live for 10s"),
+        "{}",
+        down[0]
+    );
     pair.sentinel("sentinel");
     assert_eq!(
         events_of(&pair.receiver.alerts(), "l1"),
