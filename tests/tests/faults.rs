@@ -546,9 +546,9 @@ fn port_of(ens: &ZkEnsemble, i: usize) -> u16 {
 }
 
 /// The sessions of scenario 3: phases A and B are faults shorter than the session (the ensemble
-/// is without a leader for well under 4 s), phase C one longer (20 s without a quorum, against 7/5
-/// + 3/20 of 8 s = 12.4 s after which every client has given its session up). A longer session
-/// would make phase C wait longer for the old sessions to expire.
+/// is without a leader for well under 4 s), phase C one longer (20 s without a quorum, against
+/// 12.4 s, that is 7/5 plus 3/20 of 8 s, after which every client has given its session up). A
+/// longer session would make phase C wait longer for the old sessions to expire.
 const S3_SESSION: &str = "8s";
 
 #[test]
