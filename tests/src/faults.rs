@@ -15,9 +15,12 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use zookeeper_client::{Acls, CreateMode, Error as ZkError};
 
+use std::process::Command;
+
+use crate::pair::{Pair, RECOVERED_AFTER};
 use crate::receiver::alerts_of;
 use crate::wait::poll_until;
-use crate::{Request, ZkProbe};
+use crate::{bin, stand_in_agent, Proc, Request, ZkProbe};
 
 /// `kill -SIG pid`; panics if it fails.
 pub fn signal_pid(pid: i32, sig: Signal) {
@@ -332,4 +335,250 @@ pub fn messages_naming(reqs: &[Request], pick: impl Fn(&str) -> bool) -> Vec<(In
             (n > 0).then_some((r.received_at, n))
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing premises.
+//
+// A scenario such as "ZooKeeper away for less than the session timeout" tests the product only if
+// the fault really was shorter than the session. On a loaded 2-core machine a restarted ZooKeeper
+// JVM may take 3.5 s to answer, so with a 2 s session that premise is a cliff edge. These
+// scenarios therefore run with [`SHORT_FAULT_SESSION`], measure how long the fault really lasted
+// and compare it with the session the server negotiated ([`check_shorter_than_session`]); a run
+// whose premise did not hold is retried once with a fresh setup and otherwise called
+// inconclusive ([`with_premise`]), never a product failure.
+
+/// The session timeout of the scenarios whose premise is "a fault shorter than the session": long
+/// enough that a 1 s fault plus a slow JVM start (3.5 s seen under load) stays well inside half of
+/// it. The fixtures' servers allow up to 30 s (`maxSessionTimeout`).
+pub const SHORT_FAULT_SESSION: &str = "12s";
+
+/// A client keeps its session through a fault of length `away` if `away` is under half the
+/// session timeout `s`: its last reply was at most 3/20 s before the fault (zookeeper-client pings
+/// after 3/20 s of silence), and its reconnection attempts come 0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 s
+/// … after the loss, so it reaches a server back after `away` by 2·away + 0.1 s at the latest:
+/// under the server's expiry (s after the last reply, or s after a restart) and under the client's
+/// own give-up (7/5 s after the last reply).
+pub fn check_shorter_than_session(
+    what: &str,
+    away: Duration,
+    session: Duration,
+) -> Result<(), String> {
+    let limit = session / 2;
+    if away < limit {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} lasted {away:.2?}, not under half the negotiated session timeout \
+             {session:.2?} ({limit:.2?})"
+        ))
+    }
+}
+
+/// A client loses its session through a fault of length `away` if `away` is over 7/5 of the
+/// session `s` (when zookeeper-client gives its session up after its last reply) plus the 3/20 s
+/// that reply may precede the fault, plus `margin` for a loaded machine.
+pub fn check_longer_than_session(
+    what: &str,
+    away: Duration,
+    session: Duration,
+    margin: Duration,
+) -> Result<(), String> {
+    let limit = session * 7 / 5 + session * 3 / 20 + margin;
+    if away > limit {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} lasted {away:.2?}, not over 7/5 + 3/20 of the negotiated session timeout \
+             {session:.2?} plus {margin:.2?} ({limit:.2?})"
+        ))
+    }
+}
+
+/// Runs a timing-based scenario. `attempt` sets up everything afresh, makes the fault, and
+/// returns `Err(figures)` as soon as it sees that its premise did not hold (before asserting
+/// anything about the product, which that run cannot judge). Such a run is retried once; if the
+/// premise fails again this panics with a message starting `inconclusive:`.
+pub fn with_premise<T>(scenario: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+    let first = match attempt() {
+        Ok(v) => return v,
+        Err(e) => e,
+    };
+    eprintln!("FIGURE {scenario}: premise did not hold ({first}); trying again with a fresh setup");
+    match attempt() {
+        Ok(v) => v,
+        Err(second) => panic!(
+            "inconclusive: {scenario}: the scenario's timing premise did not hold twice, so this \
+             run says nothing about the product; first: {first}; second: {second}"
+        ),
+    }
+}
+
+/// The session timeout the server negotiated for session `hex` (`0x…`), from a `cons` answer
+/// (`…sid=0x…,…,to=12000,…`).
+pub fn negotiated_timeout(cons: &str, hex: &str) -> Option<Duration> {
+    cons.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(['(', ',', ')']).map(str::trim).collect();
+        fields
+            .iter()
+            .any(|f| f.strip_prefix("sid=") == Some(hex))
+            .then_some(())?;
+        fields
+            .iter()
+            .find_map(|f| f.strip_prefix("to=")?.parse::<u64>().ok())
+            .map(Duration::from_millis)
+    })
+}
+
+/// Waits until a server (through `cons`, asked of every server that runs) lists session `hex`
+/// and returns its negotiated timeout.
+pub fn wait_negotiated_timeout(ask: impl Fn() -> Vec<String>, hex: &str, what: &str) -> Duration {
+    let last = RefCell::new(Vec::new());
+    poll_until(
+        crate::deadline(10),
+        &format!("a server to list session {hex} ({what}) in `cons`"),
+        || {
+            let answers = ask();
+            let found = answers.iter().find_map(|c| negotiated_timeout(c, hex));
+            *last.borrow_mut() = answers;
+            found
+        },
+        || last.borrow().join("\n"),
+    )
+}
+
+/// The session id a watcher or watchdog logged last (`zookeeper session established
+/// session=0x…`), as `0x…`. The log may be coloured (`session` and `=` wrapped in ANSI escapes),
+/// so escapes are dropped first.
+pub fn logged_session(proc: &Proc) -> Option<String> {
+    proc.lines().iter().rev().find_map(|l| {
+        let plain = strip_ansi(l);
+        if !plain.contains("zookeeper session established") {
+            return None;
+        }
+        let id = plain.split("session=").nth(1)?.split_whitespace().next()?;
+        (id.starts_with("0x") && id[2..].chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| id.to_owned())
+    })
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Starts `pair`'s watcher (webhook to its receiver, as [`Pair::start_watcher`] does) with
+/// `--session-timeout session` instead of the scenarios' 2 s, and waits until it is ready.
+pub fn start_watcher_with_session(pair: &mut Pair, session: &str) {
+    let mut cmd = Command::new(bin("flume-watcher"));
+    cmd.args(["run", "--zk", &pair.connect, "--root", &pair.root])
+        .args(["--session-timeout", session])
+        .args(["--webhook", &pair.receiver.url("/alerts")])
+        .args(["--recovered-after", RECOVERED_AFTER])
+        .args(["--retry-initial", "100ms", "--retry-max", "1s"]);
+    let watcher = Proc::spawn("watcher", cmd);
+    watcher.wait_for_line(
+        "watcher ready",
+        crate::deadline(30),
+        "the watcher's first full view",
+    );
+    pair.watcher = Some(watcher);
+}
+
+/// A pair whose watcher has `--session-timeout session`.
+pub fn start_pair_with_session(connect: &str, root: &str, session: &str) -> Pair {
+    let mut pair = Pair::new(connect, root);
+    start_watcher_with_session(&mut pair, session);
+    pair
+}
+
+/// `flume-watchdog run` around a stand-in agent named `id`, as [`Pair::watchdog`] starts it but
+/// with `--session-timeout session`.
+pub fn watchdog_with_session(pair: &Pair, id: &str, session: &str) -> Proc {
+    let mut cmd = Command::new(bin("flume-watchdog"));
+    cmd.args([
+        "run",
+        "--zk",
+        &pair.connect,
+        "--root",
+        &pair.root,
+        "--id",
+        id,
+    ])
+    .args(["--session-timeout", session])
+    .arg("--")
+    .arg(stand_in_agent())
+    .args(["agent", "-n", id, "-c", "conf", "-f", "conf/flume.conf"]);
+    Proc::spawn(&format!("watchdog {id}"), cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_premise_that_fails_twice_is_inconclusive_and_once_is_retried() {
+        let mut runs = 0;
+        let got = with_premise("retried", || {
+            runs += 1;
+            if runs == 1 {
+                Err("too slow".to_owned())
+            } else {
+                Ok(runs)
+            }
+        });
+        assert_eq!(got, 2);
+        let panic = std::panic::catch_unwind(|| {
+            with_premise("never", || -> Result<(), String> { Err("3.5 s".into()) })
+        })
+        .expect_err("a premise failing twice panics");
+        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.starts_with("inconclusive: never:"), "{msg}");
+        assert!(msg.contains("3.5 s"), "{msg}");
+    }
+
+    #[test]
+    fn premises_against_the_session() {
+        let s = Duration::from_secs(12);
+        assert!(check_shorter_than_session("x", Duration::from_millis(5900), s).is_ok());
+        let e = check_shorter_than_session("x", Duration::from_secs(6), s).unwrap_err();
+        assert!(e.starts_with("x lasted 6.00s"), "{e}");
+        let two = Duration::from_secs(2);
+        assert!(check_longer_than_session("y", Duration::from_secs(5), two, two / 2).is_ok());
+        assert!(check_longer_than_session("y", Duration::from_secs(4), two, two / 2).is_err());
+    }
+
+    #[test]
+    fn negotiated_timeouts_and_logged_sessions_are_read() {
+        let cons = " /127.0.0.1:1[1](queued=0,sid=0x10,lop=PING,to=12000,lcxid=0x5)\n \
+                    /127.0.0.1:2[1](queued=0,sid=0x100,to=2000)\n";
+        assert_eq!(
+            negotiated_timeout(cons, "0x10"),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            negotiated_timeout(cons, "0x100"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(negotiated_timeout(cons, "0x1"), None);
+        let coloured = "\u{1b}[2m2026\u{1b}[0m INFO zookeeper session established \
+                        \u{1b}[3msession\u{1b}[0m\u{1b}[2m=\u{1b}[0m0x100000e54b80001";
+        assert_eq!(
+            strip_ansi(coloured),
+            "2026 INFO zookeeper session established session=0x100000e54b80001"
+        );
+    }
 }

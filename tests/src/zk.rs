@@ -92,6 +92,8 @@ impl Node {
         if let Some(id) = myid {
             std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
         }
+        // maxSessionTimeout: the fault suite runs its faults shorter than the session with a 12 s
+        // session, above the default maximum (20 ticks, 10 s), which would be negotiated down.
         let cfg = format!(
             "tickTime=500\n\
              initLimit=10\n\
@@ -101,6 +103,7 @@ impl Node {
              clientPortAddress=127.0.0.1\n\
              admin.enableServer=false\n\
              minSessionTimeout=1000\n\
+             maxSessionTimeout=30000\n\
              4lw.commands.whitelist=*\n\
              {extra_cfg}",
             data.display()

@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use scenarios::faults::{
-    create_many, delete_many, dumped_sessions, events_without_sentinels, messages_naming,
-    signal_pid, sleep_until, wait_sessions_connected, wait_sessions_gone, TcpProxy,
+    check_longer_than_session, check_shorter_than_session, create_many, delete_many,
+    dumped_sessions, events_without_sentinels, logged_session, messages_naming, session_hex,
+    signal_pid, sleep_until, start_pair_with_session, start_watcher_with_session,
+    wait_negotiated_timeout, wait_sessions_connected, wait_sessions_gone, watchdog_with_session,
+    with_premise, TcpProxy, SHORT_FAULT_SESSION,
 };
 use scenarios::pair::{events_of, Pair};
 use scenarios::{
@@ -28,6 +31,26 @@ fn shared(name: &str) -> Pair {
 
 fn watcher(pair: &Pair) -> &Proc {
     pair.watcher.as_ref().expect("a watcher")
+}
+
+/// The session timeout a standalone server negotiated for session `owner` (the watchdog's, or
+/// the watcher's).
+fn negotiated(zk: &ZkServer, owner: &str, what: &str) -> Duration {
+    wait_negotiated_timeout(
+        || zk.four_letter_word("cons").into_iter().collect(),
+        owner,
+        what,
+    )
+}
+
+/// The watcher's current session, as it logged it.
+fn watcher_session(pair: &Pair) -> String {
+    logged_session(watcher(pair)).unwrap_or_else(|| {
+        panic!(
+            "the watcher logs its session id:\n{}",
+            watcher(pair).output()
+        )
+    })
 }
 
 /// The alerts received so far, per agent, sentinels left out.
@@ -134,7 +157,9 @@ fn s1_watchdog_frozen_longer_than_its_session_is_one_down_then_one_recovered() {
         pid_alive(pid),
         "the agent runs while its watchdog is frozen"
     );
-    // The fault: frozen for 4 s, twice the session timeout.
+    // The fault: frozen for 4 s, twice the session timeout. Its premise (longer than the
+    // session) holds by construction: SIGCONT comes only after the server removed the liveness
+    // node, i.e. after the session expired.
     sleep_until(frozen + Duration::from_secs(4));
     wd.signal(Signal::SIGCONT);
     let thawed = Instant::now();
@@ -169,14 +194,26 @@ fn s1_watchdog_frozen_longer_than_its_session_is_one_down_then_one_recovered() {
 
 #[test]
 fn s1_watchdog_frozen_shorter_than_its_session_is_no_alert() {
+    with_premise("s1-short", s1_short);
+}
+
+fn s1_short() -> Result<(), String> {
     let pair = shared("s1_sigstop_short");
-    let wd = pair.watchdog("g1", &[], &[]);
+    let wd = watchdog_with_session(&pair, "g1", SHORT_FAULT_SESSION);
     let pid = pair.agent_pid("g1");
     let before = live_stat(&pair, "g1");
+    let session = negotiated(
+        ZkServer::shared(),
+        &session_hex(before.ephemeral_owner),
+        "the watchdog",
+    );
     wd.signal(Signal::SIGSTOP);
-    // The fault: frozen for 1 s, half the session timeout.
-    std::thread::sleep(Duration::from_secs(1));
+    let frozen = Instant::now();
+    // The fault: frozen for 1 s, well under the session timeout.
+    sleep_until(frozen + Duration::from_secs(1));
     wd.signal(Signal::SIGCONT);
+    let away = frozen.elapsed();
+    check_shorter_than_session("the watchdog's freeze", away, session)?;
     pair.sentinel("sentinel");
     assert_eq!(seen(&pair), expected(&[]), "a short freeze is not an alert");
     let after = live_stat(&pair, "g1");
@@ -191,10 +228,16 @@ fn s1_watchdog_frozen_shorter_than_its_session_is_no_alert() {
         wd.output()
     );
     assert_agent_kept(&wd, "g1", pid);
+    eprintln!("FIGURE s1-short: watchdog frozen {away:.2?} (session {session:?}); no alert");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. Standalone ZooKeeper stopped.
+
+/// The probe's session in the scenarios of faults shorter than the session: it writes the
+/// sentinel afterwards, so it must not lose its session either.
+const SHORT_PROBE_SESSION: Duration = Duration::from_secs(12);
 
 /// Waits until the watchdog is connected again with its session `owner` (the server's `cons`
 /// lists it); panics, quoting the log, if the watchdog gave its session up instead.
@@ -225,18 +268,29 @@ fn wait_watchdog_back_with_session(wd: &Proc, mark: usize, owner: i64, cons: imp
     }
 }
 
-// Timing-sensitive: ZooKeeper answers again 1.2-1.7 s after the stop here (1 s + JVM start), and
-// zookeeper-client retries about 0, 0.1, 0.3, 0.7, 1.5, 3.1 s after the loss but gives its session
-// up 2.8 s after it last heard. On a machine where the JVM takes over ~0.5 s to start, the watchdog
-// can lose its session: it then replaces its node and the watcher sends a false down + recovered
-// (as in the longer stop). Seen once, with two copies of this suite running at once on 2 cores.
+// ZooKeeper answers again 1.2-1.7 s after the stop here (1 s + JVM start), 3.3-3.5 s on a loaded
+// 2-core machine. With the scenarios' 2 s session that was a cliff edge: zookeeper-client gives its
+// session up 2.8 s after it last heard. Hence a 12 s session (for the watcher, the watchdog and the
+// probe), and the premise measured: ZooKeeper away under half of it.
 #[test]
 fn s2_zookeeper_stopped_shorter_than_the_session_is_no_alert() {
+    with_premise("s2-short", s2_short);
+}
+
+fn s2_short() -> Result<(), String> {
     let mut zk = ZkServer::start();
-    let pair = Pair::start(&zk.connect_string(), &unique_root("s2_short"));
-    let wd = pair.watchdog("z1", &[], &[]);
+    let mut pair = start_pair_with_session(
+        &zk.connect_string(),
+        &unique_root("s2_short"),
+        SHORT_FAULT_SESSION,
+    );
+    // The probe writes the sentinel afterwards: it must keep its session too.
+    pair.probe = ZkProbe::connect_with_session_timeout(&zk.connect_string(), SHORT_PROBE_SESSION);
+    let wd = watchdog_with_session(&pair, "z1", SHORT_FAULT_SESSION);
     let pid = pair.agent_pid("z1");
     let before = live_stat(&pair, "z1");
+    let session = negotiated(&zk, &session_hex(before.ephemeral_owner), "the watchdog")
+        .min(negotiated(&zk, &watcher_session(&pair), "the watcher"));
     let wd_mark = wd.mark();
     let w_mark = watcher(&pair).mark();
 
@@ -246,6 +300,11 @@ fn s2_zookeeper_stopped_shorter_than_the_session_is_no_alert() {
     std::thread::sleep(Duration::from_secs(1));
     zk.start_again();
     let back = stopped.elapsed();
+    check_shorter_than_session(
+        "ZooKeeper's absence (stopped until it answered again)",
+        back,
+        session,
+    )?;
     wait_watchdog_back_with_session(&wd, wd_mark, before.ephemeral_owner, || {
         zk.four_letter_word("cons").unwrap_or_default()
     });
@@ -270,24 +329,36 @@ fn s2_zookeeper_stopped_shorter_than_the_session_is_no_alert() {
     );
     assert_agent_kept(&wd, "z1", pid);
     eprintln!(
-        "FIGURE s2-short: ZooKeeper answering again after {back:?} (1 s stopped + JVM start); \
-         the watchdog back with its session after {reconnected:?}; the watcher: {}",
+        "FIGURE s2-short: ZooKeeper answering again after {back:?} (1 s stopped + JVM start; \
+         session {session:?}); the watchdog back with its session after {reconnected:?}; the \
+         watcher: {}",
         if w_line.contains("re-listing") {
             "same session"
         } else {
             "new session"
         }
     );
+    Ok(())
 }
 
 #[test]
 fn s2_zookeeper_frozen_shorter_than_the_session_is_no_alert() {
+    with_premise("s2-frozen", s2_frozen);
+}
+
+fn s2_frozen() -> Result<(), String> {
     // A 1 s stall of the server (a GC pause): SIGSTOP, then SIGCONT, no JVM start.
     let zk = ZkServer::start();
-    let pair = Pair::start(&zk.connect_string(), &unique_root("s2_frozen"));
-    let wd = pair.watchdog("z4", &[], &[]);
+    let pair = start_pair_with_session(
+        &zk.connect_string(),
+        &unique_root("s2_frozen"),
+        SHORT_FAULT_SESSION,
+    );
+    let wd = watchdog_with_session(&pair, "z4", SHORT_FAULT_SESSION);
     let pid = pair.agent_pid("z4");
     let before = live_stat(&pair, "z4");
+    let session = negotiated(&zk, &session_hex(before.ephemeral_owner), "the watchdog")
+        .min(negotiated(&zk, &watcher_session(&pair), "the watcher"));
     let wd_mark = wd.mark();
     let jvm = zk.pid().expect("ZooKeeper runs");
     signal_pid(jvm, Signal::SIGSTOP);
@@ -295,6 +366,8 @@ fn s2_zookeeper_frozen_shorter_than_the_session_is_no_alert() {
     // The fault: ZooKeeper frozen for 1 s.
     sleep_until(frozen + Duration::from_secs(1));
     signal_pid(jvm, Signal::SIGCONT);
+    let away = frozen.elapsed();
+    check_shorter_than_session("ZooKeeper's freeze", away, session)?;
     wait_watchdog_back_with_session(&wd, wd_mark, before.ephemeral_owner, || {
         zk.four_letter_word("cons").unwrap_or_default()
     });
@@ -312,23 +385,31 @@ fn s2_zookeeper_frozen_shorter_than_the_session_is_no_alert() {
     );
     assert_agent_kept(&wd, "z4", pid);
     eprintln!(
-        "FIGURE s2-frozen: ZooKeeper frozen 1 s; no alert; the watchdog's session kept: {}",
+        "FIGURE s2-frozen: ZooKeeper frozen {away:.2?} (session {session:?}); no alert; the \
+         watchdog's session kept: {}",
         !wd.output().contains("session lost")
     );
+    Ok(())
 }
 
 #[test]
 fn s2_zookeeper_unreachable_shorter_than_the_session_is_no_alert() {
+    with_premise("s2-unreachable", s2_unreachable);
+}
+
+fn s2_unreachable() -> Result<(), String> {
     // ZooKeeper keeps running; the watcher and the watchdog reach it through a proxy that cuts
     // them off for 1 s (the probe and the sentinel go direct).
     let zk = ZkServer::shared();
     let proxy = TcpProxy::start(&zk.connect_string());
     let mut pair = Pair::new(&zk.connect_string(), &unique_root("s2_unreachable"));
     pair.connect = proxy.connect_string();
-    pair.start_watcher();
-    let wd = pair.watchdog("z3", &[], &[]);
+    start_watcher_with_session(&mut pair, SHORT_FAULT_SESSION);
+    let wd = watchdog_with_session(&pair, "z3", SHORT_FAULT_SESSION);
     let pid = pair.agent_pid("z3");
     let before = live_stat(&pair, "z3");
+    let session = negotiated(zk, &session_hex(before.ephemeral_owner), "the watchdog")
+        .min(negotiated(zk, &watcher_session(&pair), "the watcher"));
     let wd_mark = wd.mark();
     let w_mark = watcher(&pair).mark();
 
@@ -337,6 +418,8 @@ fn s2_zookeeper_unreachable_shorter_than_the_session_is_no_alert() {
     // The fault: ZooKeeper unreachable for 1 s.
     sleep_until(cut + Duration::from_secs(1));
     proxy.unblock();
+    let away = cut.elapsed();
+    check_shorter_than_session("the cut", away, session)?;
     wait_watchdog_back_with_session(&wd, wd_mark, before.ephemeral_owner, || {
         zk.four_letter_word("cons").unwrap_or_default()
     });
@@ -363,23 +446,33 @@ fn s2_zookeeper_unreachable_shorter_than_the_session_is_no_alert() {
     );
     assert_agent_kept(&wd, "z3", pid);
     eprintln!(
-        "FIGURE s2-unreachable: cut off 1 s; the watchdog back with its session after \
-         {reconnected:?}; the watcher: {}",
+        "FIGURE s2-unreachable: cut off {away:.2?} (session {session:?}); the watchdog back with \
+         its session after {reconnected:?}; the watcher: {}",
         if w_line.contains("re-listing") {
             "same session"
         } else {
             "new session"
         }
     );
+    Ok(())
 }
 
 #[test]
 fn s2_zookeeper_stopped_longer_than_the_session_is_no_alert() {
+    with_premise("s2-long", s2_long);
+}
+
+fn s2_long() -> Result<(), String> {
     let mut zk = ZkServer::start();
     let mut pair = Pair::start(&zk.connect_string(), &unique_root("s2_long"));
     let wd = pair.watchdog("z2", &[], &[]);
     let pid = pair.agent_pid("z2");
     let owner = live_stat(&pair, "z2").ephemeral_owner;
+    let session = negotiated(&zk, &session_hex(owner), "the watchdog").max(negotiated(
+        &zk,
+        &watcher_session(&pair),
+        "the watcher",
+    ));
     let old_sessions = dumped_sessions(&zk.four_letter_word("dump").unwrap_or_default());
     let wd_mark = wd.mark();
     let w_mark = watcher(&pair).mark();
@@ -388,8 +481,11 @@ fn s2_zookeeper_stopped_longer_than_the_session_is_no_alert() {
     zk.stop();
     // The fault: ZooKeeper away for 5 s, longer than every client's session.
     std::thread::sleep(Duration::from_secs(5));
+    // Surely away until now (it answers only some time after this).
+    let away = stopped.elapsed();
     zk.start_again();
     let restarted = Instant::now();
+    check_longer_than_session("ZooKeeper's absence", away, session, Duration::from_secs(1))?;
     wd.wait_for_line_since(
         wd_mark,
         |l| l.contains("zookeeper session lost"),
@@ -428,6 +524,7 @@ fn s2_zookeeper_stopped_longer_than_the_session_is_no_alert() {
         "no alert: the agent never stopped (ZooKeeper away for 5 s)"
     );
     assert_agent_kept(&wd, "z2", pid);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,13 +545,36 @@ fn port_of(ens: &ZkEnsemble, i: usize) -> u16 {
         .expect("port")
 }
 
+/// The sessions of scenario 3: phases A and B are faults shorter than the session (the ensemble
+/// is without a leader for well under 4 s), phase C one longer (20 s without a quorum, against
+/// 12.4 s, that is 7/5 plus 3/20 of 8 s, after which every client has given its session up). A
+/// longer session would make phase C wait longer for the old sessions to expire.
+const S3_SESSION: &str = "8s";
+
 #[test]
 fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
+    with_premise("s3", s3_ensemble);
+}
+
+fn s3_ensemble() -> Result<(), String> {
     let mut ens = ZkEnsemble::start();
-    let mut pair = Pair::start(&ens.connect_string(), &unique_root("s3_ensemble"));
-    let wd = pair.watchdog("q1", &[], &[]);
+    let mut pair = start_pair_with_session(
+        &ens.connect_string(),
+        &unique_root("s3_ensemble"),
+        S3_SESSION,
+    );
+    pair.probe =
+        ZkProbe::connect_with_session_timeout(&ens.connect_string(), Duration::from_secs(8));
+    let wd = watchdog_with_session(&pair, "q1", S3_SESSION);
     let pid = pair.agent_pid("q1");
     let before = live_stat(&pair, "q1");
+    let (shortest, longest) = {
+        let ask = || cons_of_running(&ens);
+        let wd_session =
+            wait_negotiated_timeout(ask, &session_hex(before.ephemeral_owner), "the watchdog");
+        let w_session = wait_negotiated_timeout(ask, &watcher_session(&pair), "the watcher");
+        (wd_session.min(w_session), wd_session.max(w_session))
+    };
     let all_sessions = || -> BTreeSet<String> {
         cons_of_running(&ens)
             .iter()
@@ -473,6 +593,11 @@ fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
     ens.stop(leader);
     let new_leader = ens.leader_index();
     let elected = t.elapsed();
+    check_shorter_than_session(
+        "the ensemble without a leader (leader killed until another was elected)",
+        elected,
+        shortest,
+    )?;
     wait_sessions_connected(
         || cons_of_running(&ens),
         &sessions,
@@ -511,6 +636,12 @@ fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
     let had_watchdog = serves_watchdog(follower);
     let t = Instant::now();
     ens.stop(follower);
+    ens.leader_index();
+    check_shorter_than_session(
+        "the ensemble without a leader (a follower killed)",
+        t.elapsed(),
+        shortest,
+    )?;
     wait_sessions_connected(
         || cons_of_running(&ens),
         &sessions,
@@ -551,6 +682,13 @@ fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
     ens.stop(follower);
     // The fault: no quorum for 20 s.
     std::thread::sleep(Duration::from_secs(20));
+    // Surely without a quorum until now (the first node restarted restores it some time after).
+    check_longer_than_session(
+        "the quorum loss",
+        t.elapsed(),
+        longest,
+        Duration::from_secs(2),
+    )?;
     assert!(pid_alive(pid), "the agent runs on without a quorum");
     ens.start_again(leader);
     ens.start_again(follower);
@@ -561,7 +699,8 @@ fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
         deadline(5),
         "the watchdog to give up its old session",
     );
-    pair.probe = ZkProbe::connect(&ens.connect_string());
+    pair.probe =
+        ZkProbe::connect_with_session_timeout(&ens.connect_string(), Duration::from_secs(8));
     let (_, live) = wait_new_owner(&pair, "q1", before.ephemeral_owner, 30);
     let registered = restored.elapsed();
     assert_eq!(live["agent_pid"], pid, "the same agent registered: {live}");
@@ -584,21 +723,34 @@ fn s3_ensemble_leader_loss_follower_loss_and_quorum_loss_are_no_alert() {
         "no alert: the agent never stopped (quorum lost for 20 s)"
     );
     assert_agent_kept(&wd, "q1", pid);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // 4. A watchdog killed and restarted at once.
 
+// The premise: the new watchdog comes before the old session expires (else there is no stale node
+// to replace). With the scenarios' 2 s session that was 2 s against 0.14-0.18 s seen; on a loaded
+// machine, too close. Hence the 12 s session, and the premise measured.
 #[test]
 fn s4_watchdog_sigkilled_and_restarted_at_once_is_one_down_one_recovered_and_replaces_the_node() {
+    with_premise("s4", s4_kill_restart);
+}
+
+fn s4_kill_restart() -> Result<(), String> {
     let pair = shared("s4_kill_restart");
-    let first = pair.watchdog("k4", &[], &[]);
+    let first = watchdog_with_session(&pair, "k4", SHORT_FAULT_SESSION);
     let old_agent = pair.agent_pid("k4");
     let old = live_stat(&pair, "k4");
+    let session = negotiated(
+        ZkServer::shared(),
+        &session_hex(old.ephemeral_owner),
+        "the first watchdog",
+    );
     first.signal(Signal::SIGKILL);
     let killed = Instant::now();
     first.wait_exit(deadline(5));
-    let second = pair.watchdog("k4", &[], &[]);
+    let second = watchdog_with_session(&pair, "k4", SHORT_FAULT_SESSION);
     wait_pid_gone(
         old_agent,
         deadline(2),
@@ -617,16 +769,17 @@ fn s4_watchdog_sigkilled_and_restarted_at_once_is_one_down_one_recovered_and_rep
         || format!("{path}: {:?}", pair.probe.get_json(&path)),
     );
     let replaced = killed.elapsed();
+    check_shorter_than_session(
+        "the restart (SIGKILL until the new watchdog's liveness node)",
+        replaced,
+        session,
+    )?;
     assert_ne!(
         stat.ephemeral_owner, old.ephemeral_owner,
         "a new session owns it"
     );
     let new_agent = live["agent_pid"].as_i64().expect("agent_pid") as i32;
     assert!(new_agent != old_agent && pid_alive(new_agent), "{live}");
-    assert!(
-        replaced < Duration::from_secs(2),
-        "the stale node was replaced before the old session (2 s) could expire: {replaced:?}"
-    );
     assert!(
         second.output().contains("replacing a stale liveness node"),
         "the new watchdog replaced the stale node:\n{}",
@@ -646,6 +799,7 @@ fn s4_watchdog_sigkilled_and_restarted_at_once_is_one_down_one_recovered_and_rep
         arrival(&pair, "k4", "down").map(|t| t - killed)
     );
     assert!(second.is_running());
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,7 +820,16 @@ fn probe_agent(pair: &Pair, owner: &ZkProbe, id: &str) -> scenarios::Stat {
 
 #[test]
 fn s7_liveness_recreated_while_the_watcher_is_frozen_is_one_down_one_recovered() {
-    let pair = shared("s7_frozen");
+    with_premise("s7-frozen", s7_frozen);
+}
+
+fn s7_frozen() -> Result<(), String> {
+    let pair = start_pair_with_session(
+        &ZkServer::shared().connect_string(),
+        &unique_root("s7_frozen"),
+        SHORT_FAULT_SESSION,
+    );
+    let session = negotiated(ZkServer::shared(), &watcher_session(&pair), "the watcher");
     let owner = ZkProbe::connect(&pair.connect);
     let first = probe_agent(&pair, &owner, "v1");
     pair.sentinel("sentinel-0"); // the watcher has seen v1 live
@@ -680,9 +843,10 @@ fn s7_liveness_recreated_while_the_watcher_is_frozen_is_one_down_one_recovered()
         true,
     );
     assert_ne!(first.czxid, second.czxid);
-    // The fault: the watcher frozen for 1 s (its session is 2 s).
+    // The fault: the watcher frozen for 1 s (well under its session).
     sleep_until(frozen + Duration::from_secs(1));
     w.signal(Signal::SIGCONT);
+    check_shorter_than_session("the watcher's freeze", frozen.elapsed(), session)?;
     pair.wait_events("v1", &["down", "recovered"], 15);
     pair.sentinel("sentinel-1");
     assert_eq!(seen(&pair), expected(&[("v1", &["down", "recovered"])]));
@@ -691,16 +855,21 @@ fn s7_liveness_recreated_while_the_watcher_is_frozen_is_one_down_one_recovered()
         "the watcher kept its session:\n{}",
         w.output()
     );
+    Ok(())
 }
 
 #[test]
 fn s7_liveness_recreated_while_the_watcher_is_disconnected_is_one_down_one_recovered() {
+    with_premise("s7-disconnected", s7_disconnected);
+}
+
+fn s7_disconnected() -> Result<(), String> {
     // The watcher talks to ZooKeeper through a proxy that cuts it off; everyone else is direct.
     let zk = ZkServer::shared();
     let proxy = TcpProxy::start(&zk.connect_string());
     let mut pair = Pair::new(&zk.connect_string(), &unique_root("s7_disconnected"));
     pair.connect = proxy.connect_string();
-    pair.start_watcher();
+    start_watcher_with_session(&mut pair, SHORT_FAULT_SESSION);
     pair.connect = zk.connect_string();
     let owner = ZkProbe::connect(&pair.connect);
     let first = probe_agent(&pair, &owner, "v2");
@@ -708,21 +877,8 @@ fn s7_liveness_recreated_while_the_watcher_is_disconnected_is_one_down_one_recov
     let w = watcher(&pair);
     let mark = w.mark();
 
-    let session = w
-        .lines()
-        .iter()
-        .rev()
-        .find_map(|l| {
-            l.contains("zookeeper session established")
-                .then(|| l.rsplit("session=").next())
-                .flatten()
-                .and_then(|s| s.split_whitespace().next())
-                .map(|s| {
-                    s.trim_matches(|c: char| !c.is_ascii_alphanumeric())
-                        .to_owned()
-                })
-        })
-        .expect("the watcher logs its session id");
+    let session = watcher_session(&pair);
+    let timeout = negotiated(zk, &session, "the watcher");
     proxy.block();
     let cut = Instant::now();
     // The server has seen the watcher's connection close: it can send it nothing more.
@@ -743,9 +899,10 @@ fn s7_liveness_recreated_while_the_watcher_is_disconnected_is_one_down_one_recov
         true,
     );
     assert_ne!(first.czxid, second.czxid);
-    // The fault: the watcher cut off for 1 s (its session is 2 s, so it comes back with it).
+    // The fault: the watcher cut off for 1 s (well under its session, so it comes back with it).
     sleep_until(cut + Duration::from_secs(1));
     proxy.unblock();
+    check_shorter_than_session("the watcher's cut", cut.elapsed(), timeout)?;
     w.wait_for_line_since(
         mark,
         |l| l.contains("re-listing") || l.contains("session lost"),
@@ -760,6 +917,7 @@ fn s7_liveness_recreated_while_the_watcher_is_disconnected_is_one_down_one_recov
     pair.wait_events("v2", &["down", "recovered"], 15);
     pair.sentinel("sentinel-1");
     assert_eq!(seen(&pair), expected(&[("v2", &["down", "recovered"])]));
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

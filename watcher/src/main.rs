@@ -1,7 +1,21 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 use watcher::cli::Config;
+
+/// Writes to stdout and returns the error instead of panicking: `flume-watcher status | head -c
+/// 10` closes the pipe early, and `print!` would panic (exit 101) on that.
+fn out(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Writes one line to stderr, ignoring errors (a closed stderr must not turn into a panic).
+fn err(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 fn main() -> ExitCode {
     // Before the checks, which may warn (a credentials file others can read).
@@ -17,7 +31,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("flume-watcher: cannot start the runtime: {e}");
+            err(&format!("flume-watcher: cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -27,30 +41,44 @@ fn main() -> ExitCode {
             match runtime.block_on(watcher::run(cfg, cancel)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("flume-watcher: {e}");
+                    err(&format!("flume-watcher: {e}"));
                     ExitCode::from(1)
                 }
             }
         }
         Config::Status(args) => {
-            match runtime.block_on(watcher::status::read(&args.zk, &args.layout)) {
-                Ok(status) if args.json => match serde_json::to_string_pretty(&status) {
-                    Ok(text) => {
-                        println!("{text}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("flume-watcher status: {e}");
-                        ExitCode::from(1)
-                    }
-                },
-                Ok(status) => {
-                    print!("{}", watcher::status::leader_line(&status));
-                    print!("{}", watcher::status::table(&status.agents));
-                    ExitCode::SUCCESS
-                }
+            let status = match runtime.block_on(watcher::status::read(&args.zk, &args.layout)) {
+                Ok(status) => status,
                 Err(e) => {
-                    eprintln!("flume-watcher status: {e}");
+                    err(&format!("flume-watcher status: {e}"));
+                    return ExitCode::from(1);
+                }
+            };
+            // What was left out goes to stderr first, so that it is seen even when stdout is
+            // piped on; the table or JSON on stdout stays whole.
+            for note in &status.notes {
+                err(&format!("flume-watcher status: {note}"));
+            }
+            let text = if args.json {
+                match serde_json::to_string_pretty(&status) {
+                    Ok(text) => text + "\n",
+                    Err(e) => {
+                        err(&format!("flume-watcher status: {e}"));
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                watcher::status::leader_line(&status) + &watcher::status::table(&status.agents)
+            };
+            // A reader that stopped early (`| head`) had what it wanted: no failure. Anything
+            // else that kept the output from being written (a full disk) is one.
+            match out(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    err(&format!(
+                        "flume-watcher status: cannot write the output: {e}"
+                    ));
                     ExitCode::from(1)
                 }
             }

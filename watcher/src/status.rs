@@ -8,7 +8,7 @@ use zookeeper_client as zk;
 
 use common::config::ZkConfig;
 use common::records::{IdentityView, LivenessView};
-use common::{session, AgentId, AgentState, Layout};
+use common::{session, AgentId, AgentState, ExitRecord, Layout};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Row {
@@ -18,7 +18,20 @@ pub struct Row {
     pub state: &'static str,
     pub since: Option<String>,
     pub restarts: Option<u64>,
-    pub last_exit: Option<String>,
+    /// As stored in the identity node (`{code, signal, at}`), so scripts need not parse prose;
+    /// the table turns it into words.
+    pub last_exit: Option<ExitRecord>,
+    /// The agent's labels from its identity node (empty when it has none or they are unusable).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Row {
+    /// `exited with code 3 at …`, for people.
+    pub fn last_exit_words(&self) -> Option<String> {
+        self.last_exit
+            .as_ref()
+            .map(|e| format!("{} at {}", e.describe(), e.at))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +44,59 @@ pub enum StatusError {
     /// ZooKeeper answered `NoAuth`: the nodes are not readable without the right credentials.
     #[error("not authorized to read {root}: give the watchdogs' credentials with --zk-auth USER:PASSWORD, --zk-auth-file PATH or FLUME_WATCHER_ZK_AUTH{}", .user.as_ref().map(|u| format!(" (user {u} was refused)")).unwrap_or_default())]
     NotAuthorized { root: String, user: Option<String> },
+    /// The root is missing: usually a mistyped --root or a chroot in --zk that does not exist.
+    /// Said plainly, because an empty table would look like "no agents" and hide the mistake.
+    #[error("{root} does not exist at {connect}: no watchdog has registered there; check the chroot in --zk and --root")]
+    NoRoot { root: String, connect: String },
     #[error("ZooKeeper refused a read: {0}")]
     Zk(#[from] zk::Error),
 }
 
-/// What one agent's nodes say, as read: `(identity, identity mtime)`, `(liveness, liveness ctime)`.
-pub type Nodes = (Option<(IdentityView, i64)>, Option<(LivenessView, i64)>);
+/// What one agent's identity node says, as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub view: IdentityView,
+    /// The node's mtime (milliseconds since the epoch).
+    pub mtime: i64,
+    /// `IdentityView` leaves labels out (the watcher keeps one view per agent); status reads them
+    /// here.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What one agent's nodes say, as read: the identity, and `(liveness, liveness ctime)`.
+pub type Nodes = (Option<Identity>, Option<(LivenessView, i64)>);
+
+/// The labels of an identity node's JSON, leniently: anything but an object of strings is
+/// ignored, so a garbled node never fails status. The second value says what was left out.
+pub fn labels(data: &[u8]) -> (BTreeMap<String, String>, Option<String>) {
+    let Ok(serde_json::Value::Object(node)) = serde_json::from_slice::<serde_json::Value>(data)
+    else {
+        // IdentityView::parse reports that the node is not a JSON object.
+        return (BTreeMap::new(), None);
+    };
+    match node.get("labels") {
+        None | Some(serde_json::Value::Null) => (BTreeMap::new(), None),
+        Some(serde_json::Value::Object(map)) => {
+            let mut out = BTreeMap::new();
+            let mut bad = Vec::new();
+            for (k, v) in map {
+                match v.as_str() {
+                    Some(s) => {
+                        out.insert(k.clone(), s.to_owned());
+                    }
+                    None => bad.push(k.as_str()),
+                }
+            }
+            let note = (!bad.is_empty())
+                .then(|| format!("labels that are not strings left out: {}", bad.join(", ")));
+            (out, note)
+        }
+        Some(_) => (
+            BTreeMap::new(),
+            Some("labels is not an object; left out".to_owned()),
+        ),
+    }
+}
 
 /// The rows, decided from node contents alone.
 pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
@@ -45,17 +105,17 @@ pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
         .map(|(id, (identity, live))| {
             let host = identity
                 .as_ref()
-                .and_then(|(i, _)| i.host.clone())
+                .and_then(|i| i.view.host.clone())
                 .or_else(|| live.as_ref().and_then(|(l, _)| l.host.clone()));
             let live_since = live.as_ref().map(|(l, ctime)| {
                 l.since
                     .clone()
                     .unwrap_or_else(|| common::time::format(common::time::from_millis(*ctime)))
             });
-            let exit = identity.as_ref().and_then(|(i, _)| i.last_exit.clone());
+            let exit = identity.as_ref().and_then(|i| i.view.last_exit.clone());
             let (state, since) = match (identity, live) {
                 (Some(_), Some(_)) => ("up", live_since),
-                (Some((i, mtime)), None) => {
+                (Some(Identity { view: i, mtime, .. }), None) => {
                     let since = exit
                         .as_ref()
                         .map(|e| e.at.clone())
@@ -77,8 +137,12 @@ pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
                 host,
                 state,
                 since,
-                restarts: identity.as_ref().and_then(|(i, _)| i.restarts),
-                last_exit: exit.map(|e| format!("{} at {}", e.describe(), e.at)),
+                restarts: identity.as_ref().and_then(|i| i.view.restarts),
+                last_exit: exit,
+                labels: identity
+                    .as_ref()
+                    .map(|i| i.labels.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -92,6 +156,9 @@ pub struct Status {
     /// How many watchers take part in the election.
     pub watchers: usize,
     pub agents: Vec<Row>,
+    /// One line per node left out or read only in part, and why: said on stderr, never silent.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusError> {
@@ -101,7 +168,7 @@ pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusEr
             connect: zk_cfg.connect.to_string(),
             source,
         })?;
-    let result = read_with(&client, layout).await;
+    let result = read_with(&client, layout, &zk_cfg.connect.to_string()).await;
     session::close(client, Duration::from_secs(2)).await;
     match result {
         Err(StatusError::Zk(zk::Error::NoAuth)) => Err(StatusError::NotAuthorized {
@@ -112,12 +179,24 @@ pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusEr
     }
 }
 
-async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Status, StatusError> {
+async fn read_with(
+    client: &zk::Client,
+    layout: &Layout,
+    connect: &str,
+) -> Result<Status, StatusError> {
+    if client.check_stat(layout.root()).await?.is_none() {
+        return Err(StatusError::NoRoot {
+            root: layout.root().to_owned(),
+            connect: connect.to_owned(),
+        });
+    }
     let (leader, watchers) = leader(client, layout).await?;
+    let (agents, notes) = agents(client, layout).await?;
     Ok(Status {
         leader,
         watchers,
-        agents: agents(client, layout).await?,
+        agents,
+        notes,
     })
 }
 
@@ -157,21 +236,52 @@ async fn leader(
     Ok((None, count))
 }
 
-async fn agents(client: &zk::Client, layout: &Layout) -> Result<Vec<Row>, StatusError> {
+/// The rows, and a note for every node left out (a name that is not an agent id) or read only in
+/// part (garbled data: its row shows what could be used).
+async fn agents(
+    client: &zk::Client,
+    layout: &Layout,
+) -> Result<(Vec<Row>, Vec<String>), StatusError> {
     let mut agents: BTreeMap<String, Nodes> = BTreeMap::new();
+    let mut notes = Vec::new();
     for (dir, is_identity) in [(layout.agents_dir(), true), (layout.live_dir(), false)] {
-        for (name, data, stat) in
-            session::read_children(client, &dir, |n| AgentId::parse(n).is_ok()).await?
-        {
+        let mut bad_names = Vec::new();
+        let children = session::read_children(client, &dir, |n| match AgentId::parse(n) {
+            Ok(_) => true,
+            Err(_) => {
+                bad_names.push(n.to_owned());
+                false
+            }
+        })
+        .await?;
+        for name in bad_names {
+            notes.push(format!("skipped {dir}/{name}: not a valid agent id"));
+        }
+        for (name, data, stat) in children {
+            let path = format!("{dir}/{name}");
             let entry = agents.entry(name).or_default();
-            if is_identity {
-                entry.0 = Some((IdentityView::parse(&data).0, stat.mtime));
+            let garbled = if is_identity {
+                let (view, garbled) = IdentityView::parse(&data);
+                let (labels, label_note) = labels(&data);
+                entry.0 = Some(Identity {
+                    view,
+                    mtime: stat.mtime,
+                    labels,
+                });
+                garbled.map(|g| g.to_string()).or(label_note)
             } else {
-                entry.1 = Some((LivenessView::parse(&data).0, stat.ctime));
+                let (view, garbled) = LivenessView::parse(&data);
+                entry.1 = Some((view, stat.ctime));
+                garbled.map(|g| g.to_string())
+            };
+            if let Some(why) = garbled {
+                notes.push(format!(
+                    "read {path} only in part: {why}; its row shows what could be used"
+                ));
             }
         }
     }
-    Ok(rows(&agents))
+    Ok((rows(&agents), notes))
 }
 
 /// A plain table for people.
@@ -186,7 +296,7 @@ pub fn table(rows: &[Row]) -> String {
                 r.state.to_owned(),
                 r.since.clone().unwrap_or_else(|| "-".into()),
                 r.restarts.map_or_else(|| "-".into(), |n| n.to_string()),
-                r.last_exit.clone().unwrap_or_else(|| "-".into()),
+                r.last_exit_words().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -256,7 +366,6 @@ mod tests {
         .to_string();
         assert!(refused.ends_with("(user alice was refused)"), "{refused}");
     }
-    use common::ExitRecord;
 
     #[test]
     fn states_from_nodes() {
@@ -278,26 +387,37 @@ mod tests {
             since: Some("2026-11-21T01:00:01.000Z".into()),
             ..Default::default()
         };
+        let node = |view, mtime| Identity {
+            view,
+            mtime,
+            labels: BTreeMap::from([("team".to_owned(), "logs".to_owned())]),
+        };
         let agents: BTreeMap<String, Nodes> = BTreeMap::from([
             (
                 "a-up".to_owned(),
                 (
-                    Some((ident(AgentState::Running), 0)),
+                    Some(node(ident(AgentState::Running), 0)),
                     Some((live.clone(), 0)),
                 ),
             ),
             (
                 "b-down".to_owned(),
-                (Some((ident(AgentState::Backoff), 0)), None),
+                (Some(node(ident(AgentState::Backoff), 0)), None),
             ),
             (
                 "c-failed".to_owned(),
-                (Some((ident(AgentState::Failed), 0)), None),
+                (Some(node(ident(AgentState::Failed), 0)), None),
             ),
             ("d-stopping".to_owned(), (None, Some((live, 0)))),
             (
                 "e-garbage".to_owned(),
-                (Some((IdentityView::default(), 1_800_000_000_000)), None),
+                (
+                    Some(Identity {
+                        mtime: 1_800_000_000_000,
+                        ..Default::default()
+                    }),
+                    None,
+                ),
             ),
         ]);
         let r = rows(&agents);
@@ -315,9 +435,18 @@ mod tests {
         assert_eq!(r[0].since.as_deref(), Some("2026-11-21T01:00:01.000Z"));
         assert_eq!(r[1].since.as_deref(), Some("2026-11-21T01:00:00.000Z"));
         assert_eq!(
-            r[1].last_exit.as_deref(),
+            r[1].last_exit_words().as_deref(),
             Some("exited with code 3 at 2026-11-21T01:00:00.000Z")
         );
+        // JSON: the exit as stored, and the labels; a row without them says so plainly.
+        let json = serde_json::to_value(&r).expect("rows serialize");
+        assert_eq!(
+            json[1]["last_exit"],
+            serde_json::json!({"code": 3, "signal": null, "at": "2026-11-21T01:00:00.000Z"})
+        );
+        assert_eq!(json[1]["labels"], serde_json::json!({"team": "logs"}));
+        assert_eq!(json[3]["labels"], serde_json::json!({}));
+        assert_eq!(json[4]["last_exit"], serde_json::Value::Null);
         assert_eq!(r[4].since.as_deref(), Some("2027-01-15T08:00:00.000Z"));
         let t = table(&r);
         assert!(t.starts_with("ID "), "{t}");
@@ -327,5 +456,35 @@ mod tests {
                 && t.lines().nth(2).unwrap().contains("down"),
             "{t}"
         );
+        assert!(
+            t.contains("exited with code 3 at 2026-11-21T01:00:00.000Z"),
+            "the table keeps the exit in words: {t}"
+        );
+    }
+
+    #[test]
+    fn labels_are_read_leniently() {
+        let read = |data: &[u8]| labels(data);
+        assert_eq!(
+            read(br#"{"labels":{"team":"logs","dc":"x"}}"#),
+            (
+                BTreeMap::from([
+                    ("dc".to_owned(), "x".to_owned()),
+                    ("team".to_owned(), "logs".to_owned())
+                ]),
+                None
+            )
+        );
+        assert_eq!(read(br#"{"host":"h"}"#), (BTreeMap::new(), None));
+        assert_eq!(read(b"not json"), (BTreeMap::new(), None));
+        assert_eq!(read(b""), (BTreeMap::new(), None));
+        let (got, note) = read(br#"{"labels":{"team":"logs","n":3}}"#);
+        assert_eq!(
+            got,
+            BTreeMap::from([("team".to_owned(), "logs".to_owned())])
+        );
+        assert!(note.is_some_and(|n| n.contains('n')));
+        let (got, note) = read(br#"{"labels":[1,2]}"#);
+        assert!(got.is_empty() && note.is_some());
     }
 }
