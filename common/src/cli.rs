@@ -2,6 +2,7 @@
 //! problem of a command line at once (clap alone stops at the first).
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -139,7 +140,8 @@ impl Refusal {
                 ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
             }
             Refusal::Problems(problems) => {
-                eprint!("{problems}");
+                // Nor is a closed stderr: the exit code still says the flags were bad.
+                let _ = write!(std::io::stderr(), "{problems}");
                 ExitCode::from(2)
             }
         }

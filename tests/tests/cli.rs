@@ -323,6 +323,63 @@ fn each_binary_reads_its_own_zookeeper_variables() {
     }
 }
 
+/// A pipe whose reader is gone, as a command's stdout or stderr.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer
+}
+
+/// Runs `flume-watchdog args` with stdout and stderr closed pipes; its exit code.
+fn exit_code_unread(args: &[&str]) -> Option<i32> {
+    Command::new(bin("flume-watchdog"))
+        .args(args)
+        .env_remove("FLUME_WATCHDOG_ZK")
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .status()
+        .unwrap_or_else(|e| panic!("run flume-watchdog {args:?}: {e}"))
+        .code()
+}
+
+/// `flume-watchdog` must say what happened by its exit code even when nobody reads what it
+/// writes: a closed pipe on stdout and stderr (a reader that went away) is no reason to panic
+/// (exit 101).
+#[test]
+fn a_closed_output_changes_no_exit_code() {
+    // A port where nothing listens: stop fails, and says so on stderr, without a log line.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .to_string();
+    for (args, code) in [
+        (&["run", "--bogus"][..], 2),
+        (
+            &["stop", "--zk", port.as_str(), "--id", "a1", "--wait", "1s"],
+            1,
+        ),
+    ] {
+        assert_eq!(
+            exit_code_unread(args),
+            Some(code),
+            "flume-watchdog {args:?}"
+        );
+    }
+}
+
+/// The same, when the command logs a warning first (ZooKeeper does not answer): tracing's
+/// subscriber reports its own failed write with `eprintln!`, which panics on the closed stderr.
+/// The fix belongs to `common/src/logging.rs` (`.log_internal_errors(false)`).
+#[test]
+#[ignore = "fails until common/src/logging.rs sets log_internal_errors(false)"]
+fn a_closed_output_changes_no_exit_code_after_a_log_line() {
+    let trap = ZkTrap::new();
+    let zk = trap.connect_string();
+    let args = ["stop", "--zk", zk.as_str(), "--id", "a1", "--wait", "1s"];
+    assert_eq!(exit_code_unread(&args), Some(1), "flume-watchdog {args:?}");
+    assert!(trap.connections() > 0, "stop did not try ZooKeeper");
+}
+
 #[test]
 fn help_names_every_variable_and_exits_0() {
     const ZK: &str = "ZK ROOT SESSION_TIMEOUT ZK_AUTH ZK_AUTH_FILE ZK_ACL";
