@@ -2,6 +2,7 @@
 //! problem of a command line at once (clap alone stops at the first).
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use crate::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig
 use crate::layout::DEFAULT_ROOT;
 use crate::Layout;
 
-/// The ZooKeeper flags of every command of both binaries. They carry no environment variable
-/// here: each binary names them with its own prefix through [`with_zk_env`].
+/// The ZooKeeper connection flags of every command of both binaries. They carry no environment
+/// variable here: each binary names them with its own prefix through [`with_zk_env`].
 #[derive(Args, Debug)]
 pub struct ZkArgs {
     /// ZooKeeper connect string, e.g. zk1:2181,zk2:2181/kafka
@@ -23,9 +24,6 @@ pub struct ZkArgs {
     /// Root of the watchdogs' nodes
     #[arg(long, default_value = DEFAULT_ROOT)]
     pub root: String,
-    /// ZooKeeper session timeout: how long a dead host goes unnoticed
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub session_timeout: Duration,
     /// ZooKeeper digest credentials USER:PASSWORD, the same for all watchdogs and watchers of a
     /// root (command lines are visible to other users: prefer --zk-auth-file or the environment)
     #[arg(
@@ -39,37 +37,44 @@ pub struct ZkArgs {
     /// File holding the ZooKeeper credentials USER:PASSWORD (one line; keep it mode 0600)
     #[arg(long = "zk-auth-file", value_name = "PATH")]
     pub zk_auth_file: Option<PathBuf>,
-    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
-    /// or world-all (default without)
-    #[arg(long = "zk-acl", value_name = "GRANTS")]
-    pub zk_acl: Option<String>,
 }
 
+/// The session timeout of a command that does one thing and ends (`stop`, `status`). Such a
+/// command creates no node, so neither the timeout nor an ACL is its user's concern: the timeout
+/// only bounds how long it waits for ZooKeeper to answer.
+pub const ONE_SHOT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ZkArgs {
-    /// Checks the flags, adding every problem to `errors`; the settings if there were none.
+    /// The settings of a one-shot command ([`ONE_SHOT_SESSION_TIMEOUT`], the default ACL),
+    /// adding every problem to `errors`; `None` if there was one.
     pub fn into_config(&self, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
+        self.config(ONE_SHOT_SESSION_TIMEOUT, None, errors)
+    }
+
+    fn config(
+        &self,
+        session_timeout: Duration,
+        acl: Option<&str>,
+        errors: &mut Vec<String>,
+    ) -> Option<(ZkConfig, Layout)> {
+        let before = errors.len();
         let connect = ConnectString::parse(&self.zk)
             .map_err(|e| errors.push(e.to_string()))
             .ok();
         let layout = Layout::new(&self.root)
             .map_err(|e| errors.push(format!("--root: {e}")))
             .ok();
-        if self.session_timeout < Duration::from_millis(100) {
-            errors.push(format!(
-                "--session-timeout {:?} is too short",
-                self.session_timeout
-            ));
-        }
-        let (auth, acl) = zk_security(
+        let security = zk_security(
             self.zk_auth.as_ref(),
             self.zk_auth_file.as_deref(),
-            self.zk_acl.as_deref(),
+            acl,
             errors,
-        )?;
+        );
+        let (auth, acl) = security.filter(|_| errors.len() == before)?;
         Some((
             ZkConfig {
                 connect: connect?,
-                session_timeout: self.session_timeout,
+                session_timeout,
                 auth,
                 acl,
             },
@@ -78,11 +83,55 @@ impl ZkArgs {
     }
 }
 
+/// The ZooKeeper flags of a command that stays (`run`): the connection flags, and the two that
+/// only matter to a session that lives on and creates nodes.
+#[derive(Args, Debug)]
+pub struct ZkRunArgs {
+    #[command(flatten)]
+    pub connection: ZkArgs,
+    /// ZooKeeper session timeout: how long a dead host goes unnoticed
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub session_timeout: Duration,
+    /// ACL of the nodes created: creator-all,world-read (default with credentials), creator-all,
+    /// or world-all (default without)
+    #[arg(long = "zk-acl", value_name = "GRANTS")]
+    pub zk_acl: Option<String>,
+}
+
+impl ZkRunArgs {
+    /// Checks the flags, adding every problem to `errors`; the settings if there were none.
+    pub fn into_config(&self, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
+        let short = self.session_timeout < Duration::from_millis(100);
+        if short {
+            errors.push(format!(
+                "--session-timeout {:?} is too short",
+                self.session_timeout
+            ));
+        }
+        let config = self
+            .connection
+            .config(self.session_timeout, self.zk_acl.as_deref(), errors);
+        config.filter(|_| !short)
+    }
+}
+
+/// Clap value parser of every duration flag: [`parse_duration`], with a clear word for a
+/// negative value (humantime alone answers "expected number at 0").
+pub fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(
+            "a duration cannot be negative (write durations like 500ms, 10s, 2m, 1h 30m)"
+                .to_owned(),
+        );
+    }
+    parse_duration(s)
+}
+
 /// Gives each ZooKeeper flag, wherever `cmd` or its subcommands have it, the environment variable
 /// `<prefix>_<ID>` (`FLUME_WATCHDOG_ZK_AUTH` for `--zk-auth`): the variables are a documented
 /// contract that differs between the binaries only by this prefix.
 pub fn with_zk_env(cmd: Command, prefix: &str) -> Command {
-    let ids: Vec<String> = ZkArgs::augment_args(Command::new("zk"))
+    let ids: Vec<String> = ZkRunArgs::augment_args(Command::new("zk"))
         .get_arguments()
         .map(|a| a.get_id().to_string())
         .collect();
@@ -139,7 +188,8 @@ impl Refusal {
                 ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
             }
             Refusal::Problems(problems) => {
-                eprint!("{problems}");
+                // Nor is a closed stderr: the exit code still says the flags were bad.
+                let _ = write!(std::io::stderr(), "{problems}");
                 ExitCode::from(2)
             }
         }
@@ -176,13 +226,43 @@ impl std::fmt::Display for Problems {
 /// removes at least one argument or variable, so this only bounds pathological input.
 const MAX_ROUNDS: usize = 32;
 
+/// A flag whose environment variable holds a list split at `delimiter` (`FLUME_WATCHER_WEBHOOK`
+/// holds URLs separated by spaces), while a value given on the command line is one value, judged
+/// whole: the flag is repeated for more.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvList {
+    /// The flag's long name, without `--`.
+    pub long: &'static str,
+    pub delimiter: char,
+}
+
+/// Parses `args` with `cmd` (the command of `C`) and checks the result with `check`, listing every
+/// problem at once: see [`parse_with_env_lists`].
+pub fn parse<C, T, I, A>(
+    cmd: Command,
+    args: I,
+    check: impl FnOnce(C) -> Result<T, ConfigErrors>,
+) -> Result<T, Refusal>
+where
+    C: FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<OsString>,
+{
+    parse_with_env_lists(cmd, &[], args, check)
+}
+
 /// Parses `args` with `cmd` (the command of `C`) and checks the result with `check`, listing every
 /// problem at once: clap stops at the first unknown argument or bad value, so each one it refuses
 /// is noted and taken out (with the value of an unknown flag, which may be a secret), and the rest
 /// is parsed again. A checked problem that names a flag whose value was refused is left out: it
 /// judged the default, not what was given.
-pub fn parse<C, T, I, A>(
+///
+/// A value that starts with `-` is given to its flag (see [`attach_hyphen_values`]), and the
+/// variables of `env_lists` are split while their flags' values are not. A refused value of a flag
+/// that hides its environment value (a secret may be in it) is shown with its secrets masked.
+pub fn parse_with_env_lists<C, T, I, A>(
     mut cmd: Command,
+    env_lists: &[EnvList],
     args: I,
     check: impl FnOnce(C) -> Result<T, ConfigErrors>,
 ) -> Result<T, Refusal>
@@ -192,22 +272,24 @@ where
     A: Into<OsString>,
 {
     let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    attach_hyphen_values(&cmd, &mut args);
     let mut problems: Vec<String> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut parsed = None;
     for _ in 0..MAX_ROUNDS {
         // A fresh copy each round: clap builds the command it parses with, and a built command
         // is not meant to be changed (a refused variable is forgotten below).
-        let error = match cmd.clone().try_get_matches_from_mut(&args) {
-            Ok(matches) => {
-                match C::from_arg_matches(&matches) {
-                    Ok(c) => parsed = Some(c),
-                    Err(e) => problems.push(one_line(&e)),
+        let error =
+            match split_env_lists(cmd.clone(), env_lists, &args).try_get_matches_from_mut(&args) {
+                Ok(matches) => {
+                    match C::from_arg_matches(&matches) {
+                        Ok(c) => parsed = Some(c),
+                        Err(e) => problems.push(one_line(&e)),
+                    }
+                    break;
                 }
-                break;
-            }
-            Err(e) => e,
-        };
+                Err(e) => e,
+            };
         if matches!(
             error.kind(),
             ErrorKind::DisplayHelp
@@ -219,7 +301,7 @@ where
             }
             break;
         }
-        let mut problem = one_line(&error);
+        let mut problem = masked(one_line(&error), &error, &cmd);
         let taken_out = match error.kind() {
             ErrorKind::UnknownArgument => take_out_unknown(&error, &mut args, &cmd),
             ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
@@ -261,6 +343,143 @@ where
         usage,
         help,
     }))
+}
+
+/// Joins `--flag VALUE` into `--flag=VALUE` where the flag takes a value and the value starts with
+/// one `-` (`--backoff-initial -1s`) but is not a short flag of `cmd`: clap would take such a
+/// value for an unknown short flag, and its refusal would then name `-1` instead of judging the
+/// value, and hide every problem after it. A value that starts with `--` is left alone: it is
+/// far likelier a flag (a mistyped one) than a value, and clap then says the value is missing.
+/// Only before `--`: what follows is the agent's.
+fn attach_hyphen_values(cmd: &Command, args: &mut Vec<OsString>) {
+    let mut built = cmd.clone();
+    built.build();
+    let mut all = vec![&built];
+    let mut i = 0;
+    while i < all.len() {
+        all.extend(all[i].get_subcommands());
+        i += 1;
+    }
+    let args_of = || all.iter().flat_map(|c| c.get_arguments());
+    let takes_value =
+        |long: &str| args_of().any(|a| a.get_long() == Some(long) && a.get_action().takes_values());
+    let is_flag = |a: &str| {
+        a.strip_prefix('-')
+            .and_then(|short| short.chars().next())
+            .is_some_and(|c| args_of().any(|arg| arg.get_short() == Some(c)))
+    };
+    let mut i = 1;
+    while i + 1 < options_end(args) {
+        let (flag, value) = (args[i].to_string_lossy(), args[i + 1].to_string_lossy());
+        let joins = flag
+            .strip_prefix("--")
+            .is_some_and(|long| !long.contains('=') && takes_value(long))
+            && value.starts_with('-')
+            && !value.starts_with("--")
+            && !is_flag(&value);
+        if joins {
+            let mut joined = args[i].clone();
+            joined.push("=");
+            joined.push(&args[i + 1]);
+            args.splice(i..i + 2, [joined]);
+        }
+        i += 1;
+    }
+}
+
+/// `cmd` for one round of [`parse_with_env_lists`]: each flag of `env_lists` that `args` does not
+/// give splits its environment variable at its delimiter. Clap applies a delimiter to a flag's
+/// values and its variable alike, and reads the variable only when the flag is not given, so the
+/// delimiter is set exactly when the variable is what will be read.
+fn split_env_lists(cmd: Command, env_lists: &[EnvList], args: &[OsString]) -> Command {
+    let end = options_end(args);
+    let given = |long: &str| {
+        let (flag, attached) = (format!("--{long}"), format!("--{long}="));
+        args[1.min(end)..end].iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == flag || a.starts_with(&attached)
+        })
+    };
+    env_lists
+        .iter()
+        .filter(|list| !given(list.long))
+        .fold(cmd, |cmd, list| {
+            map_args(cmd, &|a: Arg| {
+                if a.get_long() == Some(list.long) {
+                    a.value_delimiter(list.delimiter)
+                } else {
+                    a
+                }
+            })
+        })
+}
+
+/// `problem`, clap's line for `error`, with the refused value's secrets masked when its flag
+/// hides its environment value: clap quotes a refused value whole, tokens and all.
+fn masked(problem: String, error: &clap::Error, cmd: &Command) -> String {
+    let (Some(arg), Some(value)) = (
+        context(error, ContextKind::InvalidArg),
+        context(error, ContextKind::InvalidValue),
+    ) else {
+        return problem;
+    };
+    let long = arg.split(' ').next().and_then(|f| f.strip_prefix("--"));
+    if !long
+        .and_then(|long| find_arg(cmd, long))
+        .is_some_and(Arg::is_hide_env_values_set)
+    {
+        return problem;
+    }
+    problem.replace(&format!("'{value}'"), &format!("'{}'", mask_secrets(value)))
+}
+
+/// `value` with what may be a secret shown as `***`: a URL's user info, whatever follows an `=`
+/// (query values, `secret=S`) up to the next `&`, `,`, `;`, `#` or blank, and path segments
+/// that look like tokens (16 characters or more, with a digit). Everything else is kept, so the
+/// user still sees what was refused.
+pub fn mask_secrets(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let (head, rest) = match value.find("://") {
+        Some(at) => value.split_at(at + 3),
+        None => ("", value),
+    };
+    out.push_str(head);
+    let mut rest = rest;
+    if !head.is_empty() {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            out.push_str("***");
+            rest = &rest[at..];
+        }
+    }
+    let path_end = rest.find(['?', '#', '=']).unwrap_or(rest.len());
+    let path = rest[..path_end]
+        .split('/')
+        .map(|segment| {
+            let token = segment.len() >= 16 && segment.bytes().any(|b| b.is_ascii_digit());
+            if token {
+                "***"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    out.push_str(&path);
+    let mut hiding = false;
+    for c in rest[path_end..].chars() {
+        if hiding && (matches!(c, '&' | ',' | ';' | '#') || c.is_whitespace()) {
+            hiding = false;
+        }
+        if !hiding {
+            out.push(c);
+        }
+        if c == '=' && !hiding {
+            out.push_str("***");
+            hiding = true;
+        }
+    }
+    out
 }
 
 /// Clap's message for `e` on one line, without its usage and its pointer to `--help` (given
@@ -433,16 +652,29 @@ mod tests {
     enum Sub {
         One {
             #[command(flatten)]
-            zk: ZkArgs,
+            zk: ZkRunArgs,
             #[arg(long)]
             other: Option<String>,
             #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
             delays: Vec<Duration>,
+            /// A flag whose value may hold a secret, refused when it has a blank.
+            #[arg(long, env = "TEST_PREFIX_UNSET_HOOK", hide_env_values = true, value_parser = no_blank)]
+            hook: Vec<String>,
         },
         Two {
+            #[command(flatten)]
+            zk: ZkArgs,
             #[arg(long)]
             other: Option<String>,
         },
+    }
+
+    fn no_blank(s: &str) -> Result<String, String> {
+        if s.contains(' ') {
+            Err("it has a blank".to_owned())
+        } else {
+            Ok(s.to_owned())
+        }
     }
 
     #[test]
@@ -469,6 +701,22 @@ mod tests {
         }
         assert_eq!(env("one", "other"), None);
         assert_eq!(env("two", "other"), None);
+        // A one-shot command has the connection flags only, with the same variables.
+        let two = cmd.find_subcommand("two").expect("two");
+        for (id, var) in [
+            ("zk", "TEST_PREFIX_ZK"),
+            ("root", "TEST_PREFIX_ROOT"),
+            ("zk_auth", "TEST_PREFIX_ZK_AUTH"),
+            ("zk_auth_file", "TEST_PREFIX_ZK_AUTH_FILE"),
+        ] {
+            assert_eq!(env("two", id).as_deref(), Some(var));
+        }
+        for id in ["session_timeout", "zk_acl"] {
+            assert!(
+                two.get_arguments().all(|a| a.get_id() != id),
+                "two has {id}"
+            );
+        }
         let zk_auth = cmd
             .find_subcommand("one")
             .and_then(|s| s.get_arguments().find(|a| a.get_id() == "zk_auth"))
@@ -495,16 +743,47 @@ mod tests {
         assert_eq!(layout.root(), "/r");
     }
 
+    #[test]
+    fn a_one_shot_command_waits_10s_and_uses_the_default_acl() {
+        use clap::CommandFactory;
+        for (auth, acl) in [
+            (&[][..], "world-all"),
+            (&["--zk-auth", "alice:pw"][..], "creator-all,world-read"),
+        ] {
+            let args = [&["t", "two", "--zk", "z:1"][..], auth].concat();
+            let cli: Cli = parse_strict(with_zk_env(Cli::command(), "TEST_PREFIX_UNSET"), args)
+                .expect("parses");
+            let Sub::Two { zk, .. } = cli.command else {
+                panic!("expected two");
+            };
+            let mut errors = Vec::new();
+            let (cfg, _) = zk.into_config(&mut errors).expect("valid");
+            assert_eq!(cfg.session_timeout, Duration::from_secs(10));
+            assert_eq!(cfg.acl.spec().to_string(), acl);
+        }
+        let found = problems(&["two", "--zk", "z:1", "--session-timeout", "1s"]);
+        assert_eq!(
+            found,
+            ["unexpected argument '--session-timeout' found"],
+            "{found:?}"
+        );
+    }
+
     /// The test command's checks: the ZooKeeper flags', and one that judges --session-timeout.
     fn check(cli: Cli) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
-        if let Sub::One { zk, other, .. } = cli.command {
-            zk.into_config(&mut errors);
-            if other.as_deref() == Some("judge") {
-                errors.push(format!(
-                    "--session-timeout {:?} does not suit --other",
-                    zk.session_timeout
-                ));
+        match cli.command {
+            Sub::One { zk, other, .. } => {
+                zk.into_config(&mut errors);
+                if other.as_deref() == Some("judge") {
+                    errors.push(format!(
+                        "--session-timeout {:?} does not suit --other",
+                        zk.session_timeout
+                    ));
+                }
+            }
+            Sub::Two { zk, .. } => {
+                zk.into_config(&mut errors);
             }
         }
         if errors.is_empty() {
@@ -617,6 +896,107 @@ mod tests {
                 "t: the following required arguments were not provided: --zk <ZK>\n\
                  \n{usage}\nFor more information, try 't one --help'.\n"
             )
+        );
+    }
+
+    #[test]
+    fn a_value_that_starts_with_a_hyphen_is_judged_and_hides_nothing() {
+        let found = problems(&[
+            "one",
+            "--zk",
+            "z:1",
+            "--session-timeout",
+            "-1s",
+            "--bogus",
+            "--root",
+            "relative",
+        ]);
+        let text = found.join("\n");
+        for want in [
+            "invalid value '-1s' for '--session-timeout <SESSION_TIMEOUT>': a duration cannot be negative",
+            "unexpected argument '--bogus'",
+            "--root",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert_eq!(found.len(), 3, "{text}");
+        // Attached already, or in a list: judged the same.
+        let found = problems(&["one", "--zk", "z:1", "--delays=-2s", "--other", "-x"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("'-2s' for '--delays"), "{found:?}");
+    }
+
+    #[test]
+    fn a_flag_or_the_end_of_the_options_is_not_taken_for_a_value() {
+        let joined = |args: &[&str]| {
+            use clap::CommandFactory;
+            let mut args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            attach_hyphen_values(&Cli::command(), &mut args);
+            args
+        };
+        assert_eq!(
+            joined(&["t", "one", "--other", "-x", "--zk", "-z"]),
+            ["t", "one", "--other=-x", "--zk=-z"]
+        );
+        for kept in [
+            &["t", "one", "--other", "--zk", "z:1"][..],
+            &["t", "one", "--other", "--zk=z:1"],
+            &["t", "one", "--other", "-h"],
+            &["t", "one", "--other", "--"],
+            &["t", "one", "--other", "--help"],
+            &["t", "one", "--other", "--bogus"],
+            // A flag that takes no value, and what follows `--`.
+            &["t", "--version", "-x"],
+            &["t", "one", "--", "--other", "-x"],
+        ] {
+            assert_eq!(joined(kept), kept, "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_variable_is_split_and_a_flag_value_is_not() {
+        use clap::CommandFactory;
+        let lists = [EnvList {
+            long: "hook",
+            delimiter: ' ',
+        }];
+        let delimiter = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            let cmd = split_env_lists(Cli::command(), &lists, &args);
+            let one = cmd.find_subcommand("one").expect("one");
+            let hook = one.get_arguments().find(|a| a.get_id() == "hook");
+            hook.and_then(Arg::get_value_delimiter)
+        };
+        assert_eq!(delimiter(&["t", "one", "--zk", "z:1"]), Some(' '));
+        assert_eq!(delimiter(&["t", "one", "--hook", "a b"]), None);
+        assert_eq!(delimiter(&["t", "one", "--hook=a b"]), None);
+        // What follows `--` is not the flag.
+        assert_eq!(delimiter(&["t", "one", "--", "--hook"]), Some(' '));
+        let found = problems(&["one", "--zk", "z:1", "--hook", "not a url"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("'not a url'"), "{found:?}");
+    }
+
+    #[test]
+    fn a_refused_secret_value_is_shown_masked() {
+        let found = problems(&[
+            "one",
+            "--zk",
+            "z:1",
+            "--hook",
+            "https://u:pw@h/a/abcdEFGH1234ijkl?access_token=T0K;secret=S3C x",
+        ]);
+        assert_eq!(
+            found,
+            [
+                "invalid value 'https://***@h/a/***?access_token=***;secret=*** x' \
+              for '--hook <HOOK>': it has a blank"
+            ]
+        );
+        assert_eq!(mask_secrets("not a url"), "not a url");
+        assert_eq!(
+            mask_secrets("http://h/x?a=1&b=2,secret=S#f"),
+            "http://h/x?a=***&b=***,secret=***#f"
         );
     }
 

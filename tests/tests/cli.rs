@@ -76,6 +76,8 @@ fn every_command_lists_every_problem_and_starts_nothing() {
                 "nokey",
                 "--max-restarts",
                 "3",
+                "--backoff-initial",
+                "-1s",
                 "--",
                 "sh",
                 "-c",
@@ -89,6 +91,8 @@ fn every_command_lists_every_problem_and_starts_nothing() {
                 "--id: agent id \"no/slash\"",
                 "--label \"nokey\"",
                 "--max-restarts and --restart-window",
+                "invalid value '-1s' for '--backoff-initial <BACKOFF_INITIAL>': \
+                 a duration cannot be negative",
             ],
         ),
         (
@@ -102,7 +106,8 @@ fn every_command_lists_every_problem_and_starts_nothing() {
                 "invalid value 'never' for '--wait",
                 "--id: agent id \"bad id\"",
                 "--root: root \"rel\"",
-                "unknown grant \"nobody\"",
+                // stop creates no node: the ACL of created nodes is not its flag.
+                "unexpected argument '--zk-acl'",
             ],
         ),
         (
@@ -112,7 +117,9 @@ fn every_command_lists_every_problem_and_starts_nothing() {
                 "--zk",
                 "ZK",
                 "--webhook",
-                "not-a-url",
+                "not a url",
+                "--dingtalk",
+                "https://oapi.dingtalk.com/robot/send?access_token=T0K3N;secret=S3CR3T",
                 "--recovered-after",
                 "soon",
                 "--retry-initial",
@@ -123,7 +130,10 @@ fn every_command_lists_every_problem_and_starts_nothing() {
             ],
             &[
                 "unexpected argument '--bogus'",
-                "invalid value 'not-a-url' for '--webhook",
+                "invalid value 'not a url' for '--webhook",
+                "invalid value 'https://oapi.dingtalk.com/robot/send?access_token=***;secret=***' \
+                 for '--dingtalk <URL[,secret=S]>': the secret must follow the URL after a comma: \
+                 write URL,secret=S",
                 "invalid value 'soon' for '--recovered-after",
                 "--retry-initial must be more than 0",
                 "--root: root \"nope/\"",
@@ -145,7 +155,8 @@ fn every_command_lists_every_problem_and_starts_nothing() {
             &[
                 "unexpected argument '--bogus'",
                 "--root: root \"rel\"",
-                "--session-timeout 1ms is too short",
+                // status holds no session past its end: the timeout is not its flag.
+                "unexpected argument '--session-timeout'",
             ],
         ),
     ];
@@ -170,6 +181,13 @@ fn every_command_lists_every_problem_and_starts_nothing() {
             refused.1
         );
         assert_eq!(trap.connections(), 0, "{what}: ZooKeeper was contacted");
+        for secret in ["T0K3N", "S3CR3T"] {
+            assert!(
+                !refused.1.contains(secret),
+                "{what}: shows {secret}:\n{}",
+                refused.1
+            );
+        }
     }
     assert!(!marker.exists(), "the agent must not have been started");
 }
@@ -244,17 +262,23 @@ impl ZkTrap {
 }
 
 /// The ZooKeeper flags are defined once for both binaries; each must still read its own variables,
-/// the documented ones, and not the other binary's.
+/// the documented ones, and not the other binary's. The one-shot commands (`stop`, `status`) read
+/// only the connection's: the session timeout and the ACL belong to `run`.
 #[test]
 fn each_binary_reads_its_own_zookeeper_variables() {
-    for (binary, command) in [
+    for (binary, command, stays) in [
         (
             "flume-watchdog",
             &["stop", "--id", "a1", "--wait", "1s"][..],
+            false,
         ),
-        ("flume-watchdog", &["run", "--id", "a1", "--", "true"][..]),
-        ("flume-watcher", &["status"][..]),
-        ("flume-watcher", &["run", "--console"][..]),
+        (
+            "flume-watchdog",
+            &["run", "--id", "a1", "--", "true"][..],
+            true,
+        ),
+        ("flume-watcher", &["status"][..], false),
+        ("flume-watcher", &["run", "--console"][..], true),
     ] {
         let own = prefix(binary);
         let other = prefix(if binary == "flume-watchdog" {
@@ -269,18 +293,29 @@ fn each_binary_reads_its_own_zookeeper_variables() {
         let bad = [
             (var("ZK"), "envzk::"),
             (var("ROOT"), "envroot"),
-            (var("ZK_ACL"), "envgrant"),
             (var("ZK_AUTH_FILE"), "/nonexistent/envfile"),
+            (var("ZK_ACL"), "envgrant"),
             (timeout.clone(), "envsoon"),
         ];
         let env: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let named = format!("(from {timeout})");
-        let mut problems: Vec<&str> = bad.iter().map(|(_, v)| *v).collect();
-        problems.extend([
-            "invalid value 'envsoon' for '--session-timeout <SESSION_TIMEOUT>'",
-            &named,
-        ]);
-        assert_refused(&what, &run_with_env(binary, command, &env), &problems);
+        let (read, unread) = bad.split_at(if stays { bad.len() } else { 3 });
+        let mut problems: Vec<&str> = read.iter().map(|(_, v)| *v).collect();
+        if stays {
+            problems.extend([
+                "invalid value 'envsoon' for '--session-timeout <SESSION_TIMEOUT>'",
+                &named,
+            ]);
+        }
+        let refused = run_with_env(binary, command, &env);
+        assert_refused(&what, &refused, &problems);
+        for (var, value) in unread {
+            assert!(
+                !refused.1.contains(value),
+                "{what} read {var}:\n{}",
+                refused.1
+            );
+        }
         let (_, stderr) = run_with_env(
             binary,
             command,
@@ -306,11 +341,7 @@ fn each_binary_reads_its_own_zookeeper_variables() {
     ] {
         let trap = ZkTrap::new();
         let zk = format!("{}_ZK", prefix(binary));
-        let (code, stderr) = run_with_env(
-            binary,
-            &[command, &["--session-timeout", "1s"]].concat(),
-            &[(&zk, &trap.connect_string())],
-        );
+        let (code, stderr) = run_with_env(binary, command, &[(&zk, &trap.connect_string())]);
         assert_eq!(code, Some(1), "{binary}: {stderr}");
         assert!(
             stderr.contains(&format!(
@@ -323,9 +354,130 @@ fn each_binary_reads_its_own_zookeeper_variables() {
     }
 }
 
+/// FLUME_WATCHER_WEBHOOK and FLUME_WATCHER_DINGTALK hold lists separated by spaces, while a
+/// flag's value is one URL: the variable is split, the flag is not.
+#[test]
+fn a_channel_variable_is_a_list_and_a_channel_flag_one_url() {
+    let two = "http://127.0.0.1:9/a http://127.0.0.1:9/b";
+    let robot = "https://oapi.dingtalk.com/robot/send?access_token=T0K3N";
+    let robots = format!("{robot},secret=S3CR3T {robot}");
+    // Two good URLs in each variable: the only problem left is the connect string.
+    let (code, stderr) = run_with_env(
+        "flume-watcher",
+        &["run", "--zk", "bad::"],
+        &[
+            ("FLUME_WATCHER_WEBHOOK", two),
+            ("FLUME_WATCHER_DINGTALK", &robots),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("flume-watcher: "))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"bad::\""), "{stderr}");
+    // A bad one in the variable is named alone, with the variable.
+    let refused = run_with_env(
+        "flume-watcher",
+        &["run", "--zk", "z:1"],
+        &[("FLUME_WATCHER_WEBHOOK", "http://127.0.0.1:9/a not-a-url")],
+    );
+    assert_refused(
+        "a bad URL in the variable",
+        &refused,
+        &[
+            "invalid value 'not-a-url' for '--webhook <URL>'",
+            "(from FLUME_WATCHER_WEBHOOK)",
+        ],
+    );
+    // The same list in one flag is one value, refused whole.
+    let refused = run("flume-watcher", &["run", "--zk", "z:1", "--webhook", two]);
+    assert_refused(
+        "two URLs in one flag",
+        &refused,
+        &[&format!("invalid value '{two}' for '--webhook <URL>'")],
+    );
+    let refused = run(
+        "flume-watcher",
+        &["run", "--zk", "z:1", "--dingtalk", &robots],
+    );
+    assert_refused(
+        "two robots in one flag",
+        &refused,
+        &["give one --dingtalk per URL"],
+    );
+    assert!(
+        !refused.1.contains("T0K3N") && !refused.1.contains("S3CR3T"),
+        "{}",
+        refused.1
+    );
+}
+
+/// A pipe whose reader is gone, as a command's stdout or stderr.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer
+}
+
+/// Runs `flume-watchdog args` with stdout and stderr closed pipes; its exit code.
+fn exit_code_unread(args: &[&str]) -> Option<i32> {
+    Command::new(bin("flume-watchdog"))
+        .args(args)
+        .env_remove("FLUME_WATCHDOG_ZK")
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .status()
+        .unwrap_or_else(|e| panic!("run flume-watchdog {args:?}: {e}"))
+        .code()
+}
+
+/// `flume-watchdog` must say what happened by its exit code even when nobody reads what it
+/// writes: a closed pipe on stdout and stderr (a reader that went away) is no reason to panic
+/// (exit 101).
+#[test]
+fn a_closed_output_changes_no_exit_code() {
+    // A port where nothing listens: stop fails, and says so on stderr, without a log line.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .to_string();
+    for (args, code) in [
+        (&["run", "--bogus"][..], 2),
+        (
+            &["stop", "--zk", port.as_str(), "--id", "a1", "--wait", "1s"],
+            1,
+        ),
+    ] {
+        assert_eq!(
+            exit_code_unread(args),
+            Some(code),
+            "flume-watchdog {args:?}"
+        );
+    }
+}
+
+/// The same, when the command logs a warning first (ZooKeeper does not answer): tracing's
+/// subscriber reports its own failed write with `eprintln!`, which panics on the closed stderr.
+/// The fix belongs to `common/src/logging.rs` (`.log_internal_errors(false)`).
+#[test]
+#[ignore = "fails until common/src/logging.rs sets log_internal_errors(false)"]
+fn a_closed_output_changes_no_exit_code_after_a_log_line() {
+    let trap = ZkTrap::new();
+    let zk = trap.connect_string();
+    let args = ["stop", "--zk", zk.as_str(), "--id", "a1", "--wait", "1s"];
+    assert_eq!(exit_code_unread(&args), Some(1), "flume-watchdog {args:?}");
+    assert!(trap.connections() > 0, "stop did not try ZooKeeper");
+}
+
 #[test]
 fn help_names_every_variable_and_exits_0() {
-    const ZK: &str = "ZK ROOT SESSION_TIMEOUT ZK_AUTH ZK_AUTH_FILE ZK_ACL";
+    const ZK: &str = "ZK ROOT ZK_AUTH ZK_AUTH_FILE";
+    const STAYS: &str = "SESSION_TIMEOUT ZK_ACL";
     for (binary, sub, own) in [
         (
             "flume-watchdog",
@@ -340,7 +492,11 @@ fn help_names_every_variable_and_exits_0() {
         ),
         ("flume-watcher", "status", ""),
     ] {
-        let vars = ZK.split(' ').chain(own.split_whitespace());
+        let stays = sub == "run";
+        let vars = ZK
+            .split(' ')
+            .chain(STAYS.split(' ').filter(|_| stays))
+            .chain(own.split_whitespace());
         let out = output(binary, &[sub, "--help"], &[]);
         let help = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{binary} {sub} --help");
@@ -351,10 +507,110 @@ fn help_names_every_variable_and_exits_0() {
                 "{binary} {sub} --help lacks {env}:\n{help}"
             );
         }
+        for flag in ["--session-timeout", "--zk-acl"] {
+            assert_eq!(help.contains(flag), stays, "{binary} {sub} --help:\n{help}");
+        }
     }
     for binary in ["flume-watchdog", "flume-watcher"] {
         let out = output(binary, &["--version"], &[]);
         assert_eq!(out.status.code(), Some(0), "{binary} --version");
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(binary));
+    }
+}
+
+/// After the options, every help shows how to call the command, what its exit codes mean and how
+/// to write a duration.
+#[test]
+fn help_ends_with_examples_exit_codes_and_durations() {
+    let durations = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
+    let bad_flags = "  2  bad flags (every problem is listed)";
+    let cases: [(&str, &[&str], &[&str]); 6] = [
+        (
+            "flume-watchdog",
+            &["run", "--help"],
+            &[
+                "flume-watchdog run --zk zk1:2181,zk2:2181/kafka -- flume-ng agent",
+                "  0  stopped as asked",
+                bad_flags,
+                "  3  gave up after --max-restarts",
+                "  4  the id is live elsewhere",
+                durations,
+            ],
+        ),
+        (
+            "flume-watchdog",
+            &["stop", "--help"],
+            &[
+                "flume-watchdog stop --zk zk1:2181,zk2:2181/kafka --id web7-a1",
+                "  0  stopped",
+                "  1  timed out (still live after --wait) or failed",
+                bad_flags,
+                durations,
+            ],
+        ),
+        (
+            "flume-watchdog",
+            &["--help"],
+            &[
+                "flume-watchdog run --zk",
+                "flume-watchdog stop --zk",
+                "  4  the id is live elsewhere",
+                "  1  timed out",
+                durations,
+            ],
+        ),
+        (
+            "flume-watcher",
+            &["run", "--help"],
+            &[
+                "flume-watcher run --zk zk1:2181,zk2:2181/kafka --webhook https://alerts.example/hook",
+                "  0  stopped by SIGTERM or SIGINT",
+                "  1  could not start",
+                bad_flags,
+                durations,
+            ],
+        ),
+        (
+            "flume-watcher",
+            &["status", "--help"],
+            &[
+                "flume-watcher status --zk zk1:2181,zk2:2181/kafka",
+                "  0  ok",
+                "  1  cannot read (ZooKeeper unreachable, not authorized, or the root does not exist)",
+                bad_flags,
+            ],
+        ),
+        (
+            "flume-watcher",
+            &["--help"],
+            &[
+                "flume-watcher run --zk",
+                "flume-watcher status --zk",
+                "  1  could not start",
+                "  1  cannot read",
+                durations,
+            ],
+        ),
+    ];
+    // A variable's value stays out of the help: the channels' hold tokens and secrets.
+    let env = [(
+        "FLUME_WATCHER_DINGTALK",
+        "https://oapi.dingtalk.com/robot/send?access_token=T0K3N,secret=S3CR3T",
+    )];
+    for (binary, args, wants) in cases {
+        let out = output(binary, args, &env);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{binary} {args:?}");
+        let after_options = help.split("Options:").nth(1).unwrap_or_default();
+        for want in wants {
+            assert!(
+                after_options.contains(want),
+                "{binary} {args:?}: {want:?} missing after the options:\n{help}"
+            );
+        }
+        assert!(
+            !help.contains("T0K3N") && !help.contains("S3CR3T"),
+            "{help}"
+        );
     }
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::cli::{with_zk_env, ConfigErrors, Refusal, ZkArgs};
-use common::config::{parse_duration, ZkConfig};
+use common::cli::{duration, with_zk_env, ConfigErrors, Refusal, ZkArgs, ZkRunArgs};
+use common::config::ZkConfig;
 use common::{AgentId, Layout};
 
 use crate::registration::Registrant;
 use crate::run::RunConfig;
-use crate::supervisor::Policy;
+use crate::supervisor::{Policy, EXIT_CONFLICT, EXIT_FAILED};
 
 /// Prefix of the environment variable of every flag (`FLUME_WATCHDOG_ZK`) and of the log filter's.
 pub const ENV_PREFIX: &str = "FLUME_WATCHDOG";
@@ -22,7 +22,8 @@ pub const ENV_PREFIX: &str = "FLUME_WATCHDOG";
 #[command(
     name = "flume-watchdog",
     version,
-    about = "Supervises a Flume agent and registers it in ZooKeeper"
+    about = "Supervises a Flume agent and registers it in ZooKeeper",
+    after_help = top_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -32,15 +33,17 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum CliCommand {
     /// Run a Flume agent under supervision: `flume-watchdog run --zk … -- flume-ng agent -n a1 …`
+    #[command(after_help = run_help())]
     Run(RunArgs),
     /// Ask the watchdog of an agent to stop it, from any host, and wait until it has.
+    #[command(after_help = stop_help())]
     Stop(StopArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
+    pub zk: ZkRunArgs,
     /// Agent id [default: <hostname>-<agent name from -n>]
     #[arg(long, env = "FLUME_WATCHDOG_ID")]
     pub id: Option<String>,
@@ -53,22 +56,22 @@ pub struct RunArgs {
     )]
     pub labels: Vec<String>,
     /// Delay before the first restart after a crash; doubles on each crash in a row
-    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_INITIAL", default_value = "50ms", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_INITIAL", default_value = "50ms", value_parser = duration)]
     pub backoff_initial: Duration,
     /// Longest delay between restarts
-    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_MAX", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_MAX", default_value = "60s", value_parser = duration)]
     pub backoff_max: Duration,
     /// An agent up this long is healthy: the next crash restarts fast again
-    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_RESET", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHDOG_BACKOFF_RESET", default_value = "60s", value_parser = duration)]
     pub backoff_reset: Duration,
     /// Give up after this many restarts within --restart-window (default: never give up)
     #[arg(long, env = "FLUME_WATCHDOG_MAX_RESTARTS")]
     pub max_restarts: Option<u32>,
     /// Window for --max-restarts
-    #[arg(long, env = "FLUME_WATCHDOG_RESTART_WINDOW", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHDOG_RESTART_WINDOW", value_parser = duration)]
     pub restart_window: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when stopping the agent
-    #[arg(long, env = "FLUME_WATCHDOG_STOP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHDOG_STOP_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub stop_timeout: Duration,
     /// The agent's command, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -83,8 +86,61 @@ pub struct StopArgs {
     #[arg(long, env = "FLUME_WATCHDOG_ID")]
     pub id: String,
     /// How long to wait for the agent to stop
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = duration)]
     pub wait: Duration,
+}
+
+const RUN_EXAMPLES: &str = concat!(
+    "  flume-watchdog run --zk zk1:2181,zk2:2181/kafka -- flume-ng agent -n a1 -c conf -f conf/a1.conf\n",
+    "  flume-watchdog run --zk zk1:2181/kafka --label team=logs --max-restarts 5 --restart-window 10m \\\n",
+    "      -- flume-ng agent -n a1 -c conf -f conf/a1.conf",
+);
+
+const STOP_EXAMPLES: &str = concat!(
+    "  flume-watchdog stop --zk zk1:2181,zk2:2181/kafka --id web7-a1\n",
+    "  flume-watchdog stop --zk zk1:2181/kafka --zk-auth-file /etc/flume-watchdog/zk-auth --id web7-a1 --wait 2m",
+);
+
+/// The exit codes of `run`, from the constants the supervisor exits with.
+fn run_exit_codes() -> String {
+    format!(
+        "  0  stopped as asked (flume-watchdog stop, SIGTERM or SIGINT)
+  2  bad flags (every problem is listed)
+  {EXIT_FAILED}  gave up after --max-restarts restarts within --restart-window
+  {EXIT_CONFLICT}  the id is live elsewhere (another watchdog holds it)"
+    )
+}
+
+/// The exit codes of `stop`, as main gives them.
+const STOP_EXIT_CODES: &str = concat!(
+    "  0  stopped: the agent's liveness node is gone\n",
+    "  1  timed out (still live after --wait) or failed (ZooKeeper unreachable, not authorized, no such id)\n",
+    "  2  bad flags (every problem is listed)",
+);
+
+/// How every duration flag is written (see [`common::cli::duration`]).
+pub const DURATIONS: &str = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
+
+/// After the options of `run --help`: what a new operator looks for first.
+fn run_help() -> String {
+    format!(
+        "Examples:\n{RUN_EXAMPLES}\n\nExit codes:\n{}\n\n{DURATIONS}",
+        run_exit_codes()
+    )
+}
+
+fn stop_help() -> String {
+    format!("Examples:\n{STOP_EXAMPLES}\n\nExit codes:\n{STOP_EXIT_CODES}\n\n{DURATIONS}")
+}
+
+fn top_help() -> String {
+    format!(
+        "Examples:\n{}\n{}\n\n\
+         Exit codes of run:\n{}\n\nExit codes of stop:\n{STOP_EXIT_CODES}\n\n{DURATIONS}",
+        RUN_EXAMPLES.lines().next().unwrap_or_default(),
+        STOP_EXAMPLES.lines().next().unwrap_or_default(),
+        run_exit_codes()
+    )
 }
 
 /// The command line, its ZooKeeper flags' variables named for this binary.
@@ -314,8 +370,6 @@ mod tests {
             "a1",
             "--zk-auth",
             "-alice:s3cr3t",
-            "--zk-acl",
-            "creator-all",
         ])
         .expect("flags parse")
         .command
@@ -324,7 +378,9 @@ mod tests {
             other => panic!("expected stop, got {other:?}"),
         };
         assert_eq!(zk.auth.as_ref().map(|a| a.user()), Some("-alice"));
-        assert_eq!(zk.acl.list().len(), 1);
+        // stop creates no node and holds no session past its end: neither flag is its own.
+        assert_eq!(zk.acl.spec().to_string(), "creator-all,world-read");
+        assert_eq!(zk.session_timeout, Duration::from_secs(10));
 
         let plain = run_args(&["run", "--zk", "zk1:2181", "--id", "a1", "--", "x"])
             .into_config()
@@ -387,6 +443,100 @@ mod tests {
         .into_config()
         .expect_err("creator-all needs credentials");
         assert!(err.to_string().contains("--zk-auth"), "{err}");
+    }
+
+    #[test]
+    fn stop_refuses_the_flags_of_a_session_that_stays() {
+        let found = problems(&[
+            "stop",
+            "--zk",
+            "z:1",
+            "--id",
+            "a1",
+            "--session-timeout",
+            "5s",
+            "--zk-acl",
+            "creator-all",
+        ]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("unexpected argument '--session-timeout' found"));
+        assert!(found[1].starts_with("unexpected argument '--zk-acl' found"));
+    }
+
+    #[test]
+    fn a_negative_duration_is_refused_with_every_other_problem() {
+        let found = problems(&[
+            "run",
+            "--zk",
+            "z:1",
+            "--backoff-initial",
+            "-1s",
+            "--stop-timeout",
+            "soon",
+            "--bogus",
+            "--id",
+            "no/slash",
+            "--",
+            "agent",
+        ]);
+        let text = found.join("\n");
+        for want in [
+            "invalid value '-1s' for '--backoff-initial <BACKOFF_INITIAL>': a duration cannot be negative",
+            "invalid value 'soon' for '--stop-timeout",
+            "unexpected argument '--bogus'",
+            "--id: ",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert_eq!(found.len(), 4, "{text}");
+        // What looks like a long flag stays a flag (the value is missing), and the agent's own
+        // flags stay the agent's.
+        let found = problems(&["run", "--zk", "z:1", "--id", "--bogus", "--", "x"]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        let text = found.join("\n");
+        assert!(text.contains("a value is required for '--id"), "{text}");
+        assert!(text.contains("unexpected argument '--bogus'"), "{text}");
+        let cfg = run_args(&["run", "--zk", "z:1", "--", "flume-ng", "agent", "-n", "-a1"])
+            .into_config()
+            .expect("valid");
+        assert_eq!(cfg.registrant.command, ["flume-ng", "agent", "-n", "-a1"]);
+    }
+
+    #[test]
+    fn every_help_ends_with_examples_exit_codes_and_durations() {
+        let mut cmd = command();
+        let top = cmd.render_long_help().to_string();
+        for sub in ["run", "stop"] {
+            let sub_help = cmd
+                .find_subcommand_mut(sub)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            for help in [&top, &sub_help] {
+                for want in [
+                    &format!("flume-watchdog {sub} --zk zk1:2181,zk2:2181/kafka"),
+                    "  0  ",
+                    "  2  bad flags (every problem is listed)",
+                    "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).",
+                ] {
+                    assert!(help.contains(want), "{want:?} missing in:\n{help}");
+                }
+            }
+        }
+        let run = command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        assert!(run.contains(&format!("  {EXIT_FAILED}  gave up")), "{run}");
+        assert!(
+            run.contains(&format!("  {EXIT_CONFLICT}  the id is live")),
+            "{run}"
+        );
+        // Every duration of the help is one the flags accept.
+        for example in ["500ms", "10s", "2m", "1h 30m"] {
+            assert!(duration(example).is_ok(), "{example}");
+        }
     }
 
     #[test]

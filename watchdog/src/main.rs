@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use watchdog::cli::{Config, StopConfig};
@@ -17,7 +18,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("flume-watchdog: cannot start the runtime: {e}");
+            say(
+                std::io::stderr(),
+                format_args!("flume-watchdog: cannot start the runtime: {e}"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -25,7 +29,7 @@ fn main() -> ExitCode {
         Config::Run(cfg) => match runtime.block_on(watchdog::run::run(cfg)) {
             Ok(code) => ExitCode::from(code as u8),
             Err(e) => {
-                eprintln!("flume-watchdog: {e}");
+                say(std::io::stderr(), format_args!("flume-watchdog: {e}"));
                 ExitCode::from(watchdog::supervisor::EXIT_CONFLICT as u8)
             }
         },
@@ -36,9 +40,12 @@ fn main() -> ExitCode {
             wait,
         }) => match runtime.block_on(watchdog::stop::stop(&zk, &layout, &id, wait)) {
             Ok(StopOutcome::Stopped { after }) => {
-                println!(
-                    "stopped {id}: its liveness node is gone after {}",
-                    common::time::human(after)
+                say(
+                    std::io::stdout(),
+                    format_args!(
+                        "stopped {id}: its liveness node is gone after {}",
+                        common::time::human(after)
+                    ),
                 );
                 ExitCode::SUCCESS
             }
@@ -49,16 +56,25 @@ fn main() -> ExitCode {
             }) => {
                 let host = host.unwrap_or_else(|| "an unknown host".into());
                 let pid = watchdog_pid.map_or_else(|| "unknown".into(), |p| p.to_string());
-                println!(
+                say(
+                    std::io::stdout(),
+                    format_args!(
                         "timed out after {}: {id} was told to stop but is still live on {host} (watchdog pid {pid})",
                         common::time::human(waited)
-                    );
+                    ),
+                );
                 ExitCode::from(1)
             }
             Err(e) => {
-                eprintln!("flume-watchdog stop: {e}");
+                say(std::io::stderr(), format_args!("flume-watchdog stop: {e}"));
                 ExitCode::from(1)
             }
         },
     }
+}
+
+/// Writes one line to `out`, ignoring a failure: with the reader gone (`… | head`, a closed
+/// pipe) `println!` would panic and exit 101, hiding the exit code that says what happened.
+fn say(mut out: impl Write, line: std::fmt::Arguments) {
+    let _ = writeln!(out, "{line}");
 }

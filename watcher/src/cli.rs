@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::cli::{with_zk_env, ConfigErrors, Refusal, ZkArgs};
-use common::config::{parse_duration, ZkConfig};
+use common::cli::{duration, with_zk_env, ConfigErrors, EnvList, Refusal, ZkArgs, ZkRunArgs};
+use common::config::ZkConfig;
 use common::Layout;
 
 use crate::channels::{parse_dingtalk, parse_webhook, ChannelSpec, DingTalkConfig, WebhookConfig};
@@ -19,7 +19,8 @@ pub const ENV_PREFIX: &str = "FLUME_WATCHER";
 #[command(
     name = "flume-watcher",
     version,
-    about = "Alerts when a Flume agent supervised by flume-watchdog dies"
+    about = "Alerts when a Flume agent supervised by flume-watchdog dies",
+    after_help = top_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,35 +30,39 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum CliCommand {
     /// Watch every agent under the root and send alerts
+    #[command(after_help = run_help())]
     Run(RunArgs),
     /// Show one row per agent: id, host, state, since, restarts, last exit
+    #[command(after_help = status_help())]
     Status(StatusArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
-    /// Generic webhook: POST {"alerts":[…]} (repeatable)
-    #[arg(long = "webhook", env = "FLUME_WATCHER_WEBHOOK", value_delimiter = ' ', value_parser = parse_webhook, value_name = "URL")]
+    pub zk: ZkRunArgs,
+    /// Generic webhook: POST {"alerts":[…]} (repeatable; the variable holds URLs separated by
+    /// spaces)
+    #[arg(long = "webhook", env = "FLUME_WATCHER_WEBHOOK", hide_env_values = true, value_parser = parse_webhook, value_name = "URL")]
     pub webhooks: Vec<WebhookConfig>,
-    /// DingTalk robot, optionally signed: URL[,secret=S] (repeatable)
-    #[arg(long = "dingtalk", env = "FLUME_WATCHER_DINGTALK", value_delimiter = ' ', value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
+    /// DingTalk robot, optionally signed: URL[,secret=S] (repeatable; the variable holds robots
+    /// separated by spaces)
+    #[arg(long = "dingtalk", env = "FLUME_WATCHER_DINGTALK", hide_env_values = true, value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
     pub dingtalk: Vec<DingTalkConfig>,
     /// Print alerts on stdout, one line each
     #[arg(long, env = "FLUME_WATCHER_CONSOLE")]
     pub console: bool,
     /// An agent live again for this long is reported recovered
-    #[arg(long, env = "FLUME_WATCHER_RECOVERED_AFTER", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHER_RECOVERED_AFTER", default_value = "30s", value_parser = duration)]
     pub recovered_after: Duration,
     /// Without a working ZooKeeper session for this long, tell the channels the watcher is blind
-    #[arg(long, env = "FLUME_WATCHER_BLIND_AFTER", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHER_BLIND_AFTER", default_value = "60s", value_parser = duration)]
     pub blind_after: Duration,
     /// First delay before a failed delivery is tried again; doubles up to --retry-max
-    #[arg(long, env = "FLUME_WATCHER_RETRY_INITIAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHER_RETRY_INITIAL", default_value = "1s", value_parser = duration)]
     pub retry_initial: Duration,
     /// Longest delay between delivery attempts
-    #[arg(long, env = "FLUME_WATCHER_RETRY_MAX", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "FLUME_WATCHER_RETRY_MAX", default_value = "60s", value_parser = duration)]
     pub retry_max: Duration,
 }
 
@@ -68,6 +73,67 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+/// The channel flags: their variables hold lists separated by spaces, while a flag's value is one
+/// URL, judged whole (a URL has no blank; `--webhook 'not a url'` is refused as such). The
+/// variables hide their values in `--help`: they hold tokens and secrets.
+pub const ENV_LISTS: &[EnvList] = &[
+    EnvList {
+        long: "webhook",
+        delimiter: ' ',
+    },
+    EnvList {
+        long: "dingtalk",
+        delimiter: ' ',
+    },
+];
+
+const RUN_EXAMPLES: &str = concat!(
+    "  flume-watcher run --zk zk1:2181,zk2:2181/kafka --webhook https://alerts.example/hook\n",
+    "  flume-watcher run --zk zk1:2181/kafka --console \\\n",
+    "      --dingtalk 'https://oapi.dingtalk.com/robot/send?access_token=TOKEN,secret=SECRET'",
+);
+
+const STATUS_EXAMPLES: &str = concat!(
+    "  flume-watcher status --zk zk1:2181,zk2:2181/kafka\n",
+    "  flume-watcher status --zk zk1:2181/kafka --zk-auth-file /etc/flume-watchdog/zk-auth --json",
+);
+
+/// The exit codes of `run`, as main gives them.
+const RUN_EXIT_CODES: &str = concat!(
+    "  0  stopped by SIGTERM or SIGINT\n",
+    "  1  could not start\n",
+    "  2  bad flags (every problem is listed)",
+);
+
+/// The exit codes of `status`, as main gives them.
+const STATUS_EXIT_CODES: &str = concat!(
+    "  0  ok\n",
+    "  1  cannot read (ZooKeeper unreachable, not authorized, or the root does not exist)\n",
+    "  2  bad flags (every problem is listed)",
+);
+
+/// How every duration flag is written (see [`common::cli::duration`]).
+pub const DURATIONS: &str = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
+
+/// After the options of `run --help`: what a new operator looks for first.
+fn run_help() -> String {
+    format!("Examples:\n{RUN_EXAMPLES}\n\nExit codes:\n{RUN_EXIT_CODES}\n\n{DURATIONS}")
+}
+
+fn status_help() -> String {
+    // No durations: status takes none.
+    format!("Examples:\n{STATUS_EXAMPLES}\n\nExit codes:\n{STATUS_EXIT_CODES}")
+}
+
+fn top_help() -> String {
+    format!(
+        "Examples:\n{}\n{}\n\n\
+         Exit codes of run:\n{RUN_EXIT_CODES}\n\nExit codes of status:\n{STATUS_EXIT_CODES}\n\n{DURATIONS}",
+        RUN_EXAMPLES.lines().next().unwrap_or_default(),
+        STATUS_EXAMPLES.lines().next().unwrap_or_default(),
+    )
 }
 
 /// The command line, its ZooKeeper flags' variables named for this binary.
@@ -92,7 +158,7 @@ pub struct StatusConfig {
 /// Reads the command line (`args` starts with the program's name) and checks it, listing every
 /// problem at once.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal> {
-    common::cli::parse(command(), args, |cli: Cli| match cli.command {
+    common::cli::parse_with_env_lists(command(), ENV_LISTS, args, |cli: Cli| match cli.command {
         CliCommand::Run(run) => run.into_config().map(Config::Run),
         CliCommand::Status(status) => status.into_config().map(Config::Status),
     })
@@ -282,9 +348,95 @@ mod tests {
                 let problems = p.problems;
                 assert_eq!(problems.len(), 2, "{problems:?}");
                 assert!(problems[0].contains("'--bogus'"), "{problems:?}");
-                assert!(problems[1].contains("'not'"), "{problems:?}");
+                assert!(
+                    problems[1].contains("invalid value 'not a url' for '--webhook <URL>'"),
+                    "{problems:?}"
+                );
             }
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    fn problems(args: &[&str]) -> Vec<String> {
+        let args = std::iter::once("flume-watcher").chain(args.iter().copied());
+        match parse(args.map(OsString::from)) {
+            Err(Refusal::Problems(p)) => p.problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dingtalk_value_is_judged_whole_and_its_secrets_are_not_shown() {
+        let robot = "https://oapi.dingtalk.com/robot/send?access_token=T0K3N";
+        let found = problems(&[
+            "run",
+            "--zk",
+            "z:1",
+            "--dingtalk",
+            &format!("{robot};secret=S3CR3T"),
+            "--dingtalk",
+            &format!("{robot} {robot}"),
+            "--retry-initial",
+            "-1s",
+        ]);
+        let text = found.join("\n");
+        assert_eq!(found.len(), 3, "{text}");
+        for want in [
+            "invalid value 'https://oapi.dingtalk.com/robot/send?access_token=***;secret=***' \
+             for '--dingtalk <URL[,secret=S]>': the secret must follow the URL after a comma: write URL,secret=S",
+            "access_token=*** https://oapi.dingtalk.com/robot/send?access_token=***' for '--dingtalk",
+            "invalid value '-1s' for '--retry-initial <RETRY_INITIAL>': a duration cannot be negative",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert!(
+            !text.contains("T0K3N") && !text.contains("S3CR3T"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_refuses_the_flags_of_a_session_that_stays() {
+        let found = problems(&[
+            "status",
+            "--zk",
+            "z:1",
+            "--session-timeout",
+            "5s",
+            "--zk-acl",
+            "creator-all",
+        ]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("unexpected argument '--session-timeout' found"));
+        assert!(found[1].starts_with("unexpected argument '--zk-acl' found"));
+        let cfg = match parse(["flume-watcher", "status", "--zk", "z:1"].map(OsString::from)) {
+            Ok(Config::Status(cfg)) => cfg,
+            other => panic!("expected status, got {other:?}"),
+        };
+        assert_eq!(cfg.zk.session_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.zk.acl.spec().to_string(), "world-all");
+    }
+
+    #[test]
+    fn every_help_ends_with_examples_and_exit_codes() {
+        let mut cmd = command();
+        let top = cmd.render_long_help().to_string();
+        for (sub, codes) in [("run", RUN_EXIT_CODES), ("status", STATUS_EXIT_CODES)] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            for text in [&top, &help] {
+                for want in [
+                    &format!("flume-watcher {sub} --zk zk1:2181,zk2:2181/kafka"),
+                    codes,
+                ] {
+                    assert!(text.contains(want), "{want:?} missing in:\n{text}");
+                }
+            }
+            assert_eq!(help.contains(DURATIONS), sub == "run", "{help}");
+        }
+        assert!(top.contains(DURATIONS), "{top}");
     }
 }

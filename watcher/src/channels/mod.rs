@@ -127,12 +127,34 @@ impl fmt::Display for ChannelSpec {
 
 /// Clap `value_parser` for `--webhook URL`: an http or https URL.
 pub fn parse_webhook(s: &str) -> Result<WebhookConfig, String> {
+    one_url(s, "webhook", "--webhook", "FLUME_WATCHER_WEBHOOK")?;
     WebhookConfig::parse(s)
 }
 
-/// Clap `value_parser` for `--dingtalk URL[,secret=S]`.
+/// Clap `value_parser` for `--dingtalk URL[,secret=S]`. A `secret=` anywhere but in that suffix
+/// (`URL;secret=S`, `URL&secret=S`) is refused: the URL parser would take it for part of the
+/// query, and the robot would be used unsigned, every message then refused by DingTalk.
 pub fn parse_dingtalk(s: &str) -> Result<DingTalkConfig, String> {
+    let url = s.split(',').next().unwrap_or_default();
+    if url.to_ascii_lowercase().contains("secret=") {
+        return Err("the secret must follow the URL after a comma: \
+                    write URL,secret=S (e.g. https://oapi.dingtalk.com/robot/send?access_token=T,secret=S)"
+            .to_owned());
+    }
+    one_url(s, "DingTalk robot", "--dingtalk", "FLUME_WATCHER_DINGTALK")?;
     DingTalkConfig::parse(s)
+}
+
+/// Refuses a value with a blank inside: a URL has none, and the URL parser would quietly encode
+/// it (`http://h/a b` becomes `http://h/a%20b`). Several URLs go in several flags, or in the
+/// variable, which separates them by spaces. The error does not echo the value.
+fn one_url(s: &str, what: &str, flag: &str, var: &str) -> Result<(), String> {
+    if s.trim().contains(char::is_whitespace) {
+        return Err(format!(
+            "a {what} URL has no blank: give one {flag} per URL ({var} separates them by spaces)"
+        ));
+    }
+    Ok(())
 }
 
 /// The HTTP client all channels share: 10 s per request, 5 s to connect, no redirects
@@ -389,6 +411,43 @@ mod tests {
             status_error(StatusCode::NOT_FOUND, "no such hook\n").to_string(),
             "HTTP 404 Not Found: no such hook"
         );
+    }
+
+    #[test]
+    fn a_flag_value_is_one_url_judged_whole() {
+        for value in [
+            "not a url",
+            "http://h.example/a b",
+            "http://a.example http://b.example",
+        ] {
+            let err = parse_webhook(value).expect_err(value);
+            assert!(err.contains("no blank"), "{value}: {err}");
+            assert!(err.contains("--webhook"), "{value}: {err}");
+        }
+        let robot = "https://oapi.dingtalk.com/robot/send?access_token=T0K3N";
+        let err = parse_dingtalk(&format!("{robot} {robot}")).expect_err("two robots");
+        assert!(err.contains("no blank"), "{err}");
+        assert!(!err.contains("T0K3N"), "{err}");
+        // Blanks around a value are not inside it.
+        assert!(parse_webhook(" http://h.example/hook ").is_ok());
+    }
+
+    #[test]
+    fn a_dingtalk_secret_anywhere_but_after_a_comma_is_refused_unshown() {
+        let robot = "https://oapi.dingtalk.com/robot/send?access_token=T0K3N";
+        for value in [
+            format!("{robot};secret=S3CR3T"),
+            format!("{robot}&secret=S3CR3T"),
+            format!("{robot}&Secret=S3CR3T,secret=S3CR3T"),
+            format!("{robot} secret=S3CR3T"),
+        ] {
+            let err = parse_dingtalk(&value).expect_err(&value);
+            assert!(err.contains("write URL,secret=S"), "{value}: {err}");
+            assert!(!err.contains("S3CR3T") && !err.contains("T0K3N"), "{err}");
+        }
+        let signed = parse_dingtalk(&format!("{robot},secret=S3CR3T")).expect("documented form");
+        assert!(signed.is_signed());
+        assert!(!parse_dingtalk(robot).expect("unsigned").is_signed());
     }
 
     #[test]
