@@ -105,6 +105,7 @@ const STOP_EXAMPLES: &str = concat!(
 fn run_exit_codes() -> String {
     format!(
         "  0  stopped as asked (flume-watchdog stop, SIGTERM or SIGINT)
+  1  could not start itself (no runtime, no signal handlers)
   2  bad flags (every problem is listed)
   {EXIT_FAILED}  gave up after --max-restarts restarts within --restart-window
   {EXIT_CONFLICT}  the id is live elsewhere (another watchdog holds it)"

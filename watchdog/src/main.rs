@@ -30,7 +30,13 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code as u8),
             Err(e) => {
                 say(std::io::stderr(), format_args!("flume-watchdog: {e}"));
-                ExitCode::from(watchdog::supervisor::EXIT_CONFLICT as u8)
+                // Only a conflict is "live elsewhere" (4, which systemd must not restart); a
+                // watchdog that could not set itself up is a failure to start (1), retried.
+                let code = match e {
+                    watchdog::run::RunError::Conflict { .. } => watchdog::supervisor::EXIT_CONFLICT,
+                    watchdog::run::RunError::Signals(_) => 1,
+                };
+                ExitCode::from(code as u8)
             }
         },
         Config::Stop(StopConfig {
