@@ -4,7 +4,7 @@
 //! closed terminal leave stderr a broken pipe, and `eprintln!` (or tracing-subscriber's own
 //! report of a failed write, which uses it) panics on that. So log lines go through [`LogWriter`],
 //! which drops what cannot be written and counts it, and the subscriber's internal error report is
-//! off. [`say`] and [`print`] are the non-panicking `eprintln!` and `print!` for the binaries.
+//! off.
 
 use std::io::{IsTerminal as _, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 /// every reconnection attempt would drown what the pair says about them.
 const DEFAULT_FILTER: &str = "info,zookeeper_client=warn";
 
-/// Log lines (and [`say`] lines) that could not be written to stderr since the start.
+/// Log lines that could not be written to stderr since the start.
 static LOST_LINES: AtomicU64 = AtomicU64::new(0);
 
 /// How many log lines were lost to a stderr that could not be written (a broken pipe).
@@ -79,21 +79,6 @@ impl Write for LogWriter {
         let _ = std::io::stderr().flush();
         Ok(())
     }
-}
-
-/// `eprintln!` that cannot panic: a line for a person on stderr, dropped (and counted) if stderr
-/// is gone.
-pub fn say(line: impl std::fmt::Display) {
-    if writeln!(std::io::stderr().lock(), "{line}").is_err() {
-        LOST_LINES.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// `print!` that cannot panic: output on stdout; false if it could not be written (a closed
-/// pipe, as with `status | head -n 1`).
-pub fn print(text: impl std::fmt::Display) -> bool {
-    let mut out = std::io::stdout().lock();
-    write!(out, "{text}").and_then(|()| out.flush()).is_ok()
 }
 
 #[cfg(test)]

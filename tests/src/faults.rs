@@ -15,12 +15,10 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use zookeeper_client::{Acls, CreateMode, Error as ZkError};
 
-use std::process::Command;
-
-use crate::pair::{Pair, RECOVERED_AFTER};
+use crate::pair::Pair;
 use crate::receiver::alerts_of;
 use crate::wait::poll_until;
-use crate::{bin, stand_in_agent, Proc, Request, ZkProbe};
+use crate::{Proc, Request, ZkProbe};
 
 /// `kill -SIG pid`; panics if it fails.
 pub fn signal_pid(pid: i32, sig: Signal) {
@@ -483,19 +481,8 @@ pub fn strip_ansi(text: &str) -> String {
 /// Starts `pair`'s watcher (webhook to its receiver, as [`Pair::start_watcher`] does) with
 /// `--session-timeout session` instead of the scenarios' 2 s, and waits until it is ready.
 pub fn start_watcher_with_session(pair: &mut Pair, session: &str) {
-    let mut cmd = Command::new(bin("flume-watcher"));
-    cmd.args(["run", "--zk", &pair.connect, "--root", &pair.root])
-        .args(["--session-timeout", session])
-        .args(["--webhook", &pair.receiver.url("/alerts")])
-        .args(["--recovered-after", RECOVERED_AFTER])
-        .args(["--retry-initial", "100ms", "--retry-max", "1s"]);
-    let watcher = Proc::spawn("watcher", cmd);
-    watcher.wait_for_line(
-        "watcher ready",
-        crate::deadline(30),
-        "the watcher's first full view",
-    );
-    pair.watcher = Some(watcher);
+    let cmd = pair.watcher_command(session);
+    pair.start_watcher_from(cmd);
 }
 
 /// A pair whose watcher has `--session-timeout session`.
@@ -508,20 +495,8 @@ pub fn start_pair_with_session(connect: &str, root: &str, session: &str) -> Pair
 /// `flume-watchdog run` around a stand-in agent named `id`, as [`Pair::watchdog`] starts it but
 /// with `--session-timeout session`.
 pub fn watchdog_with_session(pair: &Pair, id: &str, session: &str) -> Proc {
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        id,
-    ])
-    .args(["--session-timeout", session])
-    .arg("--")
-    .arg(stand_in_agent())
-    .args(["agent", "-n", id, "-c", "conf", "-f", "conf/flume.conf"]);
+    let mut cmd = crate::pair::watchdog_command(&pair.connect, &pair.root, id, session);
+    crate::pair::around_stand_in(&mut cmd, id);
     Proc::spawn(&format!("watchdog {id}"), cmd)
 }
 

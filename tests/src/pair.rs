@@ -47,7 +47,14 @@ impl Pair {
 
     /// A watcher with more flags (e.g. another channel) besides the webhook to the receiver.
     pub fn start_watcher_with(&mut self, extra: &[&str]) {
-        let watcher = self.spawn_watcher("watcher", extra);
+        let mut cmd = self.watcher_command(SESSION_TIMEOUT);
+        cmd.args(extra);
+        self.start_watcher_from(cmd);
+    }
+
+    /// Starts the watcher `cmd` (see [`Pair::watcher_command`]) and waits until it is ready.
+    pub fn start_watcher_from(&mut self, cmd: Command) {
+        let watcher = Proc::spawn("watcher", cmd);
         watcher.wait_for_line(
             "watcher ready",
             deadline(30),
@@ -58,25 +65,21 @@ impl Pair {
 
     /// Another watcher on the same root and receiver (not waited for).
     pub fn spawn_watcher(&self, label: &str, extra: &[&str]) -> Proc {
-        let mut cmd = Command::new(bin("flume-watcher"));
-        cmd.args([
-            "run",
-            "--zk",
-            &self.connect,
-            "--root",
-            &self.root,
-            "--session-timeout",
-            SESSION_TIMEOUT,
-        ])
-        .args([
-            "--webhook",
-            &self.receiver.url("/alerts"),
-            "--recovered-after",
-            RECOVERED_AFTER,
-        ])
-        .args(["--retry-initial", "100ms", "--retry-max", "1s"])
-        .args(extra);
+        let mut cmd = self.watcher_command(SESSION_TIMEOUT);
+        cmd.args(extra);
         Proc::spawn(label, cmd)
+    }
+
+    /// `flume-watcher run` on this root with a webhook to the receiver, `--recovered-after` and
+    /// short retries, and `--session-timeout session`: more flags may follow.
+    pub fn watcher_command(&self, session: &str) -> Command {
+        let mut cmd = Command::new(bin("flume-watcher"));
+        cmd.args(["run", "--zk", &self.connect, "--root", &self.root])
+            .args(["--session-timeout", session])
+            .args(["--webhook", &self.receiver.url("/alerts")])
+            .args(["--recovered-after", RECOVERED_AFTER])
+            .args(["--retry-initial", "100ms", "--retry-max", "1s"]);
+        cmd
     }
 
     /// `flume-watchdog run` around a stand-in agent named `id` (the id is given explicitly).
@@ -191,24 +194,34 @@ pub fn watchdog(
     watchdog_args: &[&str],
     agent_args: &[&str],
 ) -> Proc {
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        connect,
-        "--root",
-        root,
-        "--id",
-        id,
-        "--session-timeout",
-        SESSION_TIMEOUT,
-    ])
-    .args(watchdog_args)
-    .arg("--")
-    .arg(stand_in_agent())
-    .args(["agent", "-n", id, "-c", "conf", "-f", "conf/flume.conf"])
-    .args(agent_args);
+    let mut cmd = watchdog_command(connect, root, id, SESSION_TIMEOUT);
+    cmd.args(watchdog_args);
+    around_stand_in(&mut cmd, id);
+    cmd.args(agent_args);
     Proc::spawn(&format!("watchdog {id}"), cmd)
+}
+
+/// `flume-watchdog run --zk … --root … --id … --session-timeout …`: more flags may follow, then
+/// the agent's command (see [`around_stand_in`]).
+pub fn watchdog_command(connect: &str, root: &str, id: &str, session: &str) -> Command {
+    let mut cmd = Command::new(bin("flume-watchdog"));
+    cmd.args(["run", "--zk", connect, "--root", root, "--id", id])
+        .args(["--session-timeout", session]);
+    cmd
+}
+
+/// Ends a watchdog's flags with `-- <stand-in agent> agent -n ID -c conf -f conf/flume.conf`; the
+/// agent's own flags may follow.
+pub fn around_stand_in(cmd: &mut Command, id: &str) {
+    cmd.arg("--").arg(stand_in_agent()).args([
+        "agent",
+        "-n",
+        id,
+        "-c",
+        "conf",
+        "-f",
+        "conf/flume.conf",
+    ]);
 }
 
 /// The pid the stand-in agent printed when it started (`stand-in agent NAME started pid=PID`).

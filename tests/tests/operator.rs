@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use scenarios::pair::{events_of, Pair, SESSION_TIMEOUT};
-use scenarios::{bin, deadline, poll_until, stand_in_agent, unique_root, Proc, ZkServer};
+use scenarios::pair::{around_stand_in, events_of, watchdog_command, Pair, SESSION_TIMEOUT};
+use scenarios::{bin, deadline, poll_until, unique_root, Proc, ZkServer};
 
 fn shared(name: &str) -> Pair {
     Pair::start(&ZkServer::shared().connect_string(), &unique_root(name))
@@ -16,25 +16,9 @@ fn shared(name: &str) -> Pair {
 
 /// `flume-watchdog run` around `program` (not the stand-in agent), with the scenarios' flags.
 fn watchdog_of(pair: &Pair, id: &str, extra: &[&str], program: &str) -> Proc {
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        id,
-    ])
-    .args(["--session-timeout", SESSION_TIMEOUT])
-    .args(extra)
-    .args(["--", program, "agent", "-n", id]);
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, id, SESSION_TIMEOUT);
+    cmd.args(extra).args(["--", program, "agent", "-n", id]);
     Proc::spawn(&format!("watchdog {id}"), cmd)
-}
-
-/// The single alert of `event` for `id`, once it arrived.
-fn wait_alert(pair: &Pair, id: &str, events: &[&str], secs: u64) -> Vec<serde_json::Value> {
-    pair.wait_events(id, events, secs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,7 +53,7 @@ fn an_agent_that_cannot_start_is_down_with_the_reason_then_failed_when_the_watch
         "the watchdog gives up after 2 restarts: exit 3\n{}",
         wd.output()
     );
-    let alerts = wait_alert(&pair, "nx2", &["down", "failed"], 20);
+    let alerts = pair.wait_events("nx2", &["down", "failed"], 20);
     assert_eq!(
         alerts[0]["reason"], "cannot start /nonexistent/flume-ng: No such file or directory",
         "{alerts:#?}"
@@ -99,7 +83,7 @@ fn an_agent_that_cannot_start_is_down_with_the_reason_then_failed_when_the_watch
 fn a_program_that_is_not_executable_is_down_at_once_while_the_watchdog_keeps_trying() {
     let pair = shared("not_executable");
     let _wd = watchdog_of(&pair, "pw", &[], "/etc/passwd");
-    let alerts = wait_alert(&pair, "pw", &["down"], 20);
+    let alerts = pair.wait_events("pw", &["down"], 20);
     assert_eq!(
         alerts[0]["reason"], "cannot start /etc/passwd: Permission denied",
         "{alerts:#?}"
@@ -117,7 +101,7 @@ fn registered_but_never_live_is_down_after_the_grace() {
         br#"{"id":"nl","host":"web9","state":"starting","restarts":0,"last_exit":null}"#,
         false,
     );
-    let alerts = wait_alert(&pair, "nl", &["down"], 30);
+    let alerts = pair.wait_events("nl", &["down"], 30);
     let after = registered.elapsed();
     assert!(
         after >= Duration::from_secs(10) && after < Duration::from_secs(25),
@@ -205,19 +189,8 @@ fn a_watcher_starting_while_agents_register_sends_nothing() {
 fn a_zombie_watchdog_does_not_block_its_successor_and_the_alert_says_what_happened() {
     let pair = shared("zombie");
     // A long session, so that only the successor's replacement can remove the old node in time.
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        "zb",
-    ])
-    .args(["--session-timeout", "20s", "--"])
-    .arg(stand_in_agent())
-    .args(["agent", "-n", "zb"]);
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, "zb", "20s");
+    around_stand_in(&mut cmd, "zb");
     let old = Proc::spawn("old watchdog zb", cmd);
     let old_agent = pair.agent_pid("zb");
     // SIGKILL, and no wait(): the test process is its parent and does not reap it yet.
@@ -247,7 +220,7 @@ fn a_zombie_watchdog_does_not_block_its_successor_and_the_alert_says_what_happen
         "the successor must not refuse:\n{}",
         new.output()
     );
-    let alerts = wait_alert(&pair, "zb", &["down", "recovered"], 30);
+    let alerts = pair.wait_events("zb", &["down", "recovered"], 30);
     assert_eq!(
         alerts[0]["reason"],
         format!(
@@ -284,31 +257,12 @@ fn broken_pipe() -> Stdio {
 fn a_broken_stderr_stops_neither_the_watchdog_nor_the_watcher() {
     let mut pair = Pair::new(&ZkServer::shared().connect_string(), &unique_root("epipe"));
     // The watcher logs to a broken pipe; its alerts still reach the receiver and the console.
-    let mut cmd = Command::new(bin("flume-watcher"));
-    cmd.args(["run", "--zk", &pair.connect, "--root", &pair.root])
-        .args([
-            "--session-timeout",
-            SESSION_TIMEOUT,
-            "--recovered-after",
-            "2s",
-        ])
-        .args(["--webhook", &pair.receiver.url("/alerts"), "--console"])
-        .stderr(broken_pipe());
+    let mut cmd = pair.watcher_command(SESSION_TIMEOUT);
+    cmd.arg("--console").stderr(broken_pipe());
     let watcher = Proc::spawn_with_stderr("watcher (stderr broken)", cmd);
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        "bp",
-    ])
-    .args(["--session-timeout", SESSION_TIMEOUT, "--"])
-    .arg(stand_in_agent())
-    .args(["agent", "-n", "bp"])
-    .stderr(broken_pipe());
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, "bp", SESSION_TIMEOUT);
+    around_stand_in(&mut cmd, "bp");
+    cmd.stderr(broken_pipe());
     let wd = Proc::spawn_with_stderr("watchdog bp (stderr broken)", cmd);
     let pid = pair.agent_pid("bp");
     // The watcher's console output shows it is ready to alert: the sentinel's down arrives.
@@ -344,31 +298,12 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         &ZkServer::shared().connect_string(),
         &unique_root("no_colour"),
     );
-    let mut cmd = Command::new(bin("flume-watcher"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--console",
-    ])
-    .env_remove("NO_COLOR");
+    let mut cmd = pair.watcher_command(SESSION_TIMEOUT);
+    cmd.env_remove("NO_COLOR");
     let watcher = Proc::spawn("watcher", cmd);
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        "nc",
-        "--",
-    ])
-    .arg(stand_in_agent())
-    .args(["agent", "-n", "nc"])
-    .env_remove("NO_COLOR");
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, "nc", SESSION_TIMEOUT);
+    around_stand_in(&mut cmd, "nc");
+    cmd.env_remove("NO_COLOR");
     let wd = Proc::spawn("watchdog nc", cmd);
     pair.wait_live("nc");
     watcher.wait_for_line("watcher ready", deadline(30), "the watcher's first view");
@@ -498,19 +433,8 @@ fn a_session_timeout_the_server_cuts_is_said() {
         .unwrap_or_else(|| panic!("no maxSessionTimeout in the server's conf:\n{conf}"));
     let max = format!("{}s", max_ms / 1000);
     let pair = Pair::new(&zk.connect_string(), &unique_root("negotiated"));
-    let mut cmd = Command::new(bin("flume-watchdog"));
-    cmd.args([
-        "run",
-        "--zk",
-        &pair.connect,
-        "--root",
-        &pair.root,
-        "--id",
-        "st",
-    ])
-    .args(["--session-timeout", "1h", "--"])
-    .arg(stand_in_agent())
-    .args(["agent", "-n", "st"]);
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, "st", "1h");
+    around_stand_in(&mut cmd, "st");
     let wd = Proc::spawn("watchdog st", cmd);
     let line = wd.wait_for_line(
         &format!("ZooKeeper set the session timeout to {max} instead of the 1h asked for"),
