@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use common::ExitRecord;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
     /// The agent stopped being live without a planned stop.
@@ -33,9 +33,10 @@ impl AlertKind {
     }
 }
 
-/// One notice about one agent. Serialises to the generic webhook's JSON item, and back: the
-/// durable outbox keeps undelivered alerts in ZooKeeper in this form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One notice about one agent, as sent: it serialises to the generic webhook's JSON item. The
+/// outage records store notices in a form of their own (`record::StoredNotice`), so that what is
+/// sent can change without changing what is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Alert {
     pub event: AlertKind,
     /// The agent id (the node's name, even when its data is garbage).
@@ -44,7 +45,7 @@ pub struct Alert {
     /// Why: `exited with code 3`, `killed by SIGKILL`, `lost contact: …`, `recovered after …`.
     pub reason: String,
     /// When the transition happened, RFC 3339.
-    #[serde(serialize_with = "rfc3339", deserialize_with = "from_rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub at: SystemTime,
     /// Restarts counted by the watchdog (from the identity node), when known.
     pub restarts: Option<u64>,
@@ -53,8 +54,6 @@ pub struct Alert {
     /// For `recovered`: how long the outage lasted.
     #[serde(
         serialize_with = "seconds",
-        deserialize_with = "from_seconds",
-        default,
         skip_serializing_if = "Option::is_none",
         rename = "outage_seconds"
     )]
@@ -71,18 +70,6 @@ pub struct Alert {
 pub struct NoticeKey {
     pub agent: String,
     pub seq: u32,
-}
-
-fn from_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-    let s = String::deserialize(d)?;
-    common::time::parse(&s)
-        .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
-}
-
-fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let v = Option::<f64>::deserialize(d)?;
-    Ok(v.filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64))
 }
 
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

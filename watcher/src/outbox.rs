@@ -2,9 +2,11 @@
 //! updated as channels take its notices, pruned once closed and delivered everywhere.
 //!
 //! Every change is a read-modify-write at the node's version, so two writers (a watcher and its
-//! successor) never lose each other's updates.
+//! successor) never lose each other's updates, nor the fields of a later version they do not
+//! know. A record this watcher cannot read is left as it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 use tracing::{debug, info, warn};
 use zookeeper_client as zk;
@@ -19,6 +21,15 @@ pub struct Outbox {
     dir: String,
     /// The ACLs to create records with, and the credentials to report a refusal with.
     zk: ZkConfig,
+    /// Unreadable records already logged: agent and the node's last modification.
+    unreadable: Mutex<HashSet<(String, i64)>>,
+}
+
+/// An agent's record as read.
+enum Read {
+    Absent,
+    Found(OutageRecord, i32),
+    Unreadable,
 }
 
 /// What recording an alert came to.
@@ -35,6 +46,7 @@ impl Outbox {
         Outbox {
             dir: layout.outages_dir(),
             zk,
+            unreadable: Mutex::new(HashSet::new()),
         }
     }
 
@@ -42,35 +54,35 @@ impl Outbox {
         format!("{}/{agent}", self.dir)
     }
 
-    async fn read(
-        &self,
-        client: &zk::Client,
-        agent: &str,
-    ) -> Result<Option<(OutageRecord, i32)>, zk::Error> {
+    async fn read(&self, client: &zk::Client, agent: &str) -> Result<Read, zk::Error> {
         match client.get_data(&self.path(agent)).await {
-            Ok((data, stat)) => self.parse(client, agent, &data, &stat).await,
-            Err(zk::Error::NoNode) => Ok(None),
+            Ok((data, stat)) => Ok(self.parse(agent, &data, &stat)),
+            Err(zk::Error::NoNode) => Ok(Read::Absent),
             Err(e) => Err(e),
         }
     }
 
-    async fn parse(
-        &self,
-        client: &zk::Client,
-        agent: &str,
-        data: &[u8],
-        stat: &zk::Stat,
-    ) -> Result<Option<(OutageRecord, i32)>, zk::Error> {
+    /// A record that cannot be read is never deleted or overwritten: it may be a later version's,
+    /// or an operator's, and it may hold an outage not yet delivered. It is logged once (per
+    /// record version) and left alone; the alerts of its agent are then sent unrecorded.
+    fn parse(&self, agent: &str, data: &[u8], stat: &zk::Stat) -> Read {
         match serde_json::from_slice::<OutageRecord>(data) {
-            Ok(r) => Ok(Some((r, stat.version))),
+            Ok(r) => Read::Found(r, stat.version),
             Err(e) => {
-                // Not ours to understand: start the record afresh rather than stop alerting.
-                warn!(agent, error = %e, "outage record is unreadable; replacing it");
-                client
-                    .delete(&self.path(agent), Some(stat.version))
-                    .await
-                    .or_else(ok_if_gone)?;
-                Ok(None)
+                let first = self
+                    .unreadable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((agent.to_owned(), stat.mzxid));
+                if first {
+                    warn!(
+                        agent,
+                        path = %self.path(agent),
+                        error = %e,
+                        "outage record cannot be read; it is kept as it is, and this agent's alerts are sent without a record (a restarted or new leader may send them again)"
+                    );
+                }
+                Read::Unreadable
             }
         }
     }
@@ -119,7 +131,12 @@ impl Outbox {
             }
         }
         loop {
-            let current = self.read(client, &alert.agent).await?;
+            let current = match self.read(client, &alert.agent).await? {
+                Read::Found(r, v) => Some((r, v)),
+                Read::Absent => None,
+                // Never lost for a record that cannot be kept: sent, unrecorded.
+                Read::Unreadable => return Ok(Recorded::Deliver(Box::new(alert.clone()))),
+            };
             // Our own write, applied although its answer was lost with the connection: deliver it.
             if let Some(seq) = current.as_ref().and_then(|(r, _)| r.notice_of(alert)) {
                 return Ok(Recorded::Deliver(keyed(alert, seq)));
@@ -173,7 +190,7 @@ impl Outbox {
         mut change: impl FnMut(&mut OutageRecord) -> bool,
     ) -> Result<(), zk::Error> {
         loop {
-            let Some((mut record, version)) = self.read(client, agent).await? else {
+            let Read::Found(mut record, version) = self.read(client, agent).await? else {
                 return Ok(());
             };
             let changed = change(&mut record);
@@ -200,19 +217,11 @@ impl Outbox {
     ) -> Result<BTreeMap<String, OutageRecord>, zk::Error> {
         let mut records = BTreeMap::new();
         for (name, data, stat) in session::read_children(client, &self.dir, |_| true).await? {
-            if let Some((r, _)) = self.parse(client, &name, &data, &stat).await? {
+            if let Read::Found(r, _) = self.parse(&name, &data, &stat) {
                 records.insert(name, r);
             }
         }
         Ok(records)
-    }
-}
-
-fn ok_if_gone(e: zk::Error) -> Result<(), zk::Error> {
-    if e == zk::Error::NoNode {
-        Ok(())
-    } else {
-        Err(e)
     }
 }
 

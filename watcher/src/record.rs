@@ -8,14 +8,28 @@
 //! every notice reached every channel. This module is the pure part: decisions on a record.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use common::ExitRecord;
 
 use crate::alert::{Alert, AlertKind};
 
+/// The format of the records this watcher writes. A record names its version; one without is of
+/// version 1 (the first). A record of a later version is read for what this watcher knows, and its
+/// version and every field it does not know are kept when it is written back.
+pub const RECORD_VERSION: u32 = 1;
+
+fn first_version() -> u32 {
+    1
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutageRecord {
+    #[serde(default = "first_version")]
+    pub version: u32,
     pub agent: String,
     /// RFC 3339: when the current outage began.
     pub opened_at: String,
@@ -24,14 +38,120 @@ pub struct OutageRecord {
     /// Notices with `seq >= first_seq` belong to the current outage; older ones wait for delivery.
     pub first_seq: u32,
     pub notices: Vec<NoticeRecord>,
+    /// Fields of a later version, kept as they are.
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NoticeRecord {
     pub seq: u32,
-    pub alert: Alert,
+    /// Named `alert` since the first version.
+    #[serde(rename = "alert")]
+    pub notice: StoredNotice,
     /// Channels that took it, or refused it for good (logged and counted there).
     pub done: BTreeSet<String>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// A notice as stored: its own type, so that a change of what is sent (the webhook's body, a
+/// channel's message) can never change what is stored, nor make stored records unreadable. The
+/// field names are those of version 1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredNotice {
+    #[serde(with = "stored_event")]
+    pub event: AlertKind,
+    pub agent: String,
+    pub host: Option<String>,
+    pub reason: String,
+    /// RFC 3339.
+    pub at: String,
+    pub restarts: Option<u64>,
+    pub crashes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage_seconds: Option<f64>,
+    pub last_exit: Option<ExitRecord>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+impl StoredNotice {
+    pub fn of(alert: &Alert) -> StoredNotice {
+        StoredNotice {
+            event: alert.event,
+            agent: alert.agent.clone(),
+            host: alert.host.clone(),
+            reason: alert.reason.clone(),
+            at: common::time::format(alert.at),
+            restarts: alert.restarts,
+            crashes: alert.crashes,
+            outage_seconds: alert.outage.map(|d| d.as_millis() as f64 / 1000.0),
+            last_exit: alert.last_exit.clone(),
+            unknown: Map::new(),
+        }
+    }
+
+    /// The alert to send again. A time that cannot be read (a hand-edited record) is sent as now
+    /// rather than not at all.
+    pub fn to_alert(&self) -> Alert {
+        Alert {
+            event: self.event,
+            agent: self.agent.clone(),
+            host: self.host.clone(),
+            reason: self.reason.clone(),
+            at: common::time::parse(&self.at).unwrap_or_else(SystemTime::now),
+            restarts: self.restarts,
+            crashes: self.crashes,
+            outage: self
+                .outage_seconds
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+            last_exit: self.last_exit.clone(),
+            key: None,
+        }
+    }
+
+    /// Whether this is the stored form of `alert` (what this watcher itself wrote for it).
+    fn is(&self, alert: &Alert) -> bool {
+        let mine = StoredNotice::of(alert);
+        StoredNotice {
+            unknown: Map::new(),
+            ..self.clone()
+        } == mine
+    }
+}
+
+/// The events' names in records, fixed here rather than borrowed from the wire format.
+mod stored_event {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::alert::AlertKind;
+
+    const NAMES: [(AlertKind, &str); 5] = [
+        (AlertKind::Down, "down"),
+        (AlertKind::Recovered, "recovered"),
+        (AlertKind::Failed, "failed"),
+        (AlertKind::Blind, "blind"),
+        (AlertKind::Sighted, "sighted"),
+    ];
+
+    pub fn serialize<S: Serializer>(kind: &AlertKind, s: S) -> Result<S::Ok, S::Error> {
+        let name = NAMES
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or("unknown", |(_, n)| n);
+        s.serialize_str(name)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AlertKind, D::Error> {
+        let name = String::deserialize(d)?;
+        NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event {name:?}")))
+    }
 }
 
 /// What to do with a new alert, given the agent's record.
@@ -70,17 +190,15 @@ impl OutageRecord {
         let since = common::time::parse(&self.opened_at).unwrap_or_else(SystemTime::now);
         Some(OpenOutage {
             since,
-            failed_sent: self.current().any(|n| n.alert.event == AlertKind::Failed),
+            failed_sent: self.current().any(|n| n.notice.event == AlertKind::Failed),
         })
     }
 
     /// The notice holding exactly this alert (this watcher's own, written before), if any.
     pub fn notice_of(&self, alert: &Alert) -> Option<u32> {
-        let mut alert = alert.clone();
-        alert.key = None;
         self.notices
             .iter()
-            .find(|n| n.alert == alert)
+            .find(|n| n.notice.is(alert))
             .map(|n| n.seq)
     }
 
@@ -118,12 +236,11 @@ impl OutageRecord {
 }
 
 fn notice(seq: u32, alert: &Alert) -> NoticeRecord {
-    let mut alert = alert.clone();
-    alert.key = None;
     NoticeRecord {
         seq,
-        alert,
+        notice: StoredNotice::of(alert),
         done: BTreeSet::new(),
+        unknown: Map::new(),
     }
 }
 
@@ -133,22 +250,26 @@ pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
     match (record, alert.event) {
         (None, AlertKind::Recovered) => {
             let mut r = OutageRecord {
+                version: RECORD_VERSION,
                 agent: alert.agent.clone(),
                 opened_at,
                 closed: true,
                 first_seq: 0,
                 notices: vec![],
+                unknown: Map::new(),
             };
             r.notices.push(notice(0, alert));
             Decision::Write { record: r, seq: 0 }
         }
         (None, _) => {
             let r = OutageRecord {
+                version: RECORD_VERSION,
                 agent: alert.agent.clone(),
                 opened_at,
                 closed: false,
                 first_seq: 0,
                 notices: vec![notice(0, alert)],
+                unknown: Map::new(),
             };
             Decision::Write { record: r, seq: 0 }
         }
@@ -169,7 +290,7 @@ pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
                 r.closed = false;
                 r.first_seq = r.next_seq();
                 r.opened_at = opened_at;
-            } else if kind == AlertKind::Down || r.current().any(|n| n.alert.event == kind) {
+            } else if kind == AlertKind::Down || r.current().any(|n| n.notice.event == kind) {
                 // Open already: this outage was reported.
                 return Decision::Duplicate;
             }
@@ -308,5 +429,85 @@ mod tests {
         let (r, _) = write(decide(Some(&r), &alert(AlertKind::Recovered, 3)));
         let back: OutageRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    /// A record as the first version wrote it (before records had their own notice type).
+    const V1: &str = r#"{"agent":"a1","opened_at":"2027-01-15T08:00:00.000Z","closed":false,"first_seq":0,
+        "notices":[{"seq":0,"alert":{"event":"down","agent":"a1","host":"h","reason":"exited with code 3",
+        "at":"2027-01-15T08:00:00.000Z","restarts":1,"crashes":1,"last_exit":null},"done":["webhook"]}]}"#;
+
+    #[test]
+    fn a_first_version_record_reads_and_its_notice_is_sent_as_it_was() {
+        let r: OutageRecord = serde_json::from_str(V1).expect("version 1 reads");
+        assert_eq!(r.version, 1);
+        let sent = r.notices[0].notice.to_alert();
+        assert_eq!(sent.event, AlertKind::Down);
+        assert_eq!(sent.reason, "exited with code 3");
+        assert_eq!(common::time::format(sent.at), "2027-01-15T08:00:00.000Z");
+        assert_eq!(r.pending_for("dingtalk").count(), 1);
+        assert_eq!(r.pending_for("webhook").count(), 0);
+    }
+
+    #[test]
+    fn a_later_versions_fields_and_version_survive_a_rewrite() {
+        // A later watcher added fields at every level and raised the version.
+        let later = V1
+            .replacen(
+                r#"{"agent""#,
+                r#"{"version":7,"escalated":{"sms":true},"agent""#,
+                1,
+            )
+            .replacen(r#""seq":0,"#, r#""seq":0,"route":"ops","#, 1)
+            .replacen(
+                r#""crashes":1,"#,
+                r#""crashes":1,"labels":{"team":"logs"},"#,
+                1,
+            );
+        let r: OutageRecord = serde_json::from_str(&later).expect("a later version reads");
+        // This watcher changes it: a recovered closes the outage.
+        let (mut r, seq) = write(decide(Some(&r), &alert(AlertKind::Recovered, 9)));
+        assert!(r.mark_done(seq, "webhook"));
+        let back: Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["version"], 7, "not downgraded");
+        assert_eq!(back["escalated"]["sms"], true);
+        assert_eq!(back["notices"][0]["route"], "ops");
+        assert_eq!(back["notices"][0]["alert"]["labels"]["team"], "logs");
+        assert_eq!(back["closed"], true);
+        // The first notice is still this watcher's to recognise and to send.
+        assert_eq!(r.notices[0].notice.to_alert().event, AlertKind::Down);
+    }
+
+    #[test]
+    fn what_is_stored_is_not_what_is_sent() {
+        let a = alert(AlertKind::Recovered, 3);
+        let stored = serde_json::to_value(StoredNotice::of(&a)).unwrap();
+        let keys: Vec<&str> = stored
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "agent",
+                "at",
+                "crashes",
+                "event",
+                "host",
+                "last_exit",
+                "outage_seconds",
+                "reason",
+                "restarts"
+            ],
+            "the stored fields are fixed here, whatever the wire adds"
+        );
+        assert_eq!(
+            StoredNotice::of(&a).to_alert(),
+            a,
+            "and it sends the same alert again"
+        );
+        let unknown_event = r#"{"event":"escalated","agent":"a","host":null,"reason":"r","at":"2027-01-15T08:00:00.000Z","restarts":null,"crashes":1,"last_exit":null}"#;
+        assert!(serde_json::from_str::<StoredNotice>(unknown_event).is_err());
     }
 }

@@ -477,14 +477,18 @@ impl Watcher {
                 });
             }
             NodeKind::Outage(name) if !self.leader => {
-                let record = if created_or_changed {
-                    found(client.get_data(&event.path).await)?
-                        .and_then(|(data, _)| serde_json::from_slice::<OutageRecord>(&data).ok())
-                } else {
-                    None
-                };
                 let name = name.to_owned();
-                self.leader_recorded(&name, record.as_ref());
+                if created_or_changed {
+                    let data = found(client.get_data(&event.path).await)?;
+                    match data.map(|(d, _)| serde_json::from_slice::<OutageRecord>(&d)) {
+                        Some(Ok(record)) => self.leader_recorded(&name, Some(&record)),
+                        // Unreadable: what the leader recorded is unknown, so nothing is forgotten.
+                        Some(Err(_)) => {}
+                        None => self.leader_recorded(&name, None),
+                    }
+                } else {
+                    self.leader_recorded(&name, None);
+                }
             }
             NodeKind::Root | NodeKind::AgentsDir | NodeKind::LiveDir
                 if event.event_type == zk::EventType::NodeDeleted =>
@@ -560,7 +564,7 @@ impl Watcher {
                         .iter()
                         .any(|(k, c)| *k == key && *c == channel);
                     if !done_here && self.queued.insert((key.clone(), channel.clone())) {
-                        let mut alert = n.alert.clone();
+                        let mut alert = n.notice.to_alert();
                         alert.key = Some(key);
                         alerts.push(alert);
                     }
@@ -703,7 +707,7 @@ impl Watcher {
     /// A follower forgets the alerts the leader has recorded (or closed and pruned).
     fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
         let kinds: Vec<_> = record
-            .map(|r| r.notices.iter().map(|n| n.alert.event).collect())
+            .map(|r| r.notices.iter().map(|n| n.notice.event).collect())
             .unwrap_or_default();
         self.recent
             .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
