@@ -394,6 +394,47 @@ fn an_unknown_host_and_a_refused_port_are_said_at_once() {
 }
 
 #[test]
+fn a_server_that_does_not_answer_is_said_so() {
+    // A listener whose accept queue (backlog 0: one connection) is full: the kernel drops further
+    // SYNs, so a new connection hears nothing, as from a host that is down or behind a firewall.
+    use nix::sys::socket::{
+        bind, connect, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    let any = SockaddrIn::new(127, 0, 0, 1, 0);
+    let listener = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    bind(std::os::fd::AsRawFd::as_raw_fd(&listener), &any).expect("bind");
+    listen(&listener, Backlog::new(0).expect("backlog")).expect("listen");
+    let addr: SockaddrIn =
+        nix::sys::socket::getsockname(std::os::fd::AsRawFd::as_raw_fd(&listener)).expect("name");
+    let filler = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    connect(std::os::fd::AsRawFd::as_raw_fd(&filler), &addr).expect("the one queued connection");
+    let port = addr.port();
+    let (status, text, took) = one_shot(&["status", "--zk", &format!("127.0.0.1:{port}")]);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port} did not answer within 2s")),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "said after the probe, took {took:?}: {text}"
+    );
+    drop((filler, listener));
+}
+
+#[test]
 fn a_port_that_accepts_but_is_not_zookeeper_is_said_so() {
     // Accepts connections and never answers, like a wrong service on that port.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
