@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use scenarios::{
-    deadline, pid_alive, stand_in_agent, unique_root, wait_pid_gone, Proc, ZkEnsemble,
-    ZkProbe, ZkServer,
+    deadline, pid_alive, stand_in_agent, unique_root, wait_pid_gone, Proc, ZkEnsemble, ZkProbe,
+    ZkServer,
 };
 
 #[test]

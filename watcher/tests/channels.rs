@@ -487,7 +487,7 @@ async fn dingtalk_signs_requests_like_the_reference_implementation() {
         req.path_and_query
     );
     assert_eq!(
-        req.raw_query("sign").as_deref(),
+        req.raw_query("sign"),
         Some(expected_encoded.as_str()),
         "encoded sign in {}",
         req.path_and_query
@@ -691,7 +691,7 @@ async fn delivery_errors_do_not_contain_the_token_or_secret() {
     let echo = format!(r#"{{"errcode":310000,"errmsg":"bad token {TOKEN}"}}"#);
     let rx = Receiver::scripted([
         Reply::new(200, &echo),
-        Reply::new(403, &format!("forbidden {TOKEN}")),
+        Reply::new(403, format!("forbidden {TOKEN}")),
     ]);
     let channel = DingTalkChannel::new(
         parse_dingtalk(&rx.url(&format!("/r?access_token={TOKEN}"))).unwrap(),
