@@ -8,7 +8,6 @@
 mod floor;
 mod pair;
 mod population;
-mod receiver;
 mod report;
 mod server;
 mod stats;

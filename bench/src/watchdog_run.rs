@@ -7,10 +7,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
-use scenarios::{deadline, poll_until, ZkProbe, ZkServer};
+use scenarios::{deadline, poll_until, Receiver, ZkProbe, ZkServer};
 
 use crate::pair::Pair;
-use crate::receiver::Receiver;
 use crate::stats::{summary, Summary};
 use crate::usage;
 
@@ -44,8 +43,8 @@ pub fn run(pair: &Pair, zk: &ZkServer, plan: &Plan) -> WatchdogFigures {
     let connect = zk.connect_string();
     let root = format!("/bench-wd-{}", pair.name());
     let control = ZkProbe::connect(&connect);
-    let receiver = Receiver::start().expect("the timestamping receiver");
-    let watcher = pair.watcher(&connect, &root, &receiver.url());
+    let receiver = Receiver::start();
+    let watcher = pair.watcher(&connect, &root, &receiver.url("/hook"));
     watcher.wait_for_line(pair.ready_line(), deadline(60), "the watcher's first view");
     let live = format!("{root}/live/{ID}");
     let agent = ["sleep", "1000000"];
@@ -135,12 +134,16 @@ fn agent_pid(control: &ZkProbe, live: &str, old: Option<i32>) -> i32 {
 
 fn down_after(receiver: &Receiver, from: usize, within: Duration) -> Option<Instant> {
     let mut at = None;
-    receiver.wait(from, Instant::now() + within, |fresh| {
+    receiver.wait_since(from, Instant::now() + within, |fresh| {
         at = at.or_else(|| {
             fresh
                 .iter()
-                .find(|r| r.agent == ID && r.event == "down")
-                .map(|r| r.at)
+                .find(|r| {
+                    r.alerts()
+                        .iter()
+                        .any(|a| a["agent"] == ID && a["event"] == "down")
+                })
+                .map(|r| r.received_at)
         });
         at.is_some()
     });
@@ -151,10 +154,11 @@ fn down_after(receiver: &Receiver, from: usize, within: Duration) -> Option<Inst
 /// outage. The baseline alerts every removal and has nothing to wait for.
 fn settle(pair: &Pair, receiver: &Receiver, from: usize) {
     if matches!(pair, Pair::Ours) {
-        let ok = receiver.wait(from, deadline(10), |fresh| {
+        let ok = receiver.wait_since(from, deadline(10), |fresh| {
             fresh
                 .iter()
-                .any(|r| r.agent == ID && r.event == "recovered")
+                .flat_map(|r| r.alerts())
+                .any(|a| a["agent"] == ID && a["event"] == "recovered")
         });
         assert!(ok, "the recovered after a restart");
     }

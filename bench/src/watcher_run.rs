@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use scenarios::{deadline, ZkProbe, ZkServer};
+use scenarios::{deadline, Receiver, ZkProbe, ZkServer};
 
 use crate::pair::Pair;
 use crate::population::Population;
-use crate::receiver::Receiver;
 use crate::server::{self, ServerFigures};
 use crate::stats::{summary, Summary};
 use crate::usage;
@@ -61,10 +60,10 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     eprintln!("== {} watcher, N = {n}: creating the agents", pair.name());
     let mut pop = Population::create(&zk.connect_string(), &root, n);
     let control = ZkProbe::connect(&zk.connect_string());
-    let receiver = Receiver::start().expect("the timestamping receiver");
+    let receiver = Receiver::start();
 
     let started = Instant::now();
-    let watcher = pair.watcher(&zk.connect_string(), &root, &receiver.url());
+    let watcher = pair.watcher(&zk.connect_string(), &root, &receiver.url("/hook"));
     watcher.wait_for_line(pair.ready_line(), deadline(120), "the watcher's first view");
     let ready = started.elapsed();
     let ready_rss = usage::of(watcher.pid()).unwrap_or_default().rss_kib;
@@ -91,12 +90,16 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         let t = Instant::now();
         control.delete(&pop.live_path(id));
         let mut at = None;
-        receiver.wait(from, Instant::now() + Duration::from_secs(10), |fresh| {
+        receiver.wait_since(from, Instant::now() + Duration::from_secs(10), |fresh| {
             at = at.or_else(|| {
                 fresh
                     .iter()
-                    .find(|r| &r.agent == id && r.event == "down")
-                    .map(|r| r.at)
+                    .find(|r| {
+                        r.alerts()
+                            .iter()
+                            .any(|a| a["agent"] == *id && a["event"] == "down")
+                    })
+                    .map(|r| r.received_at)
             });
             at.is_some()
         });
@@ -114,8 +117,8 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
         control.delete(&pop.live_path(id));
     }
     control.delete(&pop.live_path(&sentinel));
-    let sentinel_seen = receiver.wait(from, deadline(60), |fresh| {
-        fresh.iter().any(|r| r.agent == sentinel)
+    let sentinel_seen = receiver.wait_since(from, deadline(60), |fresh| {
+        fresh.iter().any(|r| r.agents().contains(&sentinel))
     });
     assert!(
         sentinel_seen,
@@ -125,7 +128,8 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let false_alerts = receiver
         .since(from)
         .iter()
-        .filter(|r| stopped_set.contains(&r.agent))
+        .flat_map(|r| r.agents())
+        .filter(|agent| stopped_set.contains(agent))
         .count();
 
     let server = server::read(zk);
@@ -137,10 +141,13 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let t = Instant::now();
     pop.lose_mass();
     let mut last = None;
-    receiver.wait(from, Instant::now() + plan.mass_deadline, |fresh| {
+    receiver.wait_since(from, Instant::now() + plan.mass_deadline, |fresh| {
         for r in fresh {
-            if r.event == "down" && waiting.remove(&r.agent) {
-                last = Some(r.at);
+            for a in r.alerts() {
+                let agent = a["agent"].as_str().unwrap_or_default();
+                if a["event"] == "down" && waiting.remove(agent) {
+                    last = Some(r.received_at);
+                }
             }
         }
         waiting.is_empty()
@@ -148,10 +155,12 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let mass_messages = receiver
         .since(from)
         .iter()
-        .filter(|r| pop.mass_ids.binary_search(&r.agent).is_ok())
-        .map(|r| r.message)
-        .collect::<HashSet<_>>()
-        .len();
+        .filter(|r| {
+            r.agents()
+                .iter()
+                .any(|agent| pop.mass_ids.binary_search(agent).is_ok())
+        })
+        .count();
     let mass_all = waiting
         .is_empty()
         .then(|| last.map(|l| l.saturating_duration_since(t)))
@@ -161,12 +170,12 @@ pub fn run(pair: &Pair, zk: &ZkServer, n: usize, plan: &Plan) -> WatcherFigures 
     let t = Instant::now();
     control.delete(&pop.live_path(&late));
     let mut after_burst = None;
-    receiver.wait(from, deadline(60), |fresh| {
+    receiver.wait_since(from, deadline(60), |fresh| {
         after_burst = after_burst.or_else(|| {
             fresh
                 .iter()
-                .find(|r| r.agent == late)
-                .map(|r| r.at.saturating_duration_since(t))
+                .find(|r| r.agents().contains(&late))
+                .map(|r| r.received_at.saturating_duration_since(t))
         });
         after_burst.is_some()
     });

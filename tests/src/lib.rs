@@ -10,14 +10,16 @@
 pub mod faults;
 pub mod pair;
 pub mod procs;
-pub mod receiver;
 pub mod scratch;
 pub mod spawn;
 pub mod wait;
 pub mod zk;
 
+/// The HTTP receiver, a crate of its own so that the watcher's tests and the bench use it too.
+pub use ::receiver;
+
 pub use procs::{bin, pid_alive, stand_in_agent, wait_pid_gone, Proc};
-pub use receiver::{Receiver, Request};
+pub use receiver::{Receiver, Reply, Request};
 pub use scratch::{free_port, TempDir};
 pub use wait::{deadline, deadline_ms, poll_until};
 pub use zk::{ZkEnsemble, ZkProbe, ZkServer};

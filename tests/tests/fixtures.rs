@@ -1,14 +1,12 @@
-//! Tests of the fixtures themselves.
+//! Tests of the fixtures themselves (the HTTP receiver has its own, in tests/receiver).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use scenarios::{
-    deadline, pid_alive, stand_in_agent, unique_root, wait_pid_gone, Proc, Receiver, ZkEnsemble,
-    ZkProbe, ZkServer,
+    deadline, pid_alive, stand_in_agent, unique_root, wait_pid_gone, Proc, ZkEnsemble, ZkProbe,
+    ZkServer,
 };
 
 #[test]
@@ -136,81 +134,6 @@ fn zk_ensemble_elects_a_new_leader() {
         t0.elapsed() < Duration::from_secs(20),
         "ensemble test took {:?}",
         t0.elapsed()
-    );
-}
-
-/// A tiny HTTP client: the request as written, the reply as read.
-fn http(port: u16, raw: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn post(port: u16, path: &str, body: &str) -> String {
-    http(
-        port,
-        &format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-}
-
-#[test]
-fn receiver_records_posts_and_replies() {
-    let rx = Receiver::start();
-    assert!(rx.url("/hook").starts_with("http://127.0.0.1:"));
-
-    let reply = post(
-        rx.port(),
-        "/robot/send?access_token=T&sign=a%2Bb%3D",
-        r#"{"msgtype":"markdown"}"#,
-    );
-    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
-    assert!(reply.contains("Connection: close"));
-    assert!(reply.ends_with(r#"{"errcode":0,"errmsg":"ok"}"#));
-
-    let reqs = rx.wait_for(|r| !r.is_empty(), deadline(2), "one request");
-    let r = &reqs[0];
-    assert_eq!(r.method, "POST");
-    assert_eq!(r.path(), "/robot/send");
-    assert_eq!(r.query("access_token").as_deref(), Some("T"));
-    assert_eq!(r.query("sign").as_deref(), Some("a+b="));
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.json()["msgtype"], "markdown");
-
-    rx.queue_reply(503, "busy");
-    rx.set_reply(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#);
-    let first = post(rx.port(), "/hook", r#"{"alerts":[{"n":1},{"n":2}]}"#);
-    assert!(first.starts_with("HTTP/1.1 503 "), "{first}");
-    let second = post(rx.port(), "/hook", r#"{"alerts":[{"n":3}]}"#);
-    assert!(second.contains("130101"), "{second}");
-    let alerts = rx.wait_for_alerts(|a| a.len() >= 3, deadline(2), "three alerts");
-    let ns: Vec<i64> = alerts.iter().map(|a| a["n"].as_i64().unwrap()).collect();
-    assert_eq!(ns, vec![1, 2, 3]);
-
-    // Chunked bodies too.
-    http(
-        rx.port(),
-        "POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n",
-    );
-    let reqs = rx.wait_for_count(4, deadline(2), "the chunked request");
-    assert_eq!(reqs[3].json()["a"], 1);
-
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rx.wait_for(
-            |r| r.len() > 10,
-            scenarios::deadline_ms(100),
-            "eleven requests",
-        )
-    }))
-    .unwrap_err();
-    let msg = err.downcast_ref::<String>().unwrap();
-    assert!(
-        msg.contains("eleven requests") && msg.contains("/chunked"),
-        "{msg}"
     );
 }
 

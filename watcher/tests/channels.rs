@@ -1,14 +1,9 @@
 //! Alert channels and the notifier against a real HTTP receiver on 127.0.0.1.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reqwest::Url;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use receiver::{Receiver, Reply, Request};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use watcher::alert::{Alert, AlertKind, NoticeKey};
@@ -23,221 +18,6 @@ const FAST: RetryPolicy = RetryPolicy {
     initial: Duration::from_millis(50),
     max: Duration::from_millis(200),
 };
-
-// ---------------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 receiver: records every request, answers from a script, `Connection: close`.
-
-#[derive(Debug)]
-struct Request {
-    method: String,
-    /// Path and query, as sent.
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// When the receiver had read it whole (before answering).
-    received_at: Instant,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "request body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// The raw (still percent-encoded) value of a query parameter.
-    fn raw_query(&self, key: &str) -> Option<String> {
-        let query = self.target.split_once('?')?.1;
-        query
-            .split('&')
-            .find_map(|p| p.strip_prefix(&format!("{key}=")).map(str::to_owned))
-    }
-
-    fn query(&self, key: &str) -> Option<String> {
-        let url = Url::parse(&format!("http://x{}", self.target)).ok()?;
-        url.query_pairs()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
-    }
-
-    fn agents(&self) -> Vec<String> {
-        let v = self.json();
-        let alerts = v["alerts"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no alerts array in {v}"));
-        alerts
-            .iter()
-            .map(|a| a["agent"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-    /// The reply waits for this to be released (or dropped).
-    hold: Option<oneshot::Receiver<()>>,
-}
-
-fn reply(status: u16, body: &str) -> Reply {
-    Reply {
-        status,
-        body: body.to_owned(),
-        hold: None,
-    }
-}
-
-struct Receiver {
-    addr: SocketAddr,
-    requests: mpsc::UnboundedReceiver<Request>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    seen: usize,
-}
-
-impl Receiver {
-    /// Answers requests with the scripted replies in order, then with `200 {"errcode":0}`.
-    async fn start(script: Vec<Reply>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let (tx, requests) = mpsc::unbounded_channel();
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let shared = script.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let tx = tx.clone();
-                let script = shared.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, tx, script).await;
-                });
-            }
-        });
-        Receiver {
-            addr,
-            requests,
-            script,
-            seen: 0,
-        }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{}", self.addr, path_and_query)
-    }
-
-    async fn next(&mut self, what: &str) -> Request {
-        match tokio::time::timeout(WAIT, self.requests.recv()).await {
-            Ok(Some(r)) => {
-                self.seen += 1;
-                r
-            }
-            Ok(None) => panic!("receiver stopped while waiting for {what}"),
-            Err(_) => panic!(
-                "no request within {WAIT:?} while waiting for {what}; {} requests seen so far",
-                self.seen
-            ),
-        }
-    }
-
-    /// Asserts that no request beyond those already taken has arrived.
-    fn assert_no_more(&mut self, context: &str) {
-        if let Ok(r) = self.requests.try_recv() {
-            panic!(
-                "{context}: expected {} requests, got another: {} {} {}",
-                self.seen,
-                r.method,
-                r.target,
-                String::from_utf8_lossy(&r.body)
-            );
-        }
-    }
-
-    fn script_left(&self) -> usize {
-        self.script.lock().unwrap().len()
-    }
-
-    /// Every request that has arrived and not been taken yet.
-    fn take_arrived(&mut self) -> Vec<Request> {
-        let mut out = Vec::new();
-        while let Ok(r) = self.requests.try_recv() {
-            self.seen += 1;
-            out.push(r);
-        }
-        out
-    }
-}
-
-async fn serve(
-    mut stream: TcpStream,
-    tx: mpsc::UnboundedSender<Request>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or_default().split(' ');
-    let method = request_line.next().unwrap_or_default().to_owned();
-    let target = request_line.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    let next = script.lock().unwrap().pop_front();
-    let _ = tx.send(Request {
-        method,
-        target,
-        headers,
-        body,
-        received_at: Instant::now(),
-    });
-    let Reply { status, body, hold } =
-        next.unwrap_or_else(|| reply(200, r#"{"errcode":0,"errmsg":"ok"}"#));
-    if let Some(hold) = hold {
-        let _ = hold.await;
-    }
-    let response = format!(
-        "HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn alert(agent: &str) -> Alert {
     Alert {
@@ -325,7 +105,7 @@ async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
 
 #[tokio::test]
 async fn webhook_posts_alerts_as_json() {
-    let mut rx = Receiver::start(vec![reply(204, "")]).await;
+    let rx = Receiver::scripted([Reply::new(204, "")]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
     let url = rx.url("/hook");
@@ -337,7 +117,7 @@ async fn webhook_posts_alerts_as_json() {
     notifier.send(vec![alert("a1")]);
     let req = rx.next("the webhook POST").await;
     assert_eq!(
-        (req.method.as_str(), req.target.as_str()),
+        (req.method.as_str(), req.path_and_query.as_str()),
         ("POST", "/hook")
     );
     assert_eq!(
@@ -372,8 +152,11 @@ async fn webhook_posts_alerts_as_json() {
 
 #[tokio::test]
 async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
-    let mut rx =
-        Receiver::start(vec![reply(500, "boom"), reply(503, "busy"), reply(200, "")]).await;
+    let rx = Receiver::scripted([
+        Reply::new(500, "boom"),
+        Reply::new(503, "busy"),
+        Reply::new(200, ""),
+    ]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
 
@@ -402,7 +185,7 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
 
 #[tokio::test]
 async fn webhook_404_is_permanent_counted_and_not_retried() {
-    let mut rx = Receiver::start(vec![reply(404, "no such hook"), reply(200, "")]).await;
+    let rx = Receiver::scripted([Reply::new(404, "no such hook"), Reply::new(200, "")]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/wrong")], client(), FAST, cancel.clone());
 
@@ -434,13 +217,8 @@ async fn webhook_404_is_permanent_counted_and_not_retried() {
 
 #[tokio::test]
 async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
-    let (release, hold) = oneshot::channel();
-    let mut rx = Receiver::start(vec![Reply {
-        status: 200,
-        body: String::new(),
-        hold: Some(hold),
-    }])
-    .await;
+    let (held, release) = Reply::new(200, "").held();
+    let rx = Receiver::scripted([held]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
 
@@ -455,9 +233,10 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
     notifier.send(vec![alert("a2")]);
     notifier.send(vec![alert("a3"), alert("a4")]);
     assert_eq!(notifier.stats()[0].pending, 4, "{:?}", notifier.stats());
-    release
-        .send(())
-        .expect("the receiver still holds the first reply");
+    assert!(
+        release.release(),
+        "the receiver still holds the first reply"
+    );
 
     let second = rx.next("the second delivery").await;
     assert_eq!(
@@ -469,12 +248,12 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
     assert_eq!(stats.pending, 0, "{stats:?}");
     stop(&notifier, &cancel).await;
     rx.assert_no_more("exactly two requests for four alerts");
-    assert_eq!(rx.seen, 2);
+    assert_eq!(rx.taken(), 2);
 }
 
 #[tokio::test]
 async fn batches_bigger_than_max_batch_are_split_in_order() {
-    let mut rx = Receiver::start(vec![]).await;
+    let rx = Receiver::start();
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
     let many: Vec<Alert> = (0..WebhookChannel::MAX_BATCH + 3)
@@ -491,7 +270,7 @@ async fn batches_bigger_than_max_batch_are_split_in_order() {
 
 #[tokio::test]
 async fn cancellation_makes_one_last_attempt_then_stops() {
-    let mut rx = Receiver::start(vec![reply(500, "down for maintenance")]).await;
+    let rx = Receiver::scripted([Reply::new(500, "down for maintenance")]);
     let cancel = CancellationToken::new();
     let slow = RetryPolicy {
         initial: Duration::from_secs(600),
@@ -554,7 +333,7 @@ impl Channel for Spaced {
 #[tokio::test]
 async fn last_attempts_at_shutdown_keep_the_channel_spacing() {
     const SPACING: Duration = Duration::from_millis(400);
-    let mut rx = Receiver::start(vec![reply(500, "busy")]).await;
+    let rx = Receiver::scripted([Reply::new(500, "busy")]);
     let cancel = CancellationToken::new();
     let slow = RetryPolicy {
         initial: Duration::from_secs(600),
@@ -659,7 +438,7 @@ fn python_sign(secret: &str, timestamp: &str) -> (String, String) {
 
 #[tokio::test]
 async fn dingtalk_signs_requests_like_the_reference_implementation() {
-    let mut rx = Receiver::start(vec![]).await;
+    let rx = Receiver::start();
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         vec![dingtalk_spec(&rx, true)],
@@ -674,16 +453,20 @@ async fn dingtalk_signs_requests_like_the_reference_implementation() {
 
     notifier.send(vec![alert("a1")]);
     let req = rx.next("the signed DingTalk request").await;
-    assert!(req.target.starts_with("/robot/send?"), "{}", req.target);
+    assert!(
+        req.path_and_query.starts_with("/robot/send?"),
+        "{}",
+        req.path_and_query
+    );
     assert_eq!(
         req.query("access_token").as_deref(),
         Some(TOKEN),
         "{}",
-        req.target
+        req.path_and_query
     );
     let timestamp = req
         .query("timestamp")
-        .unwrap_or_else(|| panic!("no timestamp in {}", req.target));
+        .unwrap_or_else(|| panic!("no timestamp in {}", req.path_and_query));
     let ts: u64 = timestamp
         .parse()
         .unwrap_or_else(|_| panic!("timestamp {timestamp:?} is not milliseconds"));
@@ -701,13 +484,13 @@ async fn dingtalk_signs_requests_like_the_reference_implementation() {
         req.query("sign").as_deref(),
         Some(expected_b64.as_str()),
         "decoded sign in {}",
-        req.target
+        req.path_and_query
     );
     assert_eq!(
-        req.raw_query("sign").as_deref(),
+        req.raw_query("sign"),
         Some(expected_encoded.as_str()),
         "encoded sign in {}",
-        req.target
+        req.path_and_query
     );
     assert_eq!(dingtalk::sign(SECRET, ts), expected_b64);
 
@@ -732,11 +515,10 @@ async fn dingtalk_signs_requests_like_the_reference_implementation() {
 
 #[tokio::test]
 async fn dingtalk_security_failure_is_permanent() {
-    let mut rx = Receiver::start(vec![reply(
+    let rx = Receiver::scripted([Reply::new(
         200,
         r#"{"errcode":310000,"errmsg":"sign not match"}"#,
-    )])
-    .await;
+    )]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         vec![dingtalk_spec(&rx, true)],
@@ -758,12 +540,11 @@ async fn dingtalk_security_failure_is_permanent() {
 
 #[tokio::test]
 async fn dingtalk_too_fast_is_retried_until_ok() {
-    let mut rx = Receiver::start(vec![
-        reply(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#),
-        reply(200, "<html>gateway hiccup</html>"),
-        reply(200, r#"{"errcode":0,"errmsg":"ok"}"#),
-    ])
-    .await;
+    let rx = Receiver::scripted([
+        Reply::new(200, r#"{"errcode":130101,"errmsg":"send too fast"}"#),
+        Reply::new(200, "<html>gateway hiccup</html>"),
+        Reply::new(200, r#"{"errcode":0,"errmsg":"ok"}"#),
+    ]);
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         vec![dingtalk_spec(&rx, false)],
@@ -779,7 +560,12 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
         "attempt answered errcode 0",
     ] {
         let req = rx.next(what).await;
-        assert_eq!(req.query("sign"), None, "unsigned robot: {}", req.target);
+        assert_eq!(
+            req.query("sign"),
+            None,
+            "unsigned robot: {}",
+            req.path_and_query
+        );
         assert_eq!(req.json()["markdown"]["title"], "2 Flume agent alerts");
     }
     let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
@@ -797,7 +583,7 @@ const TOO_FAST: &str = r#"{"errcode":130101,"errmsg":"send too fast"}"#;
 
 #[tokio::test]
 async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
-    let mut rx = Receiver::start(vec![reply(200, TOO_FAST), reply(200, TOO_FAST)]).await;
+    let rx = Receiver::scripted([Reply::new(200, TOO_FAST), Reply::new(200, TOO_FAST)]);
     let cancel = CancellationToken::new();
     // A 50 ms backoff: without the spacing the retries would follow at once.
     let notifier = Notifier::start(
@@ -836,7 +622,7 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
 
 #[tokio::test]
 async fn dingtalk_makes_no_last_attempt_sooner_than_3s_after_the_one_before() {
-    let mut rx = Receiver::start(vec![reply(200, TOO_FAST)]).await;
+    let rx = Receiver::scripted([Reply::new(200, TOO_FAST)]);
     let cancel = CancellationToken::new();
     let slow = RetryPolicy {
         initial: Duration::from_secs(600),
@@ -903,11 +689,10 @@ async fn delivery_errors_do_not_contain_the_token_or_secret() {
 
     // A receiver that echoes the token back in its error message.
     let echo = format!(r#"{{"errcode":310000,"errmsg":"bad token {TOKEN}"}}"#);
-    let mut rx = Receiver::start(vec![
-        reply(200, &echo),
-        reply(403, &format!("forbidden {TOKEN}")),
-    ])
-    .await;
+    let rx = Receiver::scripted([
+        Reply::new(200, &echo),
+        Reply::new(403, format!("forbidden {TOKEN}")),
+    ]);
     let channel = DingTalkChannel::new(
         parse_dingtalk(&rx.url(&format!("/r?access_token={TOKEN}"))).unwrap(),
         client(),
@@ -973,7 +758,7 @@ fn names_and_debug_output_hide_secrets() {
 #[tokio::test]
 async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
     const OTHER_TOKEN: &str = "0th3r0123456789abcdef";
-    let mut rx = Receiver::start(vec![]).await;
+    let rx = Receiver::start();
     let robot_url = |token: &str| rx.url(&format!("/robot/send?access_token={token}"));
     let robot = |token: &str| ChannelSpec::DingTalk(parse_dingtalk(&robot_url(token)).unwrap());
     let cancel = CancellationToken::new();
@@ -1038,7 +823,7 @@ async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
 
 #[tokio::test]
 async fn the_same_webhook_given_twice_is_one_channel() {
-    let mut rx = Receiver::start(vec![]).await;
+    let rx = Receiver::start();
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         vec![webhook(&rx, "/hook"), webhook(&rx, "/hook")],
