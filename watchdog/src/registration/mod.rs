@@ -24,6 +24,8 @@ use common::{AgentId, AgentState, ExitRecord, IdentityRecord, Layout, LivenessRe
 
 use crate::child::watchdog_alive;
 
+pub mod machine;
+
 /// Who we are, written into the nodes.
 #[derive(Clone, Debug)]
 pub struct Registrant {
