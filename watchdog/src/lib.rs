@@ -2,9 +2,9 @@
 //! two znodes for it — a persistent identity node and an ephemeral liveness node — so that the
 //! watcher can tell a crash (liveness gone, identity kept) from a planned stop (identity gone first).
 //!
-//! The decisions live in [`supervisor`] (pure); [`child`] and [`registration`] are the edges
-//! (processes and ZooKeeper); [`run`] ties them together and never lets ZooKeeper trouble reach
-//! the agent.
+//! The decisions live in [`supervisor`] and [`registration::machine`] (pure); [`child`] and the
+//! loop of [`registration`] are the edges (processes and ZooKeeper); [`run`] ties them together
+//! and never lets ZooKeeper trouble reach the agent.
 
 pub mod child;
 pub mod cli;

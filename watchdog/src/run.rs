@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::child::{signal_group, Agent};
-use crate::registration::{self, Command, LiveDesired, Notice, Registrant};
+use crate::registration::{self, Command, LiveDesired, Liveness, Notice, Registrant};
 use crate::supervisor::{Action, Event, Policy, State, StopOrigin, Supervisor, EXIT_CONFLICT};
 
 #[derive(Clone, Debug)]
@@ -106,13 +106,14 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                     }),
                     Action::GoLive { pid, since } => {
                         incarnation += 1;
-                        reg.send(Command::Live(Some(LiveDesired {
+                        reg.send(Command::Live(Liveness::Live(LiveDesired {
                             incarnation,
                             agent_pid: pid,
                             since,
                         })));
                     }
-                    Action::GoDark => reg.send(Command::Live(None)),
+                    Action::GoDark => reg.send(Command::Live(Liveness::Dark)),
+                    Action::HoldLive => reg.send(Command::Live(Liveness::Hold)),
                     Action::DeleteIdentity => {
                         let (tx, rx) = oneshot::channel();
                         reg.send(Command::DeleteIdentity(tx));

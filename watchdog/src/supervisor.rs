@@ -2,6 +2,10 @@
 //! or a stop is asked for. The loop in `run` turns real events into [`Event`]s and carries out the
 //! returned [`Action`]s in order; the order is the contract (identity before liveness, liveness
 //! deleted before a restart, identity deleted before the agent is signalled on a planned stop).
+//!
+//! It is the one place that decides whether the agent is to be seen live, dark, or held through a
+//! stop; the registration carries that out without judging it again, and keeps the order of the
+//! ZooKeeper writes in `registration::machine::Registration::next_step`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -148,6 +152,9 @@ pub enum Action {
     GoLive { pid: u32, since: SystemTime },
     /// Delete our liveness node: this is what makes the watcher alert.
     GoDark,
+    /// A stop began: keep the liveness node that is there until the agent is gone (the stop is
+    /// told by the identity node), and make no new one, even one asked for before.
+    HoldLive,
     /// Delete the identity node, waiting (bounded) for it: a planned stop raises no alert.
     DeleteIdentity,
     /// Signal the child's process group.
@@ -294,7 +301,7 @@ impl Supervisor {
                     killed: false,
                     origin,
                 };
-                let mut acts = Vec::new();
+                let mut acts = vec![HoldLive];
                 if origin.deletes_identity() {
                     acts.push(DeleteIdentity);
                 }
@@ -684,6 +691,7 @@ mod tests {
                 now: c.at(100)
             }),
             vec![
+                HoldLive,
                 DeleteIdentity,
                 Signal {
                     pid: 10,
@@ -715,6 +723,7 @@ mod tests {
                 now: c.at(100)
             }),
             vec![
+                HoldLive,
                 Signal {
                     pid: 10,
                     sig: Sig::Term
