@@ -58,6 +58,10 @@ struct Args {
     /// Watchdogs (real processes) registered again after a ZooKeeper restart; 0 skips it
     #[arg(long, default_value_t = 500)]
     reconnect: usize,
+    /// Seconds ZooKeeper stays down in the reconnect measurement (above 4.2 s: 7/5 of the
+    /// watchdogs' 3 s session, when their client declares the session expired)
+    #[arg(long, default_value_t = 6)]
+    reconnect_pause: u64,
     /// The watchdog binary of the reconnect measurement (e.g. another build, for a comparison)
     #[arg(long)]
     reconnect_watchdog: Option<PathBuf>,
@@ -129,7 +133,7 @@ fn main() {
             &reconnect::Plan {
                 n: args.reconnect,
                 session_timeout: Duration::from_secs(3),
-                pause: Duration::from_secs(6),
+                pause: Duration::from_secs(args.reconnect_pause),
                 watchdog_bin: args.reconnect_watchdog.clone(),
             },
         )

@@ -38,10 +38,13 @@ pub struct ReconnectFigures {
     pub n: usize,
     pub watchdog_bin: String,
     pub session_timeout_ms: f64,
+    /// Stopped → answering again (the pause, then the JVM's start and the data's load).
     pub pause_ms: f64,
+    /// How much later than `mntr` the fixture's `srvr` poll saw the server answer.
+    pub srvr_late_ms: f64,
     /// Start of the N processes → every liveness node there.
     pub first_registration_ms: f64,
-    /// ZooKeeper answering `srvr` again → each liveness node created by a new session (its
+    /// ZooKeeper answering again → each liveness node created by a new session (its
     /// `ctime`, the server's clock, which is this machine's: the probe's polling adds nothing).
     pub reregistered: Summary,
     /// Connection requests (`zk_connection_request_count` of `mntr`) per second, the highest over
@@ -52,8 +55,8 @@ pub struct ReconnectFigures {
     pub peak_window_ms: f64,
     /// All connection requests from the restart until all registered again.
     pub connect_requests: u64,
-    /// Requests per window (its start in ms since ZooKeeper answered `srvr`, negative before:
-    /// `mntr` answers while `srvr` is still polled), from the restart on: one burst or a spread.
+    /// Requests per window (its start in ms since ZooKeeper answered again; the first one starts
+    /// before, at the last unanswered sample), from the restart on: one burst or a spread.
     pub windows: Vec<(f64, u64)>,
 }
 
@@ -134,15 +137,19 @@ pub fn run(zk: &mut ZkServer, plan: &Plan) -> ReconnectFigures {
         .map(|(_, _, at)| *at)
         .max()
         .unwrap_or(answering);
+    // ZooKeeper answers again at the first answer seen, to `srvr` (polled every 25 ms by the
+    // fixture) or to the sampler's `mntr`: under a burst of reconnections `srvr` can come late.
+    let up = first_answer(&samples).map_or(answering, |at| at.min(answering));
+    let up_wall = answering_wall - (answering - up);
     let since_epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    // A node created before `srvr` said so (it is polled every 25 ms) counts as at once.
+    // A node created before then (the samples are 100 ms apart) counts as at once.
     let times: Vec<Duration> = again
         .values()
         .map(|(_, ctime, _)| {
-            Duration::from_millis(*ctime as u64).saturating_sub(since_epoch(answering_wall))
+            Duration::from_millis(*ctime as u64).saturating_sub(since_epoch(up_wall))
         })
         .collect();
-    let windows = windows(&samples, answering, last);
+    let windows = windows(&samples, up, last);
     drop(watchdogs); // SIGKILLs each watchdog's process group (its stand-in agent too)
     let peak = windows
         .iter()
@@ -153,7 +160,8 @@ pub fn run(zk: &mut ZkServer, plan: &Plan) -> ReconnectFigures {
         n: plan.n,
         watchdog_bin: program.display().to_string(),
         session_timeout_ms: ms(plan.session_timeout),
-        pause_ms: ms(answering - stopped),
+        pause_ms: ms(up - stopped),
+        srvr_late_ms: ms(answering - up),
         first_registration_ms: ms(first_registration),
         reregistered: summary(&times),
         peak_connect_rate_per_s: rate(&peak),
@@ -268,20 +276,35 @@ fn sample_requests(port: u16, stop: &AtomicBool) -> Vec<(Instant, Option<u64>)> 
     let mut samples = Vec::new();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let count = scenarios::zk::four_letter_word(port, "mntr").and_then(|m| {
-            m.lines().find_map(|l| {
-                l.strip_prefix("zk_connection_request_count")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-        });
+        let count = connection_requests(port);
         samples.push((Instant::now(), count));
         next += SAMPLE_EVERY;
         // A fixed sampling period, not a wait for an event.
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    // One after the stop, so that the requests since the last one are counted.
+    samples.push((Instant::now(), connection_requests(port)));
     samples
+}
+
+/// `zk_connection_request_count` of the server's `mntr`; None if it does not answer.
+fn connection_requests(port: u16) -> Option<u64> {
+    scenarios::zk::four_letter_word(port, "mntr").and_then(|m| {
+        m.lines().find_map(|l| {
+            l.strip_prefix("zk_connection_request_count")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    })
+}
+
+/// When the server first answered `mntr` after it went down.
+fn first_answer(samples: &[(Instant, Option<u64>)]) -> Option<Instant> {
+    let down = samples.iter().position(|(_, c)| c.is_none())?;
+    samples[down..]
+        .iter()
+        .find_map(|(at, c)| c.is_some().then_some(*at))
 }
 
 /// The windows between samples after the restart, up to the first sample after `until`:

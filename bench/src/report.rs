@@ -276,15 +276,15 @@ pub fn markdown(
         );
         for (what, v) in [
             (
-                "ZooKeeper answering → registered again, p50",
+                "ZooKeeper answering again → registered again, p50",
                 r.reregistered.p50_ms,
             ),
             (
-                "ZooKeeper answering → registered again, p99",
+                "ZooKeeper answering again → registered again, p99",
                 r.reregistered.p99_ms,
             ),
             (
-                "ZooKeeper answering → all registered again",
+                "ZooKeeper answering again → all registered again",
                 r.reregistered.max_ms,
             ),
         ] {
@@ -308,7 +308,7 @@ pub fn markdown(
             .collect();
         let _ = writeln!(
             out,
-            "\nConnection requests per window of about 100 ms (its start, from ZooKeeper answering `srvr`; empty windows left out): {}.",
+            "\nConnection requests per window of about 100 ms (its start, from ZooKeeper answering again; empty windows left out): {}.",
             shape.join(", ")
         );
     }
