@@ -350,3 +350,38 @@ fn windows(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_start_at_the_last_unanswered_sample_and_merge_slivers() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let samples = [
+            (at(0), Some(7)), // before the stop: the old JVM's counter
+            (at(100), None),
+            (at(200), None),
+            (at(300), Some(40)), // the new JVM's counter, from 0
+            (at(320), Some(45)), // a sliver after a late sample: joins the next
+            (at(400), Some(90)),
+            (at(500), None), // a busy server: the next window spans it
+            (at(600), Some(100)),
+            (at(700), Some(101)),
+        ];
+        let restart = at(250);
+        assert_eq!(first_answer(&samples), Some(at(300)));
+        let w = windows(&samples, restart, at(550));
+        let got: Vec<(u64, u64, f64)> = w
+            .iter()
+            .map(|(len, n, start)| (len.as_millis() as u64, *n, *start))
+            .collect();
+        assert_eq!(
+            got,
+            [(100, 40, -50.0), (100, 50, 50.0), (200, 10, 150.0)],
+            "the window after `until` closes the list"
+        );
+        assert_eq!(rate(&w[1]), 500.0);
+    }
+}
