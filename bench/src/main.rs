@@ -8,6 +8,7 @@
 mod floor;
 mod pair;
 mod population;
+mod reconnect;
 mod report;
 mod server;
 mod stats;
@@ -50,9 +51,19 @@ struct Args {
     /// The classpath file `bench/baseline/build` wrote; without it only ours is measured
     #[arg(long)]
     baseline_classpath: Option<PathBuf>,
-    /// Measure only the watchers, or only the watchdogs
-    #[arg(long, value_parser = ["watchers", "watchdogs"])]
+    /// Measure only the watchers, only the watchdogs, or only the reconnection after an outage
+    #[arg(long, value_parser = ["watchers", "watchdogs", "reconnect"])]
     only: Option<String>,
+    /// Watchdogs (real processes) registered again after a ZooKeeper restart; 0 skips it
+    #[arg(long, default_value_t = 500)]
+    reconnect: usize,
+    /// Seconds ZooKeeper stays down in the reconnect measurement (above 4.2 s: 7/5 of the
+    /// watchdogs' 3 s session, when their client declares the session expired)
+    #[arg(long, default_value_t = 6)]
+    reconnect_pause: u64,
+    /// The watchdog binary of the reconnect measurement (e.g. another build, for a comparison)
+    #[arg(long)]
+    reconnect_watchdog: Option<PathBuf>,
     /// Where to write the figures as JSON
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -85,15 +96,16 @@ fn main() {
         idle: Duration::from_secs(10),
         session_timeout: Duration::from_secs(2),
     };
+    let only = |what: &str| args.only.as_deref().is_none_or(|o| o == what);
     let floor = {
         let zk = ZkServer::start();
         floor::measure(&zk, 1000)
     };
     let mut watchers = Vec::new();
-    let ns = if args.only.as_deref() == Some("watchdogs") {
-        &[][..]
-    } else {
+    let ns = if only("watchers") {
         &args.n[..]
+    } else {
+        &[][..]
     };
     for &n in ns {
         for pair in &pairs {
@@ -103,16 +115,29 @@ fn main() {
         }
     }
     let mut watchdogs = Vec::new();
-    let measured = if args.only.as_deref() == Some("watchers") {
-        &[][..]
-    } else {
+    let measured = if only("watchdogs") {
         &pairs[..]
+    } else {
+        &[][..]
     };
     for pair in measured {
         let zk = ZkServer::start();
         watchdogs.push(watchdog_run::run(pair, &zk, &watchdog_plan));
     }
-    let json = serde_json::json!({ "floor": floor, "watchers": watchers, "watchdogs": watchdogs });
+    // Ours only: the baseline's watchdog is another program with its own reconnect policy.
+    let reconnect = (only("reconnect") && args.reconnect > 0).then(|| {
+        let mut zk = ZkServer::start();
+        reconnect::run(
+            &mut zk,
+            &reconnect::Plan {
+                n: args.reconnect,
+                session_timeout: Duration::from_secs(3),
+                pause: Duration::from_secs(args.reconnect_pause),
+                watchdog_bin: args.reconnect_watchdog.clone(),
+            },
+        )
+    });
+    let json = serde_json::json!({ "floor": floor, "watchers": watchers, "watchdogs": watchdogs, "reconnect": reconnect });
     if let Some(dir) = args.out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -120,5 +145,8 @@ fn main() {
         Ok(()) => eprintln!("figures written to {}", args.out.display()),
         Err(e) => eprintln!("cannot write {}: {e}", args.out.display()),
     }
-    print!("{}", report::markdown(&floor, &watchers, &watchdogs));
+    print!(
+        "{}",
+        report::markdown(&floor, &watchers, &watchdogs, reconnect.as_ref())
+    );
 }

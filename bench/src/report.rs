@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::floor::Floor;
+use crate::reconnect::ReconnectFigures;
 use crate::watchdog_run::WatchdogFigures;
 use crate::watcher_run::WatcherFigures;
 
@@ -35,6 +36,7 @@ pub fn markdown(
     floor: &Floor,
     watchers: &[WatcherFigures],
     watchdogs: &[WatchdogFigures],
+    reconnect: Option<&ReconnectFigures>,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -256,6 +258,58 @@ pub fn markdown(
             out,
             "\nSamples: {} crashes ({} alerts received), {} watchdog kills.",
             o.restart.count, o.crash_alert.count, o.kill_alert.count
+        );
+    }
+    if let Some(r) = reconnect {
+        let _ = writeln!(
+            out,
+            "\n### Reconnection: {} watchdogs after ZooKeeper was down {:.1} s (session timeout {:.0} ms)\n",
+            r.n,
+            r.pause_ms / 1e3,
+            r.session_timeout_ms
+        );
+        let _ = writeln!(out, "| figure | value |\n|---|---|");
+        let _ = writeln!(
+            out,
+            "| first registration of all | {:.0} ms |",
+            r.first_registration_ms
+        );
+        for (what, v) in [
+            (
+                "ZooKeeper answering again → registered again, p50",
+                r.reregistered.p50_ms,
+            ),
+            (
+                "ZooKeeper answering again → registered again, p99",
+                r.reregistered.p99_ms,
+            ),
+            (
+                "ZooKeeper answering again → all registered again",
+                r.reregistered.max_ms,
+            ),
+        ] {
+            let _ = writeln!(out, "| {what} | {v:.0} ms |");
+        }
+        let _ = writeln!(
+            out,
+            "| peak connection requests | {:.0} /s ({} in {:.0} ms) |",
+            r.peak_connect_rate_per_s, r.peak_window_requests, r.peak_window_ms
+        );
+        let _ = writeln!(
+            out,
+            "| connection requests until all registered | {} |",
+            r.connect_requests
+        );
+        let shape: Vec<String> = r
+            .windows
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(at, n)| format!("{:+.1} s: {n}", at / 1e3))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nConnection requests per window of about 100 ms (its start, from ZooKeeper answering again; empty windows left out): {}.",
+            shape.join(", ")
         );
     }
     out

@@ -501,32 +501,54 @@ pub async fn close(client: zk::Client, timeout: Duration) {
     }
 }
 
-/// Capped exponential backoff: `initial`, doubling, at most `max`.
-#[derive(Clone, Debug)]
+/// Capped exponential backoff with jitter, for every reconnect and retry schedule of the pair.
+///
+/// The n-th delay (from 0) is drawn uniformly from `[d/2, d)`, where `d = min(initial · 2ⁿ, max)`
+/// is the plain doubling step ("equal jitter"). Why this shape:
+/// - after a ZooKeeper outage every watchdog of a data centre loses its session at the same
+///   moment; without jitter 10,000 of them knock again in lockstep (200, 400, 800 ms …). Each delay
+///   here is spread over half its step, and the spread compounds from one attempt to the next;
+/// - one client alone stays as quick as before: no delay is ever longer than the unjittered
+///   step, the first is between `initial/2` and `initial`, and none exceeds `max` (so a stated
+///   `--retry-max` holds);
+/// - the floor at `d/2` keeps a retry loop from spinning, which "full jitter" (`[0, d)`) allows.
+///
+/// The schedule is backon's exponential one, asked for half the steps (`initial/2`, capped at
+/// `max/2`) with its jitter, which turns a step `s` into a delay in `[s, 2s)`: that is `[d/2, d)`.
+/// Backon computes in `f32` seconds, so a delay may be off by its rounding (a few hundred
+/// nanoseconds at a minute); the final `min(max)` keeps the cap exact. Each process's generator is
+/// seeded on its own (backon's `std` feature), so two watchdogs do not draw the same delays.
+#[derive(Debug)]
 pub struct Backoff {
-    initial: Duration,
+    schedule: backon::ExponentialBuilder,
     max: Duration,
-    next: Duration,
+    delays: <backon::ExponentialBuilder as backon::BackoffBuilder>::Backoff,
 }
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Backoff {
+        let schedule = backon::ExponentialBuilder::default()
+            .with_min_delay(initial / 2)
+            .with_max_delay(max / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
         Backoff {
-            initial,
+            schedule,
             max,
-            next: initial,
+            delays: backon::BackoffBuilder::build(schedule),
         }
     }
 
-    /// The delay to wait now; the following one doubles.
+    /// The delay to wait now; the step of the following one doubles (up to `max`).
     pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
+        // The schedule is endless (`without_max_times`, no total); `max` is said should it end.
+        self.delays.next().unwrap_or(self.max).min(self.max)
     }
 
+    /// Starts the schedule again from `initial` (a fresh draw of the jitter).
     pub fn reset(&mut self) {
-        self.next = self.initial;
+        self.delays = backon::BackoffBuilder::build(self.schedule);
     }
 }
 
@@ -650,12 +672,157 @@ mod tests {
         }
     }
 
+    /// Schedules drawn per test: enough for the spread checks below to hold except with a
+    /// probability under 10⁻¹³⁰ (see `in_both_halves`).
+    const SCHEDULES: usize = 1000;
+
+    /// The plain doubling step of the n-th delay: the upper bound of its jitter.
+    fn step(initial: Duration, max: Duration, n: u32) -> Duration {
+        initial.saturating_mul(2u32.saturating_pow(n)).min(max)
+    }
+
+    /// `[d/2, d]`, widened by a microsecond for backon's `f32` rounding (below the cap only: the
+    /// cap itself is exact).
+    fn within_jitter(delay: Duration, d: Duration, max: Duration) -> bool {
+        let slack = Duration::from_micros(1);
+        delay <= max && delay + slack >= d / 2 && delay <= d + slack
+    }
+
+    /// Standard deviation over mean: 0 for a schedule without jitter, about 0.19 for delays
+    /// uniform in `[d/2, d]` (σ = d/(2√12), mean 3d/4).
+    fn coefficient_of_variation(values: &[Duration]) -> f64 {
+        let xs: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        var.sqrt() / mean
+    }
+
+    /// At least 10 % of `values` on each side of `mid`, where each value falls on either side
+    /// with probability 1/2: by Hoeffding's inequality a side gets fewer than 100 of 1,000 with
+    /// probability at most exp(-2 · 1000 · 0.4²) = e⁻³²⁰ ≈ 10⁻¹³⁹.
+    fn in_both_halves(values: &[Duration], mid: Duration) -> bool {
+        let below = values.iter().filter(|v| **v < mid).count();
+        let tenth = values.len() / 10;
+        below >= tenth && values.len() - below >= tenth
+    }
+
+    /// The n-th delays of `SCHEDULES` fresh schedules.
+    fn nth_delays(initial: Duration, max: Duration, n: usize) -> Vec<Duration> {
+        (0..SCHEDULES)
+            .map(|_| {
+                let mut b = Backoff::new(initial, max);
+                (0..n).for_each(|_| {
+                    b.next_delay();
+                });
+                b.next_delay()
+            })
+            .collect()
+    }
+
     #[test]
-    fn backoff_doubles_to_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
-        let seen: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seen, [100, 200, 400, 500, 500]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
+    fn each_delay_lies_in_half_its_doubling_step_and_never_above_the_cap() {
+        // The watchdog's reconnect schedule (200 ms to 1 s) and the watcher's alert retries.
+        for (initial, max) in [
+            (Duration::from_millis(200), Duration::from_secs(1)),
+            (Duration::from_secs(1), Duration::from_secs(60)),
+            (Duration::from_millis(100), Duration::from_millis(500)),
+        ] {
+            for _ in 0..SCHEDULES {
+                let mut b = Backoff::new(initial, max);
+                for n in 0..20 {
+                    let d = step(initial, max, n);
+                    let delay = b.next_delay();
+                    assert!(
+                        within_jitter(delay, d, max),
+                        "delay {n} of ({initial:?}, {max:?}) is {delay:?}, outside [{:?}, {d:?}]",
+                        d / 2
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schedules_spread_where_a_plain_doubling_does_not() {
+        let (initial, max) = (Duration::from_millis(200), Duration::from_secs(1));
+        // The first delay (the one 10,000 watchdogs would share after an outage), one on the way
+        // up, and one at the cap, where a long outage keeps every client.
+        for n in [0, 2, 6] {
+            let delays = nth_delays(initial, max, n);
+            let d = step(initial, max, n as u32);
+            let cv = coefficient_of_variation(&delays);
+            // Sample CV ≈ 0.19 ± 0.004 here; 0.1 is over 20 standard errors away.
+            assert!(cv > 0.1, "delay {n}: coefficient of variation {cv:.3}");
+            assert!(
+                in_both_halves(&delays, d * 3 / 4),
+                "delay {n} not spread over [d/2, d]: {:?}…",
+                &delays[..10]
+            );
+            let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
+            // 2²⁴ possible jitters: two equal draws among 1,000 are already rare (p ≈ 0.03).
+            assert!(
+                distinct.len() > SCHEDULES / 2,
+                "{} distinct",
+                distinct.len()
+            );
+        }
+        // The measure does tell: the old schedule (no jitter) has no spread at all.
+        let plain = vec![step(initial, max, 2); SCHEDULES];
+        assert!(coefficient_of_variation(&plain) < 0.1);
+        assert!(!in_both_halves(&plain, step(initial, max, 2) * 3 / 4));
+    }
+
+    #[test]
+    fn the_time_of_the_nth_attempt_spreads_too() {
+        // When the 7th attempt goes out, counted from the outage: the sum of six delays, symmetric
+        // about its mean 3/4 · (200 + 400 + 800 + 3 · 1000) ms = 3.3 s.
+        let (initial, max) = (Duration::from_millis(200), Duration::from_secs(1));
+        let at: Vec<Duration> = (0..SCHEDULES)
+            .map(|_| {
+                let mut b = Backoff::new(initial, max);
+                (0..6).map(|_| b.next_delay()).sum()
+            })
+            .collect();
+        assert!(in_both_halves(&at, Duration::from_millis(3300)));
+        let earliest = at.iter().min().unwrap();
+        let latest = at.iter().max().unwrap();
+        // Range of six uniform draws over 1,000 schedules: ≈ 1.3 s of the 2.2 s possible; it is
+        // under 0.5 s only if all 1,000 sums fall in a quarter of their range around the mean,
+        // far less likely than the halves check failing.
+        assert!(
+            *latest - *earliest > Duration::from_millis(500),
+            "7th attempts between {earliest:?} and {latest:?}"
+        );
+    }
+
+    #[test]
+    fn reset_starts_again_near_initial() {
+        let (initial, max) = (Duration::from_millis(100), Duration::from_millis(500));
+        let mut firsts = Vec::new();
+        let mut b = Backoff::new(initial, max);
+        for _ in 0..SCHEDULES {
+            for _ in 0..8 {
+                b.next_delay();
+            }
+            // At the cap before the reset...
+            assert!(within_jitter(b.next_delay(), max, max));
+            b.reset();
+            // ...back to the first step after it.
+            let first = b.next_delay();
+            assert!(within_jitter(first, initial, max), "{first:?}");
+            firsts.push(first);
+            b.reset();
+        }
+        assert!(in_both_halves(&firsts, initial * 3 / 4));
+    }
+
+    #[test]
+    fn a_cap_below_the_first_step_holds_from_the_start() {
+        let mut b = Backoff::new(Duration::from_secs(2), Duration::from_secs(1));
+        for _ in 0..100 {
+            assert!(b.next_delay() <= Duration::from_secs(1));
+        }
+        let mut zero = Backoff::new(Duration::ZERO, Duration::from_secs(1));
+        assert_eq!(zero.next_delay(), Duration::ZERO);
     }
 }
