@@ -115,6 +115,9 @@ impl ZkRunArgs {
     }
 }
 
+/// How every duration flag is written, for the help of every command (see [`duration`]).
+pub const DURATIONS: &str = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
+
 /// Clap value parser of every duration flag: [`parse_duration`], with a clear word for a
 /// negative value (humantime alone answers "expected number at 0").
 pub fn duration(s: &str) -> Result<Duration, String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::cli::{duration, with_zk_env, ConfigErrors, Refusal, ZkArgs, ZkRunArgs};
+use common::cli::{duration, with_zk_env, ConfigErrors, Refusal, ZkArgs, ZkRunArgs, DURATIONS};
 use common::config::ZkConfig;
 use common::{AgentId, Layout};
 
@@ -118,9 +118,6 @@ const STOP_EXIT_CODES: &str = concat!(
     "  1  timed out (still live after --wait) or failed (ZooKeeper unreachable, not authorized, no such id)\n",
     "  2  bad flags (every problem is listed)",
 );
-
-/// How every duration flag is written (see [`common::cli::duration`]).
-pub const DURATIONS: &str = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
 
 /// After the options of `run --help`: what a new operator looks for first.
 fn run_help() -> String {

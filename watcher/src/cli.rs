@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use common::cli::{duration, with_zk_env, ConfigErrors, EnvList, Refusal, ZkArgs, ZkRunArgs};
+use common::cli::{
+    duration, with_zk_env, ConfigErrors, EnvList, Refusal, ZkArgs, ZkRunArgs, DURATIONS,
+};
 use common::config::ZkConfig;
 use common::Layout;
 
@@ -113,9 +115,6 @@ const STATUS_EXIT_CODES: &str = concat!(
     "  1  cannot read (ZooKeeper unreachable, not authorized, or the root does not exist)\n",
     "  2  bad flags (every problem is listed)",
 );
-
-/// How every duration flag is written (see [`common::cli::duration`]).
-pub const DURATIONS: &str = "Durations: 500ms, 10s, 2m, 1h 30m (no negative values).";
 
 /// After the options of `run --help`: what a new operator looks for first.
 fn run_help() -> String {
