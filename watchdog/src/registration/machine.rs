@@ -439,6 +439,16 @@ impl Registration {
         }
     }
 
+    /// Whether the step after an identity write that succeeds deletes the liveness node: after a
+    /// crash the exit is written, then the node goes (that order tells the watcher why). The loop
+    /// then sends the look at the node's owner along with the write, so that the delete follows
+    /// the write by one round trip: crash → alert is on this path.
+    pub fn deletes_live_after_write(&self) -> bool {
+        let mut after = self.clone();
+        after.on_event(Event::IdentityWritten);
+        after.next_step() == Step::DeleteLive
+    }
+
     /// Takes in what happened; a notice for the run loop when there is one to give.
     pub fn on_event(&mut self, event: Event) -> Option<super::Notice> {
         use super::Notice;
@@ -1628,5 +1638,60 @@ mod tests {
             log.failed("connection loss", s(60), every),
             "said again after a success"
         );
+    }
+
+    #[test]
+    fn the_owner_check_goes_along_with_the_write_that_precedes_a_delete() {
+        use Event as E;
+        let crashed = published(AgentState::Backoff, 1);
+        // (what happened, whether the owner check rides with the identity write)
+        let cases: Vec<(&str, Vec<Event>, bool)> = vec![
+            (
+                "a crash: exit written, then the node goes",
+                then(
+                    live_1(),
+                    [E::Publish(crashed.clone()), E::Live(Liveness::Dark)],
+                ),
+                true,
+            ),
+            (
+                "a restart already asked for: the old node goes first all the same",
+                then(
+                    live_1(),
+                    [
+                        E::Publish(crashed.clone()),
+                        E::Live(Liveness::Live(live(2))),
+                    ],
+                ),
+                true,
+            ),
+            (
+                "a publish while live: nothing to delete",
+                then(live_1(), [E::Publish(published(AgentState::Running, 0))]),
+                false,
+            ),
+            (
+                "a stop holds the node: nothing to delete",
+                then(
+                    live_1(),
+                    [E::Publish(crashed.clone()), E::Live(Liveness::Hold)],
+                ),
+                false,
+            ),
+            (
+                "no node made yet",
+                then(registered(), [E::Publish(crashed), E::Live(Liveness::Dark)]),
+                false,
+            ),
+        ];
+        for (name, events, want) in cases {
+            let (r, _) = run(&events);
+            assert!(
+                matches!(r.next_step(), Step::WriteIdentity { .. }),
+                "{name}: {:?}",
+                r.next_step()
+            );
+            assert_eq!(r.deletes_live_after_write(), want, "{name}");
+        }
     }
 }

@@ -106,6 +106,7 @@ pub fn start(who: Registrant) -> (Handle, mpsc::UnboundedReceiver<Notice>) {
         delete_waiters: Vec::new(),
         close_waiter: None,
         failures: FailureLog::default(),
+        owner: None,
     };
     tokio::spawn(task.run());
     (Handle { tx }, nrx)
@@ -126,6 +127,9 @@ struct Task {
     delete_waiters: Vec<oneshot::Sender<()>>,
     close_waiter: Option<oneshot::Sender<()>>,
     failures: FailureLog,
+    /// The liveness node's stat, read along with the identity write that precedes its delete
+    /// (see `Registration::deletes_live_after_write`); good for the very next step only.
+    owner: Option<Result<Option<zk::Stat>, zk::Error>>,
 }
 
 /// A write failure that lasts is said again this often.
@@ -257,7 +261,12 @@ impl Task {
                         return self.feed(Event::SessionClosed);
                     }
                     step => {
-                        match self.execute(&client, step, &mut watch).await {
+                        let prefetch = matches!(step, Step::WriteIdentity { .. })
+                            && self.reg.deletes_live_after_write();
+                        if step != Step::DeleteLive {
+                            self.owner = None;
+                        }
+                        match self.execute(&client, step, &mut watch, prefetch).await {
                             Ok(event) => {
                                 failures.reset();
                                 if self.failures.succeeded() {
@@ -325,6 +334,7 @@ impl Task {
         client: &zk::Client,
         step: Step,
         watch: &mut Option<WatchFuture>,
+        prefetch_owner: bool,
     ) -> Result<Event, zk::Error> {
         match step {
             Step::CheckHolder => {
@@ -342,7 +352,13 @@ impl Task {
             Step::WriteIdentity { create, fields } => {
                 let data = serde_json::to_vec(&self.identity_record(fields)).unwrap_or_default();
                 if !create {
-                    return match client.set_data(&self.identity_path, &data, None).await {
+                    // The request goes out when the future is made, before the write's.
+                    let owner = prefetch_owner.then(|| client.check_stat(&self.live_path));
+                    let written = client.set_data(&self.identity_path, &data, None).await;
+                    if let Some(owner) = owner {
+                        self.owner = Some(owner.await);
+                    }
+                    return match written {
                         Ok(_) => Ok(Event::IdentityWritten),
                         // It existed: someone deleted it, which is how a stop is asked for.
                         Err(zk::Error::NoNode) => Ok(Event::IdentityMissing),
@@ -376,7 +392,11 @@ impl Task {
             }
             Step::DeleteLive => {
                 // Only this session's node: another one in its place is not ours to delete.
-                if let Some(stat) = client.check_stat(&self.live_path).await? {
+                let owner = match self.owner.take() {
+                    Some(read) => read?,
+                    None => client.check_stat(&self.live_path).await?,
+                };
+                if let Some(stat) = owner {
                     if stat.ephemeral_owner == client.session_id().0 {
                         match client.delete(&self.live_path, Some(stat.version)).await {
                             Ok(()) | Err(zk::Error::NoNode) => {}
