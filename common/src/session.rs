@@ -141,12 +141,17 @@ fn details(probes: &[(String, Probe)]) -> String {
 /// that refuses them outright ends the session with `AuthFailed`, which is logged here.
 pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
     let servers = cfg.connect.servers();
-    let mut unresolved = Vec::new();
-    for (host, port) in &servers {
-        if let Err(why) = resolve(host, *port).await {
-            unresolved.push(format!("{host} ({why})"));
-        }
-    }
+    // All at once: a resolver that hangs costs its timeout once, not once per server.
+    let resolved = futures::future::join_all(
+        servers
+            .iter()
+            .map(|(host, port)| async move { (host, resolve(host, *port).await) }),
+    )
+    .await;
+    let unresolved: Vec<String> = resolved
+        .into_iter()
+        .filter_map(|(host, r)| r.err().map(|why| format!("{host} ({why})")))
+        .collect();
     if !servers.is_empty() && unresolved.len() == servers.len() {
         return Err(ConnectError::Unresolvable(unresolved.join(", ")));
     }
