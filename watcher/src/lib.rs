@@ -8,6 +8,7 @@ pub mod alert;
 pub mod blind;
 pub mod channels;
 pub mod cli;
+pub mod leadership;
 pub mod notify;
 pub mod outage;
 pub mod outbox;

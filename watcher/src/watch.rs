@@ -27,6 +27,7 @@ use common::{AgentId, Layout};
 
 use crate::alert::{Alert, NoticeKey};
 use crate::blind::Blindness;
+use crate::leadership::Leadership;
 use crate::notify::{Notifier, Receipt};
 use crate::outage::{Action, Event, Identity, Live, Monitor};
 use crate::outbox::{Outbox, Recorded};
@@ -160,9 +161,6 @@ const RECORD_WINDOW: usize = 1000;
 const RECEIPT_WINDOW: usize = 250;
 /// A follower remembers at most this many alerts the leader has not recorded yet.
 const RECENT_MAX: usize = 10_000;
-/// A lone watcher waits this long for the leadership before its first view, so that it leads
-/// from its first alert on.
-const FIRST_ELECTION_WAIT: Duration = Duration::from_secs(2);
 
 impl Watcher {
     /// Waits for `fut` while keeping the dead-man switch ticking; `None` if cancelled.
@@ -198,29 +196,8 @@ impl Watcher {
         })
         .to_string();
         let acl = session::acls(&self.cfg.zk).to_vec();
-        // A Curator-compatible latch: ephemeral sequential nodes, each watching its predecessor only.
-        let campaign = || async {
-            let prefix = zk::LockPrefix::new_curator(&watchers_dir, "latch-")?;
-            client
-                .lock(
-                    prefix,
-                    me.as_bytes(),
-                    zk::LockOptions::new(zk::Acls::new(&acl)),
-                )
-                .await
-        };
-        let mut election = Some(Box::pin(campaign()));
-        let mut lock: Option<zk::LockClient<'_>> = None;
-        if let Ok(won) =
-            tokio::time::timeout(FIRST_ELECTION_WAIT, election.as_mut().expect("just set")).await
-        {
-            election = None;
-            lock = Some(won?);
-            self.leader = true;
-            info!("leading the watchers: this watcher delivers alerts");
-        } else {
-            info!("another watcher leads; following");
-        }
+        let mut leadership = Leadership::new(client, watchers_dir, me, acl);
+        self.leader = leadership.first().await?;
         let mut events = self.prepare(client, &root).await?;
         self.sighted();
         let mut deferred: Option<zk::WatchedEvent> = None;
@@ -260,13 +237,9 @@ impl Watcher {
                         self.check_blind();
                         continue;
                     }
-                    won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
-                        election = None;
+                    won = leadership.won(), if leadership.campaigning() => {
                         match won {
-                            Ok(l) => {
-                                lock = Some(l);
-                                self.take_over(client).await?;
-                            }
+                            Ok(()) => self.take_over(client).await?,
                             Err(e) if is_session_over(&e) => return Err(e),
                             Err(e) => warn!(error = %e, "leader election failed; trying again after the next reconnection"),
                         }
@@ -282,20 +255,16 @@ impl Watcher {
                         self.blind
                             .lost(std::time::Instant::now(), SystemTime::now());
                         // Another watcher may lead before we know our session is gone.
-                        if lock.take().is_some() {
+                        if leadership.disconnected() {
                             self.leader = false;
-                            warn!("stepped down as leader of the watchers");
                         }
-                        election = None;
                     }
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                         info!("zookeeper connection restored; re-listing");
                         // Re-add the watch first (the client lost it), then list: no gap.
                         events = self.prepare(client, &root).await?;
                         self.sighted();
-                        if lock.is_none() && election.is_none() {
-                            election = Some(Box::pin(campaign()));
-                        }
+                        leadership.reconnected();
                     }
                     state => return Err(state.to_error_like()),
                 },
