@@ -1,13 +1,17 @@
 //! flume-watcher: keeps a view of every agent's identity and liveness nodes and tells people, once
 //! per outage, when an agent died unplanned, and again when it recovered.
 //!
-//! The decisions live in [`outage`] (pure); [`watch`] turns ZooKeeper events into its events;
+//! The decisions live in [`outage`] (pure) and what becomes of its alerts in [`ledger`] (pure:
+//! recorded, delivered, noted); [`watch`] turns ZooKeeper events into their events and carries out
+//! the ledger's actions through [`outbox`]; [`leadership`] decides which watcher delivers;
 //! [`notify`] batches alerts and delivers them through [`channels`], one file per receiver.
 
 pub mod alert;
 pub mod blind;
 pub mod channels;
 pub mod cli;
+pub mod leadership;
+pub mod ledger;
 pub mod notify;
 pub mod outage;
 pub mod outbox;

@@ -7,8 +7,13 @@
 //! deletion they explain. Its two weaknesses are handled here: nothing arrives while disconnected
 //! (so reconnection re-lists), and zookeeper-client 0.11.2 does not re-register persistent watches
 //! after a reconnect (so a new watch is added on every `SyncConnected` before re-listing).
+//!
+//! Data flows one way through it: node events become [`crate::outage::Event`]s; the monitor's alerts
+//! become [`crate::ledger::Event`]s; the ledger's actions (write records, hand alerts to the channels,
+//! note receipts) are carried out here, through [`Outbox`] and [`Notifier`], and their results fed
+//! back to the ledger. The election is [`Leadership`]'s. Nothing is decided here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +21,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use common::config::ZkConfig;
@@ -25,11 +30,13 @@ use common::records::{IdentityView, LivenessView};
 use common::session::{self, Backoff};
 use common::{AgentId, Layout};
 
-use crate::alert::{Alert, NoticeKey};
+use crate::alert::Alert;
 use crate::blind::Blindness;
+use crate::leadership::Leadership;
+use crate::ledger::{self, Failure, Ledger, Seen, To};
 use crate::notify::{Notifier, Receipt};
 use crate::outage::{Action, Event, Identity, Live, Monitor};
-use crate::outbox::{Outbox, Recorded};
+use crate::outbox::Outbox;
 use crate::record::OutageRecord;
 
 #[derive(Clone, Debug)]
@@ -53,7 +60,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
     let cfg_blind_after = cfg.blind_after;
     let mut w = Watcher {
         outbox: Outbox::new(&cfg.layout, cfg.zk.clone()),
-        channels: notifier.channel_names(),
+        ledger: Ledger::new(notifier.channel_names()),
         cfg,
         notifier,
         monitor: None,
@@ -61,12 +68,6 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         next_tick: None,
         warned: HashSet::new(),
         receipts,
-        unrecorded: VecDeque::new(),
-        to_close: BTreeSet::new(),
-        unreceipted: Vec::new(),
-        queued: HashSet::new(),
-        leader: false,
-        recent: VecDeque::new(),
         flush_again: None,
         cut_off: false,
         blind: Blindness::new(
@@ -130,39 +131,16 @@ struct Watcher {
     /// Names already reported as not valid ids.
     warned: HashSet<String>,
     outbox: Outbox,
-    /// The notifier's channel names: the keys of delivery state in outage records.
-    channels: Vec<String>,
+    /// What is recorded, delivered and noted, and what is still to do.
+    ledger: Ledger,
     receipts: mpsc::UnboundedReceiver<Receipt>,
-    /// Alerts decided but not yet in an outage record (ZooKeeper was away): sent once recorded.
-    unrecorded: VecDeque<Alert>,
-    /// Agents stopped as planned whose outage record must be closed.
-    to_close: BTreeSet<String>,
-    /// Deliveries not yet noted in their record.
-    unreceipted: Vec<(NoticeKey, String)>,
-    /// Recorded notices handed to a channel and not yet receipted: never queued twice.
-    queued: HashSet<(NoticeKey, String)>,
-    /// Only the leader of the watchers records and delivers.
-    leader: bool,
-    /// A follower's alerts that the leader has not yet recorded (as far as this follower saw):
-    /// recorded on takeover, where the outage records drop what the old leader did record.
-    recent: VecDeque<Alert>,
     blind: Blindness,
-    /// A failed record update is tried again at this time.
+    /// The ledger asked to flush again at this time (a failed record update, receipts left).
     flush_again: Option<Instant>,
     /// Cut off from ZooKeeper since the last listing: the next one starts a settling window
     /// (`outage::SETTLE_WINDOW`), as ZooKeeper itself may have been away.
     cut_off: bool,
 }
-
-/// Outage records written at once (each a read and a write, pipelined on the session).
-const RECORD_WINDOW: usize = 1000;
-/// Delivery receipts noted at once, between which events are taken.
-const RECEIPT_WINDOW: usize = 250;
-/// A follower remembers at most this many alerts the leader has not recorded yet.
-const RECENT_MAX: usize = 10_000;
-/// A lone watcher waits this long for the leadership before its first view, so that it leads
-/// from its first alert on.
-const FIRST_ELECTION_WAIT: Duration = Duration::from_secs(2);
 
 impl Watcher {
     /// Waits for `fut` while keeping the dead-man switch ticking; `None` if cancelled.
@@ -188,7 +166,7 @@ impl Watcher {
         cancel: &CancellationToken,
     ) -> Result<(), zk::Error> {
         let root = self.cfg.layout.root().to_owned();
-        self.leader = false;
+        self.ledger.on_event(ledger::Event::SteppedDown);
         let watchers_dir = self.cfg.layout.watchers_dir();
         session::ensure_dir(client, &self.cfg.zk, &watchers_dir).await?;
         let me = serde_json::json!({
@@ -198,28 +176,10 @@ impl Watcher {
         })
         .to_string();
         let acl = session::acls(&self.cfg.zk).to_vec();
-        // A Curator-compatible latch: ephemeral sequential nodes, each watching its predecessor only.
-        let campaign = || async {
-            let prefix = zk::LockPrefix::new_curator(&watchers_dir, "latch-")?;
-            client
-                .lock(
-                    prefix,
-                    me.as_bytes(),
-                    zk::LockOptions::new(zk::Acls::new(&acl)),
-                )
-                .await
-        };
-        let mut election = Some(Box::pin(campaign()));
-        let mut lock: Option<zk::LockClient<'_>> = None;
-        if let Ok(won) =
-            tokio::time::timeout(FIRST_ELECTION_WAIT, election.as_mut().expect("just set")).await
-        {
-            election = None;
-            lock = Some(won?);
-            self.leader = true;
-            info!("leading the watchers: this watcher delivers alerts");
-        } else {
-            info!("another watcher leads; following");
+        let mut leadership = Leadership::new(client, watchers_dir, me, acl);
+        if leadership.first().await? {
+            self.ledger
+                .on_event(ledger::Event::BecameLeader { took_over: false });
         }
         let mut events = self.prepare(client, &root).await?;
         self.sighted();
@@ -238,10 +198,7 @@ impl Watcher {
                     // Node events before bookkeeping: a crash never waits for receipts.
                     event = events.changed() => event,
                     Some(receipt) = self.receipts.recv() => {
-                        for key in receipt.keys {
-                            self.queued.remove(&(key.clone(), receipt.channel.clone()));
-                            self.unreceipted.push((key, receipt.channel.clone()));
-                        }
+                        self.ledger.on_event(ledger::Event::Receipt { channel: receipt.channel, keys: receipt.keys });
                         self.flush(client).await?;
                         continue;
                     }
@@ -260,13 +217,9 @@ impl Watcher {
                         self.check_blind();
                         continue;
                     }
-                    won = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
-                        election = None;
+                    won = leadership.won(), if leadership.campaigning() => {
                         match won {
-                            Ok(l) => {
-                                lock = Some(l);
-                                self.take_over(client).await?;
-                            }
+                            Ok(()) => self.take_over(client).await?,
                             Err(e) if is_session_over(&e) => return Err(e),
                             Err(e) => warn!(error = %e, "leader election failed; trying again after the next reconnection"),
                         }
@@ -282,20 +235,16 @@ impl Watcher {
                         self.blind
                             .lost(std::time::Instant::now(), SystemTime::now());
                         // Another watcher may lead before we know our session is gone.
-                        if lock.take().is_some() {
-                            self.leader = false;
-                            warn!("stepped down as leader of the watchers");
+                        if leadership.disconnected() {
+                            self.ledger.on_event(ledger::Event::SteppedDown);
                         }
-                        election = None;
                     }
                     zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                         info!("zookeeper connection restored; re-listing");
                         // Re-add the watch first (the client lost it), then list: no gap.
                         events = self.prepare(client, &root).await?;
                         self.sighted();
-                        if lock.is_none() && election.is_none() {
-                            election = Some(Box::pin(campaign()));
-                        }
+                        leadership.reconnected();
                     }
                     state => return Err(state.to_error_like()),
                 },
@@ -322,18 +271,19 @@ impl Watcher {
     async fn shut_down(&mut self, client: &zk::Client) {
         self.notifier.wait_stopped().await;
         while let Ok(receipt) = self.receipts.try_recv() {
-            for key in receipt.keys {
-                self.unreceipted.push((key, receipt.channel.clone()));
-            }
+            self.ledger.on_event(ledger::Event::Receipt {
+                channel: receipt.channel,
+                keys: receipt.keys,
+            });
         }
         // Every receipt now, window after window, as long as ZooKeeper takes them.
         loop {
-            let before = self.unreceipted.len();
+            let before = self.ledger.unnoted();
             if let Err(e) = self.flush(client).await {
                 warn!(error = %e, "could not note the last deliveries; the next leader may repeat them");
                 break;
             }
-            if self.unreceipted.is_empty() || self.unreceipted.len() >= before {
+            if self.ledger.unnoted() == 0 || self.ledger.unnoted() >= before {
                 break;
             }
         }
@@ -404,13 +354,8 @@ impl Watcher {
             .iter()
             .filter_map(|(id, r)| Some((id.clone(), r.open_outage()?)))
             .collect();
-        if self.leader {
-            self.requeue(&records);
-        } else {
-            for (id, r) in &records {
-                self.leader_recorded(id, Some(r));
-            }
-        }
+        let actions = self.ledger.on_event(ledger::Event::RecordsLoaded(records));
+        self.carry_out(client, actions).await?;
         self.apply(Event::Snapshot {
             identities,
             lives,
@@ -476,19 +421,22 @@ impl Watcher {
                     wall,
                 });
             }
-            NodeKind::Outage(name) if !self.leader => {
-                let name = name.to_owned();
-                if created_or_changed {
+            // Only a follower reads what the leader records: to forget what it remembered.
+            NodeKind::Outage(name) if !self.ledger.leader() => {
+                let seen = if created_or_changed {
                     let data = found(client.get_data(&event.path).await)?;
                     match data.map(|(d, _)| serde_json::from_slice::<OutageRecord>(&d)) {
-                        Some(Ok(record)) => self.leader_recorded(&name, Some(&record)),
-                        // Unreadable: what the leader recorded is unknown, so nothing is forgotten.
-                        Some(Err(_)) => {}
-                        None => self.leader_recorded(&name, None),
+                        Some(Ok(record)) => Seen::Record(record),
+                        Some(Err(_)) => Seen::Unreadable,
+                        None => Seen::Pruned,
                     }
                 } else {
-                    self.leader_recorded(&name, None);
-                }
+                    Seen::Pruned
+                };
+                self.ledger.on_event(ledger::Event::LeaderRecorded {
+                    agent: name.to_owned(),
+                    seen,
+                });
             }
             NodeKind::Root | NodeKind::AgentsDir | NodeKind::LiveDir
                 if event.event_type == zk::EventType::NodeDeleted =>
@@ -518,168 +466,96 @@ impl Watcher {
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
                 Action::PlannedStop { id } => {
                     info!(agent = %id, "planned stop: identity node deleted, no alert");
-                    if self.leader {
-                        self.to_close.insert(id);
-                    }
+                    self.ledger.on_event(ledger::Event::PlannedStop(id));
                 }
             }
         }
-        if self.leader {
-            self.unrecorded.extend(batch);
-        } else {
-            self.recent.extend(batch);
-            while self.recent.len() > RECENT_MAX {
-                self.recent.pop_front();
-            }
-        }
+        self.ledger.on_event(ledger::Event::Decided(batch));
     }
 
     /// Becomes the leader: records what this watcher saw but the old leader did not record, and
     /// delivers what the old leader recorded but did not deliver.
     async fn take_over(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
-        self.leader = true;
-        info!(
-            unrecorded = self.recent.len(),
-            "leading the watchers: this watcher delivers alerts now"
-        );
-        self.unrecorded.extend(self.recent.drain(..));
+        self.ledger
+            .on_event(ledger::Event::BecameLeader { took_over: true });
         self.snapshot(client).await?;
         self.flush(client).await
     }
 
-    /// Hands pending notices of loaded records to the channels that have not taken them.
-    fn requeue(&mut self, records: &BTreeMap<String, OutageRecord>) {
-        let mut records: Vec<&OutageRecord> = records.values().collect();
-        records.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
-        for channel in self.channels.clone() {
-            let mut alerts = Vec::new();
-            for r in &records {
-                for n in r.pending_for(&channel) {
-                    let key = NoticeKey {
-                        agent: r.agent.clone(),
-                        seq: n.seq,
-                    };
-                    let done_here = self
-                        .unreceipted
-                        .iter()
-                        .any(|(k, c)| *k == key && *c == channel);
-                    if !done_here && self.queued.insert((key.clone(), channel.clone())) {
-                        let mut alert = n.notice.to_alert();
-                        alert.key = Some(key);
-                        alerts.push(alert);
-                    }
-                }
-            }
-            // In the order they were decided, across agents: records are per agent.
-            alerts.sort_by(|a, b| (a.at, &a.agent, &a.key).cmp(&(b.at, &b.agent, &b.key)));
-            if !alerts.is_empty() {
-                info!(channel = %channel, alerts = alerts.len(), "delivering recorded alerts not yet delivered");
-                self.notifier.send_to(&channel, alerts);
-            }
-        }
-    }
-
     /// Records decided alerts (then hands them to the channels), notes deliveries and closes
-    /// records. What ZooKeeper refuses now stays queued for the next connection.
+    /// records, as far as the ledger asks. What ZooKeeper refuses now stays in the ledger, which
+    /// asks again later.
     async fn flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
-        if !self.leader {
-            return Ok(());
-        }
-        let result = self.try_flush(client).await;
-        match result {
-            Err(e) if is_session_over(&e) => Err(e),
-            Err(e) => {
-                warn!(error = %e, pending = self.unrecorded.len(), "cannot update outage records now; will retry");
-                self.flush_again = Some(Instant::now() + FLUSH_RETRY);
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-        }
+        let actions = self.ledger.on_event(ledger::Event::Flush);
+        self.carry_out(client, actions).await
     }
 
-    async fn try_flush(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
-        // The first alert of a burst is recorded alone and goes out at once; the rest follows,
-        // window by window (the channels batch what is queued).
-        let mut first = true;
-        while !self.unrecorded.is_empty() {
-            // Alerts of distinct agents are recorded together, pipelined: a rack lost costs a few
-            // round trips, not two per agent. One agent's notices stay one after the other.
-            let mut agents = HashSet::new();
-            let window: Vec<Alert> = self
-                .unrecorded
-                .iter()
-                .take(if first { 1 } else { RECORD_WINDOW })
-                .take_while(|a| agents.insert(a.agent.clone()))
-                .cloned()
-                .collect();
-            let outbox = &self.outbox;
-            let results =
-                futures::future::join_all(window.iter().map(|a| bounded(outbox.record(client, a))))
+    /// Carries out the ledger's actions, feeding each record operation's results back to it, until
+    /// it asks for nothing more. `Err` only when the session is over.
+    async fn carry_out(
+        &mut self,
+        client: &zk::Client,
+        actions: Vec<ledger::Action>,
+    ) -> Result<(), zk::Error> {
+        let mut todo = VecDeque::from(actions);
+        let mut over = None;
+        while let Some(action) = todo.pop_front() {
+            let (outbox, channels) = (&self.outbox, self.ledger.channels());
+            let (result, error) = match action {
+                ledger::Action::Deliver {
+                    to: To::All,
+                    alerts,
+                } => {
+                    self.notifier.send(alerts);
+                    continue;
+                }
+                ledger::Action::Deliver {
+                    to: To::Channel(channel),
+                    alerts,
+                } => {
+                    self.notifier.send_to(&channel, alerts);
+                    continue;
+                }
+                ledger::Action::RetryAt(at) => {
+                    self.flush_again = Some(Instant::from_std(at));
+                    continue;
+                }
+                ledger::Action::Record(window) => {
+                    let results = futures::future::join_all(
+                        window.iter().map(|a| bounded(outbox.record(client, a))),
+                    )
                     .await;
-            debug!(alerts = results.len(), "recorded");
-            let mut recorded_now = Vec::new();
-            for result in results {
-                let recorded = match result {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // What follows stays queued; a record it did write is recognised then.
-                        self.notifier.send(recorded_now);
-                        return Err(e);
-                    }
-                };
-                if let Recorded::Deliver(alert) = recorded {
-                    if let Some(key) = &alert.key {
-                        for channel in &self.channels {
-                            self.queued.insert((key.clone(), channel.clone()));
-                        }
-                    }
-                    recorded_now.push(*alert);
+                    let (results, error) = failures(results);
+                    let now = Instant::now().into_std();
+                    (ledger::Event::Recorded { results, now }, error)
                 }
-                self.unrecorded.pop_front();
-            }
-            // Recorded: on its way while the next window is written.
-            first &= recorded_now.is_empty();
-            self.notifier.send(recorded_now);
-        }
-        if !self.unreceipted.is_empty() {
-            // Pipelined too, one receipt per record at a time, and one window per flush: after a
-            // rack's burst, thousands of receipts would otherwise hold up the next event (a
-            // crash) until all were noted. The rest waits for the next turn of the loop.
-            let mut agents = HashSet::new();
-            let mut window = Vec::new();
-            for receipt in std::mem::take(&mut self.unreceipted) {
-                if window.len() < RECEIPT_WINDOW && agents.insert(receipt.0.agent.clone()) {
-                    window.push(receipt);
-                } else {
-                    self.unreceipted.push(receipt);
+                ledger::Action::NoteDone(window) => {
+                    let results = futures::future::join_all(window.iter().map(|(key, channel)| {
+                        bounded(outbox.done(client, key, channel, channels))
+                    }))
+                    .await;
+                    let (results, error) = failures(results);
+                    let now = Instant::now().into_std();
+                    (ledger::Event::Noted { results, now }, error)
                 }
-            }
-            let (outbox, channels) = (&self.outbox, &self.channels);
-            let results = futures::future::join_all(
-                window
-                    .iter()
-                    .map(|(key, channel)| bounded(outbox.done(client, key, channel, channels))),
-            )
-            .await;
-            let mut failed = None;
-            for (receipt, result) in window.into_iter().zip(results) {
-                if let Err(e) = result {
-                    self.unreceipted.push(receipt);
-                    failed.get_or_insert(e);
+                ledger::Action::Close(id) => {
+                    let result = bounded(outbox.close_silently(client, &id, channels)).await;
+                    let (mut results, error) = failures(vec![result]);
+                    let result = results.pop().unwrap_or(Ok(()));
+                    let now = Instant::now().into_std();
+                    (ledger::Event::Closed { result, now }, error)
                 }
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            if !self.unreceipted.is_empty() {
-                self.flush_again = Some(Instant::now());
+            };
+            todo.extend(self.ledger.on_event(result));
+            match error {
+                Some(e) if is_session_over(&e) => over = Some(e),
+                Some(e) => {
+                    warn!(error = %e, pending = self.ledger.unrecorded(), "cannot update outage records now; will retry");
+                }
+                None => {}
             }
         }
-        while let Some(id) = self.to_close.first() {
-            bounded(self.outbox.close_silently(client, id, &self.channels)).await?;
-            self.to_close.pop_first();
-        }
-        Ok(())
+        over.map_or(Ok(()), Err)
     }
 
     /// Says it is blind, once blind for long enough. Every watcher speaks for itself here: a blind
@@ -702,15 +578,6 @@ impl Watcher {
             info!(reason = %alert.reason, "watcher sees again");
             self.notifier.send(vec![alert]);
         }
-    }
-
-    /// A follower forgets the alerts the leader has recorded (or closed and pruned).
-    fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
-        let kinds: Vec<_> = record
-            .map(|r| r.notices.iter().map(|n| n.notice.event).collect())
-            .unwrap_or_default();
-        self.recent
-            .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
     }
 
     fn valid(&mut self, name: &str) -> bool {
@@ -759,8 +626,6 @@ async fn blind_timer(due: Option<std::time::Instant>) {
 /// the reconnection (or the session's end); the loop must not, or it would miss the disconnection
 /// and lead on while another watcher takes over. Record writes are safe to repeat.
 const RECORD_WAIT: Duration = Duration::from_secs(1);
-/// When a record update failed, the next try.
-const FLUSH_RETRY: Duration = Duration::from_millis(500);
 
 async fn bounded<T>(
     op: impl std::future::Future<Output = Result<T, zk::Error>>,
@@ -768,6 +633,27 @@ async fn bounded<T>(
     tokio::time::timeout(RECORD_WAIT, op)
         .await
         .unwrap_or(Err(zk::Error::ConnectionLoss))
+}
+
+/// The results as the ledger takes them, and the first error (which says whether the session is
+/// over).
+fn failures<T>(results: Vec<Result<T, zk::Error>>) -> (Vec<Result<T, Failure>>, Option<zk::Error>) {
+    let mut first = None;
+    let results = results
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| {
+                let failure = if is_session_over(&e) {
+                    Failure::SessionOver
+                } else {
+                    Failure::Transient
+                };
+                first.get_or_insert(e);
+                failure
+            })
+        })
+        .collect();
+    (results, first)
 }
 
 fn is_session_over(e: &zk::Error) -> bool {

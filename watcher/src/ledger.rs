@@ -1,0 +1,1089 @@
+//! The delivery ledger, free of I/O: which notices exist, which are recorded in an outage record,
+//! which channel took which, what a follower must remember, what a new leader must send, and when
+//! a record is closed.
+//!
+//! It sits between the outage decisions ([`crate::outage`]) and the ZooKeeper side of the records
+//! ([`crate::outbox`]): `watch.rs` feeds it events (alerts decided, records loaded, receipts, the
+//! results of the record operations it asked for) and carries out its actions (write a window of
+//! records, hand alerts to the channels, note receipts, close a record, come back later). It asks
+//! for one ZooKeeper operation at a time and waits for its result as an event, so what it holds is
+//! always what is true: nothing is forgotten on a failure, and nothing is queued twice.
+//!
+//! Only the leader of the watchers records and delivers. A follower keeps the alerts it decided
+//! until the leader's records show them, so that on a takeover it records what the old leader did
+//! not (the records drop what it did record as duplicates).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use crate::alert::{Alert, NoticeKey};
+use crate::outbox::Recorded;
+use crate::record::OutageRecord;
+
+/// Outage records written at once (each a read and a write, pipelined on the session).
+pub const RECORD_WINDOW: usize = 1000;
+/// Delivery receipts noted at once, between which events are taken.
+pub const RECEIPT_WINDOW: usize = 250;
+/// A follower remembers at most this many alerts the leader has not recorded yet.
+pub const RECENT_MAX: usize = 10_000;
+/// When a record operation failed, the next try.
+pub const FLUSH_RETRY: Duration = Duration::from_millis(500);
+
+/// Why a record operation did not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// ZooKeeper refused it or did not answer in time: tried again after [`FLUSH_RETRY`].
+    Transient,
+    /// The session ended: the next session's listing is followed by a flush anyway.
+    SessionOver,
+}
+
+/// An outage record as a follower saw it change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    Record(OutageRecord),
+    /// Deleted: closed and delivered everywhere (pruned).
+    Pruned,
+    /// Unreadable: what the leader recorded is unknown, so nothing is forgotten.
+    Unreadable,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    /// Alerts the outage monitor decided, in order.
+    Decided(Vec<Alert>),
+    /// An agent stopped as planned: its open outage record (if any) is closed without a notice.
+    PlannedStop(String),
+    /// This watcher won the election. `took_over`: while it was following (it records what it
+    /// remembers); not at the start of a session, where it leads from its first view.
+    BecameLeader { took_over: bool },
+    /// This watcher no longer leads (its connection was lost, or a new session began).
+    SteppedDown,
+    /// Every readable outage record, listed with the agents after (re)connecting.
+    RecordsLoaded(BTreeMap<String, OutageRecord>),
+    /// A follower saw the leader change an agent's outage record.
+    LeaderRecorded { agent: String, seen: Seen },
+    /// A channel is done with these recorded notices (delivered, or refused for good).
+    Receipt {
+        channel: String,
+        keys: Vec<NoticeKey>,
+    },
+    /// The loop has taken every event that was waiting: record, note and close what is pending.
+    Flush,
+    /// The results of [`Action::Record`], one per alert of its window, in order.
+    Recorded {
+        results: Vec<Result<Recorded, Failure>>,
+        now: Instant,
+    },
+    /// The results of [`Action::NoteDone`], one per receipt of its window, in order.
+    Noted {
+        results: Vec<Result<(), Failure>>,
+        now: Instant,
+    },
+    /// The result of [`Action::Close`].
+    Closed {
+        result: Result<(), Failure>,
+        now: Instant,
+    },
+}
+
+/// Where alerts go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum To {
+    /// Every channel: just recorded.
+    All,
+    /// One channel: recorded before, not yet taken by it.
+    Channel(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Record these alerts (distinct agents, so pipelined); answer with [`Event::Recorded`].
+    Record(Vec<Alert>),
+    /// Hand these alerts to the channels.
+    Deliver { to: To, alerts: Vec<Alert> },
+    /// Note in the records that `channel` is done with `key` (one receipt per record); answer
+    /// with [`Event::Noted`].
+    NoteDone(Vec<(NoticeKey, String)>),
+    /// Close this agent's outage record without a notice; answer with [`Event::Closed`].
+    Close(String),
+    /// Send [`Event::Flush`] at this instant (the latest asked for wins).
+    RetryAt(Instant),
+}
+
+/// Where a flush stands: which operation's result the ledger waits for.
+#[derive(Clone, Debug, PartialEq)]
+enum Flush {
+    Idle,
+    /// `window` alerts at the front of `unrecorded` are being written. `first`: no alert of this
+    /// flush has been recorded yet, so the window held one alert only.
+    Recording {
+        first: bool,
+        window: usize,
+    },
+    Noting {
+        window: Vec<(NoticeKey, String)>,
+    },
+    Closing {
+        id: String,
+    },
+}
+
+pub struct Ledger {
+    /// The notifier's channel names: the keys of delivery state in outage records.
+    channels: Vec<String>,
+    /// Only the leader of the watchers records and delivers.
+    leader: bool,
+    /// Alerts decided but not yet in an outage record (ZooKeeper was away): sent once recorded.
+    unrecorded: VecDeque<Alert>,
+    /// A follower's alerts that the leader has not yet recorded (as far as this follower saw):
+    /// recorded on takeover, where the outage records drop what the old leader did record.
+    recent: VecDeque<Alert>,
+    /// Agents stopped as planned whose outage record must be closed.
+    to_close: BTreeSet<String>,
+    /// Deliveries not yet noted in their record.
+    unreceipted: Vec<(NoticeKey, String)>,
+    /// Recorded notices handed to a channel and not yet receipted: never queued twice.
+    queued: HashSet<(NoticeKey, String)>,
+    flush: Flush,
+}
+
+impl Ledger {
+    pub fn new(channels: Vec<String>) -> Ledger {
+        Ledger {
+            channels,
+            leader: false,
+            unrecorded: VecDeque::new(),
+            recent: VecDeque::new(),
+            to_close: BTreeSet::new(),
+            unreceipted: Vec::new(),
+            queued: HashSet::new(),
+            flush: Flush::Idle,
+        }
+    }
+
+    pub fn channels(&self) -> &[String] {
+        &self.channels
+    }
+
+    pub fn leader(&self) -> bool {
+        self.leader
+    }
+
+    /// Alerts decided and not yet recorded.
+    pub fn unrecorded(&self) -> usize {
+        self.unrecorded.len()
+    }
+
+    /// Deliveries not yet noted in their records.
+    pub fn unnoted(&self) -> usize {
+        self.unreceipted.len()
+    }
+
+    pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        match event {
+            Event::Decided(alerts) => {
+                if self.leader {
+                    self.unrecorded.extend(alerts);
+                } else {
+                    self.recent.extend(alerts);
+                    while self.recent.len() > RECENT_MAX {
+                        self.recent.pop_front();
+                    }
+                }
+                vec![]
+            }
+            Event::PlannedStop(id) => {
+                // A follower leaves it to the leader, which saw the same stop.
+                if self.leader {
+                    self.to_close.insert(id);
+                }
+                vec![]
+            }
+            Event::BecameLeader { took_over } => {
+                self.leader = true;
+                if took_over {
+                    info!(
+                        unrecorded = self.recent.len(),
+                        "leading the watchers: this watcher delivers alerts now"
+                    );
+                    self.unrecorded.extend(self.recent.drain(..));
+                }
+                vec![]
+            }
+            Event::SteppedDown => {
+                self.leader = false;
+                vec![]
+            }
+            Event::RecordsLoaded(records) => {
+                if self.leader {
+                    self.requeue(&records)
+                } else {
+                    for (agent, record) in &records {
+                        self.leader_recorded(agent, Some(record));
+                    }
+                    vec![]
+                }
+            }
+            Event::LeaderRecorded { agent, seen } => {
+                match seen {
+                    Seen::Record(r) => self.leader_recorded(&agent, Some(&r)),
+                    Seen::Pruned => self.leader_recorded(&agent, None),
+                    Seen::Unreadable => {}
+                }
+                vec![]
+            }
+            Event::Receipt { channel, keys } => {
+                for key in keys {
+                    self.queued.remove(&(key.clone(), channel.clone()));
+                    self.unreceipted.push((key, channel.clone()));
+                }
+                vec![]
+            }
+            Event::Flush => {
+                if !self.leader || self.flush != Flush::Idle {
+                    return vec![];
+                }
+                self.record_next(true, vec![])
+            }
+            Event::Recorded { results, now } => self.recorded(results, now),
+            Event::Noted { results, now } => self.noted(results, now),
+            Event::Closed { result, now } => {
+                let Flush::Closing { id } = std::mem::replace(&mut self.flush, Flush::Idle) else {
+                    debug!("a close result without a close asked for; ignored");
+                    return vec![];
+                };
+                match result {
+                    Ok(()) => {
+                        self.to_close.remove(&id);
+                        self.close_next()
+                    }
+                    Err(f) => self.failed(f, now, vec![]),
+                }
+            }
+        }
+    }
+
+    /// A follower forgets the alerts the leader has recorded (or closed and pruned).
+    fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
+        let kinds: Vec<_> = record
+            .map(|r| r.notices.iter().map(|n| n.notice.event).collect())
+            .unwrap_or_default();
+        self.recent
+            .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
+    }
+
+    /// Hands pending notices of loaded records to the channels that have not taken them, in the
+    /// order they were decided across agents (records are per agent: finding H).
+    fn requeue(&mut self, records: &BTreeMap<String, OutageRecord>) -> Vec<Action> {
+        let mut records: Vec<&OutageRecord> = records.values().collect();
+        records.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
+        let mut actions = Vec::new();
+        for channel in &self.channels {
+            let mut alerts = Vec::new();
+            for r in &records {
+                for n in r.pending_for(channel) {
+                    let key = NoticeKey {
+                        agent: r.agent.clone(),
+                        seq: n.seq,
+                    };
+                    let done_here = self
+                        .unreceipted
+                        .iter()
+                        .any(|(k, c)| *k == key && c == channel);
+                    if !done_here && self.queued.insert((key.clone(), channel.clone())) {
+                        let mut alert = n.notice.to_alert();
+                        alert.key = Some(key);
+                        alerts.push(alert);
+                    }
+                }
+            }
+            alerts.sort_by(|a, b| (a.at, &a.agent, &a.key).cmp(&(b.at, &b.agent, &b.key)));
+            if !alerts.is_empty() {
+                info!(channel = %channel, alerts = alerts.len(), "delivering recorded alerts not yet delivered");
+                actions.push(Action::Deliver {
+                    to: To::Channel(channel.clone()),
+                    alerts,
+                });
+            }
+        }
+        actions
+    }
+
+    /// The next window of alerts to record; once none is left, the receipts. The first alert of a
+    /// burst is recorded alone and goes out at once; the rest follows window by window (the
+    /// channels batch what is queued). Alerts of distinct agents are recorded together: a rack
+    /// lost costs a few round trips, not two per agent. One agent's notices stay one after the
+    /// other.
+    fn record_next(&mut self, first: bool, mut actions: Vec<Action>) -> Vec<Action> {
+        if self.unrecorded.is_empty() {
+            actions.extend(self.note_next());
+            return actions;
+        }
+        let mut agents = HashSet::new();
+        let window: Vec<Alert> = self
+            .unrecorded
+            .iter()
+            .take(if first { 1 } else { RECORD_WINDOW })
+            .take_while(|a| agents.insert(a.agent.clone()))
+            .cloned()
+            .collect();
+        self.flush = Flush::Recording {
+            first,
+            window: window.len(),
+        };
+        actions.push(Action::Record(window));
+        actions
+    }
+
+    fn recorded(&mut self, results: Vec<Result<Recorded, Failure>>, now: Instant) -> Vec<Action> {
+        let Flush::Recording { first, window } = std::mem::replace(&mut self.flush, Flush::Idle)
+        else {
+            debug!("record results without a record asked for; ignored");
+            return vec![];
+        };
+        debug!(alerts = results.len(), "recorded");
+        let mut recorded_now = Vec::new();
+        for result in results.into_iter().take(window) {
+            let recorded = match result {
+                Ok(r) => r,
+                // What follows stays queued; a record it did write is recognised then.
+                Err(f) => return self.failed(f, now, deliver_all(recorded_now)),
+            };
+            if let Recorded::Deliver(alert) = recorded {
+                if let Some(key) = &alert.key {
+                    for channel in &self.channels {
+                        self.queued.insert((key.clone(), channel.clone()));
+                    }
+                }
+                recorded_now.push(*alert);
+            }
+            self.unrecorded.pop_front();
+        }
+        // Recorded: on its way while the next window is written.
+        let first = first && recorded_now.is_empty();
+        self.record_next(first, deliver_all(recorded_now))
+    }
+
+    /// One window of receipts per flush, one receipt per record at a time: after a rack's burst,
+    /// thousands of receipts would otherwise hold up the next event (a crash) until all were
+    /// noted. The rest waits for the next turn of the loop.
+    fn note_next(&mut self) -> Vec<Action> {
+        if self.unreceipted.is_empty() {
+            return self.close_next();
+        }
+        let mut agents = HashSet::new();
+        let mut window = Vec::new();
+        for receipt in std::mem::take(&mut self.unreceipted) {
+            if window.len() < RECEIPT_WINDOW && agents.insert(receipt.0.agent.clone()) {
+                window.push(receipt);
+            } else {
+                self.unreceipted.push(receipt);
+            }
+        }
+        self.flush = Flush::Noting {
+            window: window.clone(),
+        };
+        vec![Action::NoteDone(window)]
+    }
+
+    fn noted(&mut self, results: Vec<Result<(), Failure>>, now: Instant) -> Vec<Action> {
+        let Flush::Noting { window } = std::mem::replace(&mut self.flush, Flush::Idle) else {
+            debug!("receipt results without receipts asked for; ignored");
+            return vec![];
+        };
+        let mut failed = None;
+        let mut results = results.into_iter();
+        for receipt in window {
+            // A missing result is a failure: the receipt is noted again later.
+            if let Err(f) = results.next().unwrap_or(Err(Failure::Transient)) {
+                self.unreceipted.push(receipt);
+                // The first failure says what happened, as ZooKeeper answers in order.
+                failed.get_or_insert(f);
+            }
+        }
+        if let Some(f) = failed {
+            return self.failed(f, now, vec![]);
+        }
+        let mut actions = Vec::new();
+        if !self.unreceipted.is_empty() {
+            actions.push(Action::RetryAt(now));
+        }
+        actions.extend(self.close_next());
+        actions
+    }
+
+    fn close_next(&mut self) -> Vec<Action> {
+        match self.to_close.first() {
+            Some(id) => {
+                self.flush = Flush::Closing { id: id.clone() };
+                vec![Action::Close(id.clone())]
+            }
+            None => {
+                self.flush = Flush::Idle;
+                vec![]
+            }
+        }
+    }
+
+    /// What ZooKeeper refused stays queued; a transient failure is tried again soon, a session
+    /// that ended is flushed again after the next listing.
+    fn failed(&mut self, failure: Failure, now: Instant, mut actions: Vec<Action>) -> Vec<Action> {
+        self.flush = Flush::Idle;
+        if failure == Failure::Transient {
+            actions.push(Action::RetryAt(now + FLUSH_RETRY));
+        }
+        actions
+    }
+}
+
+fn deliver_all(alerts: Vec<Alert>) -> Vec<Action> {
+    if alerts.is_empty() {
+        return vec![];
+    }
+    vec![Action::Deliver {
+        to: To::All,
+        alerts,
+    }]
+}
+
+/// Table tests, one row per case. Findings of `tests/FAULTS.md` covered here: C (a record write
+/// that fails keeps what follows queued and retries), D (a burst: the first alert alone, then
+/// windows), H (a new leader sends pending notices in the order decided across agents), J
+/// (delivery state is per channel name: one channel's receipt never counts for another) and K
+/// (an unreadable record: nothing forgotten, alerts sent without a record and never receipted).
+/// Not the ledger's concern: A and G (outage decisions, `outage.rs`), B and E (the session loop
+/// and reconnect backoff, `watch.rs`, `common::session`), F (the watchdog's log line), I (channel
+/// pacing, `notify.rs`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::alert::AlertKind::{self, Down, Recovered};
+    use crate::record::{decide, Decision};
+
+    const CH: [&str; 2] = ["webhook", "dingtalk"];
+
+    fn alert(agent: &str, event: AlertKind, secs: u64) -> Alert {
+        Alert {
+            event,
+            agent: agent.into(),
+            host: Some("h".into()),
+            reason: "exited with code 3".into(),
+            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs),
+            restarts: Some(1),
+            crashes: 1,
+            outage: (event == Recovered).then(|| Duration::from_secs(2)),
+            last_exit: None,
+            key: None,
+        }
+    }
+
+    fn key(agent: &str, seq: u32) -> NoticeKey {
+        NoticeKey {
+            agent: agent.into(),
+            seq,
+        }
+    }
+
+    fn keyed(a: &Alert, seq: u32) -> Alert {
+        Alert {
+            key: Some(key(&a.agent, seq)),
+            ..a.clone()
+        }
+    }
+
+    /// The agent's record after these alerts, each channel done with the notices listed.
+    fn record(alerts: &[Alert], done: &[(u32, &str)]) -> OutageRecord {
+        let mut r: Option<OutageRecord> = None;
+        for a in alerts {
+            if let Decision::Write { record, .. } = decide(r.as_ref(), a) {
+                r = Some(record);
+            }
+        }
+        let mut r = r.expect("at least one alert");
+        for (seq, ch) in done {
+            r.mark_done(*seq, ch);
+        }
+        r
+    }
+
+    fn records(rs: Vec<OutageRecord>) -> BTreeMap<String, OutageRecord> {
+        rs.into_iter().map(|r| (r.agent.clone(), r)).collect()
+    }
+
+    struct T {
+        l: Ledger,
+        now: Instant,
+    }
+
+    impl T {
+        fn leader() -> T {
+            let mut t = T::follower();
+            t.on(Event::BecameLeader { took_over: false });
+            t
+        }
+        fn follower() -> T {
+            T {
+                l: Ledger::new(CH.iter().map(|c| c.to_string()).collect()),
+                now: Instant::now(),
+            }
+        }
+        fn on(&mut self, e: Event) -> Vec<Action> {
+            self.l.on_event(e)
+        }
+        fn decided(&mut self, alerts: &[Alert]) {
+            assert_eq!(self.on(Event::Decided(alerts.to_vec())), vec![]);
+        }
+        /// Writes every window asked for, each alert getting the next seq of its agent; returns
+        /// every action.
+        fn record_all(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
+            let mut all = Vec::new();
+            let mut seqs: BTreeMap<String, u32> = BTreeMap::new();
+            while let Some(Action::Record(window)) = actions.last().cloned() {
+                all.extend(actions);
+                let results = window
+                    .iter()
+                    .map(|a| {
+                        let seq = seqs.entry(a.agent.clone()).or_default();
+                        *seq += 1;
+                        Ok(Recorded::Deliver(Box::new(keyed(a, *seq - 1))))
+                    })
+                    .collect();
+                actions = self.on(Event::Recorded {
+                    results,
+                    now: self.now,
+                });
+            }
+            all.extend(actions);
+            all
+        }
+    }
+
+    fn windows(actions: &[Action]) -> Vec<usize> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Record(w) => Some(w.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn delivered(actions: &[Action]) -> Vec<(To, Vec<(String, AlertKind)>)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Deliver { to, alerts } => Some((
+                    to.clone(),
+                    alerts.iter().map(|a| (a.agent.clone(), a.event)).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// D: the first alert of a burst is recorded alone (and goes out at once); the rest follows in
+    /// windows of distinct agents, at most RECORD_WINDOW each; one agent's notices one after the
+    /// other.
+    #[test]
+    fn bursts_are_recorded_first_alone_then_in_windows() {
+        struct Case {
+            what: &'static str,
+            alerts: Vec<Alert>,
+            windows: Vec<usize>,
+        }
+        let many = |n: usize| -> Vec<Alert> {
+            (0..n)
+                .map(|i| alert(&format!("a{i:04}"), Down, 0))
+                .collect()
+        };
+        let cases = [
+            Case {
+                what: "one alert",
+                alerts: many(1),
+                windows: vec![1],
+            },
+            Case {
+                what: "a rack: first alone, then the rest together",
+                alerts: many(5),
+                windows: vec![1, 4],
+            },
+            Case {
+                what: "more than a window",
+                alerts: many(2 + RECORD_WINDOW),
+                windows: vec![1, RECORD_WINDOW, 1],
+            },
+            Case {
+                what: "one agent's notices are not written together",
+                alerts: vec![
+                    alert("a", Down, 0),
+                    alert("b", Down, 0),
+                    alert("c", Down, 0),
+                    alert("b", Recovered, 1),
+                    alert("d", Down, 1),
+                ],
+                windows: vec![1, 2, 2],
+            },
+        ];
+        for c in cases {
+            let mut t = T::leader();
+            t.decided(&c.alerts);
+            let flush = t.on(Event::Flush);
+            let actions = t.record_all(flush);
+            assert_eq!(windows(&actions), c.windows, "{}", c.what);
+            let sent: Vec<Alert> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Deliver {
+                        to: To::All,
+                        alerts,
+                    } => Some(alerts.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            assert_eq!(sent.len(), c.alerts.len(), "{}: each sent once", c.what);
+            assert!(
+                sent.iter().all(|a| a.key.is_some()),
+                "{}: sent as recorded",
+                c.what
+            );
+            assert_eq!(t.l.unrecorded(), 0, "{}", c.what);
+        }
+    }
+
+    /// D: a first alert that was reported before (a duplicate) sends nothing, so the next one is
+    /// still the first of the burst.
+    #[test]
+    fn a_duplicate_first_alert_keeps_the_next_alone() {
+        let mut t = T::leader();
+        t.decided(&[
+            alert("a", Down, 0),
+            alert("b", Down, 0),
+            alert("c", Down, 0),
+        ]);
+        assert_eq!(windows(&t.on(Event::Flush)), vec![1]);
+        let next = t.on(Event::Recorded {
+            results: vec![Ok(Recorded::Duplicate)],
+            now: t.now,
+        });
+        assert_eq!(next, vec![Action::Record(vec![alert("b", Down, 0)])]);
+    }
+
+    /// C: a failed write keeps it and what follows queued (a write it did make is recognised as
+    /// its own then); what was recorded before it goes out; a transient failure is retried after
+    /// FLUSH_RETRY, a session that ended by the next session's flush.
+    #[test]
+    fn a_failed_record_write_keeps_what_follows_and_retries() {
+        struct Case {
+            what: &'static str,
+            failure: Failure,
+            retry: Option<Duration>,
+        }
+        let cases = [
+            Case {
+                what: "ZooKeeper did not answer in time",
+                failure: Failure::Transient,
+                retry: Some(FLUSH_RETRY),
+            },
+            Case {
+                what: "the session ended",
+                failure: Failure::SessionOver,
+                retry: None,
+            },
+        ];
+        for c in cases {
+            let mut t = T::leader();
+            let (a, b, x, d) = (
+                alert("a", Down, 0),
+                alert("b", Down, 0),
+                alert("c", Down, 0),
+                alert("d", Down, 0),
+            );
+            t.decided(&[a.clone(), b.clone(), x.clone(), d.clone()]);
+            t.on(Event::Flush);
+            let rest = t.on(Event::Recorded {
+                results: vec![Ok(Recorded::Deliver(Box::new(keyed(&a, 0))))],
+                now: t.now,
+            });
+            assert_eq!(windows(&rest), vec![3], "{}", c.what);
+            let after = t.on(Event::Recorded {
+                results: vec![
+                    Ok(Recorded::Deliver(Box::new(keyed(&b, 0)))),
+                    Err(c.failure),
+                    Ok(Recorded::Deliver(Box::new(keyed(&d, 0)))),
+                ],
+                now: t.now,
+            });
+            let mut expect = vec![Action::Deliver {
+                to: To::All,
+                alerts: vec![keyed(&b, 0)],
+            }];
+            expect.extend(c.retry.map(|r| Action::RetryAt(t.now + r)));
+            assert_eq!(after, expect, "{}", c.what);
+            assert_eq!(t.l.unrecorded(), 2, "{}: c and d stay queued", c.what);
+            assert_eq!(
+                t.on(Event::Flush),
+                vec![Action::Record(vec![x.clone()])],
+                "{}: tried again, the first alone",
+                c.what
+            );
+        }
+    }
+
+    /// Receipts are noted one per record at a time, one window per flush (so that thousands of
+    /// them never hold up the next event), the rest at once after; a failure keeps them.
+    #[test]
+    fn receipts_are_noted_in_windows_one_per_record() {
+        let receipt = |agent: &str, seq: u32, ch: &str| (key(agent, seq), ch.to_string());
+        let mut t = T::leader();
+        for (ch, keys) in [
+            ("webhook", vec![key("a", 0), key("a", 1), key("b", 0)]),
+            ("dingtalk", vec![key("b", 0)]),
+        ] {
+            t.on(Event::Receipt {
+                channel: ch.into(),
+                keys,
+            });
+        }
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::NoteDone(vec![
+                receipt("a", 0, "webhook"),
+                receipt("b", 0, "webhook")
+            ])],
+            "one receipt per record at a time"
+        );
+        let noted = t.on(Event::Noted {
+            results: vec![Ok(()), Ok(())],
+            now: t.now,
+        });
+        assert_eq!(
+            noted,
+            vec![Action::RetryAt(t.now)],
+            "one window per flush; the next turn at once"
+        );
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::NoteDone(vec![
+                receipt("a", 1, "webhook"),
+                receipt("b", 0, "dingtalk")
+            ])]
+        );
+        // A failure keeps the receipt (and closes nothing): tried again later.
+        t.on(Event::PlannedStop("z".into()));
+        let failed = t.on(Event::Noted {
+            results: vec![Ok(()), Err(Failure::Transient)],
+            now: t.now,
+        });
+        assert_eq!(failed, vec![Action::RetryAt(t.now + FLUSH_RETRY)]);
+        assert_eq!(t.l.unnoted(), 1);
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::NoteDone(vec![receipt("b", 0, "dingtalk")])]
+        );
+        assert_eq!(
+            t.on(Event::Noted {
+                results: vec![Ok(())],
+                now: t.now,
+            }),
+            vec![Action::Close("z".into())],
+            "closed once the receipts are noted"
+        );
+
+        // At most RECEIPT_WINDOW at once.
+        let mut t = T::leader();
+        t.on(Event::Receipt {
+            channel: "webhook".into(),
+            keys: (0..RECEIPT_WINDOW + 1)
+                .map(|i| key(&format!("a{i}"), 0))
+                .collect(),
+        });
+        match t.on(Event::Flush).as_slice() {
+            [Action::NoteDone(w)] => assert_eq!(w.len(), RECEIPT_WINDOW),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A follower records and delivers nothing; it remembers its alerts until the leader's record
+    /// shows them (or the record is pruned), at most RECENT_MAX of them; on a takeover it records
+    /// what it still remembers.
+    #[test]
+    fn a_follower_remembers_until_the_leader_records() {
+        struct Case {
+            what: &'static str,
+            seen: Vec<Event>,
+            /// What the follower records once it takes over.
+            recorded: Vec<(&'static str, AlertKind)>,
+        }
+        let (a_down, a_rec, b_down) = (
+            alert("a", Down, 0),
+            alert("a", Recovered, 5),
+            alert("b", Down, 1),
+        );
+        let leader_has = |alerts: &[Alert]| Event::LeaderRecorded {
+            agent: alerts[0].agent.clone(),
+            seen: Seen::Record(record(alerts, &[])),
+        };
+        let cases = [
+            Case {
+                what: "the leader saw nothing: everything",
+                seen: vec![],
+                recorded: vec![("a", Down), ("b", Down), ("a", Recovered)],
+            },
+            Case {
+                what: "the leader recorded a's down: a's recovered and b's down",
+                seen: vec![leader_has(std::slice::from_ref(&a_down))],
+                recorded: vec![("b", Down), ("a", Recovered)],
+            },
+            Case {
+                what: "the leader recorded a's outage, then it was pruned",
+                seen: vec![
+                    leader_has(&[a_down.clone(), a_rec.clone()]),
+                    Event::LeaderRecorded {
+                        agent: "a".into(),
+                        seen: Seen::Pruned,
+                    },
+                ],
+                recorded: vec![("b", Down)],
+            },
+            Case {
+                what: "pruned without the follower seeing it written",
+                seen: vec![Event::LeaderRecorded {
+                    agent: "a".into(),
+                    seen: Seen::Pruned,
+                }],
+                recorded: vec![("b", Down)],
+            },
+            Case {
+                what: "K: an unreadable record forgets nothing",
+                seen: vec![Event::LeaderRecorded {
+                    agent: "a".into(),
+                    seen: Seen::Unreadable,
+                }],
+                recorded: vec![("a", Down), ("b", Down), ("a", Recovered)],
+            },
+            Case {
+                what: "records listed on a reconnection count too",
+                seen: vec![Event::RecordsLoaded(records(vec![record(
+                    std::slice::from_ref(&b_down),
+                    &[],
+                )]))],
+                recorded: vec![("a", Down), ("a", Recovered)],
+            },
+        ];
+        for c in cases {
+            let mut t = T::follower();
+            t.decided(&[a_down.clone(), b_down.clone(), a_rec.clone()]);
+            t.on(Event::PlannedStop("c".into()));
+            assert_eq!(
+                t.on(Event::Flush),
+                vec![],
+                "{}: a follower writes nothing",
+                c.what
+            );
+            for e in c.seen {
+                assert_eq!(t.on(e), vec![], "{}", c.what);
+            }
+            t.on(Event::BecameLeader { took_over: true });
+            let flush = t.on(Event::Flush);
+            let actions = t.record_all(flush);
+            let got: Vec<(String, AlertKind)> = actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Record(w) => Some(w.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .map(|a| (a.agent, a.event))
+                .collect();
+            let expect: Vec<(String, AlertKind)> = c
+                .recorded
+                .iter()
+                .map(|(agent, kind)| (agent.to_string(), *kind))
+                .collect();
+            assert_eq!(got, expect, "{}", c.what);
+            assert!(
+                !actions.contains(&Action::Close("c".into())),
+                "{}: a follower's planned stop is the leader's to close",
+                c.what
+            );
+        }
+
+        // Bounded: the oldest are forgotten first.
+        let mut t = T::follower();
+        let many: Vec<Alert> = (0..=RECENT_MAX as u64)
+            .map(|i| alert(&format!("a{i}"), Down, i))
+            .collect();
+        t.decided(&many);
+        t.on(Event::BecameLeader { took_over: true });
+        assert_eq!(t.l.unrecorded(), RECENT_MAX);
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::Record(vec![many[1].clone()])]
+        );
+    }
+
+    /// H: a leader that finds recorded notices some channel has not taken (after a takeover or a
+    /// restart) sends them to that channel only, in the order they were decided across agents,
+    /// and a notice is never queued twice on a channel (J: per channel name).
+    #[test]
+    fn pending_notices_are_requeued_in_the_order_decided() {
+        // Decided: d down (0), b down (1), c down (2), d recovered (3), b recovered (4),
+        // a down (5), c recovered (6), a recovered (7).
+        let d = record(&[alert("d", Down, 0), alert("d", Recovered, 3)], &[]);
+        let b = record(
+            &[alert("b", Down, 1), alert("b", Recovered, 4)],
+            &[(0, "webhook"), (0, "dingtalk")],
+        );
+        let c = record(&[alert("c", Down, 2), alert("c", Recovered, 6)], &[]);
+        let a = record(
+            &[alert("a", Down, 5), alert("a", Recovered, 7)],
+            &[(0, "dingtalk"), (1, "dingtalk")],
+        );
+        let loaded = records(vec![a, b, c, d]);
+        let mut t = T::leader();
+        let all = vec![
+            ("d".to_string(), Down),
+            ("c".to_string(), Down),
+            ("d".to_string(), Recovered),
+            ("b".to_string(), Recovered),
+            ("a".to_string(), Down),
+            ("c".to_string(), Recovered),
+            ("a".to_string(), Recovered),
+        ];
+        let mut dingtalk = all.clone();
+        dingtalk.retain(|(agent, _)| agent != "a");
+        assert_eq!(
+            delivered(&t.on(Event::RecordsLoaded(loaded.clone()))),
+            vec![
+                (To::Channel("webhook".into()), all),
+                (To::Channel("dingtalk".into()), dingtalk),
+            ]
+        );
+        assert_eq!(
+            t.on(Event::RecordsLoaded(loaded.clone())),
+            vec![],
+            "queued already: not again"
+        );
+        // The webhook took d's down: noted later; until then it is not queued again, while the
+        // DingTalk robot, still holding it, is not asked again either.
+        t.on(Event::Receipt {
+            channel: "webhook".into(),
+            keys: vec![key("d", 0)],
+        });
+        assert_eq!(t.on(Event::RecordsLoaded(loaded.clone())), vec![]);
+        // Once noted, a record that still shows it pending (an older listing) is sent again.
+        t.on(Event::Flush);
+        t.on(Event::Noted {
+            results: vec![Ok(())],
+            now: t.now,
+        });
+        assert_eq!(
+            delivered(&t.on(Event::RecordsLoaded(loaded))),
+            vec![(To::Channel("webhook".into()), vec![("d".into(), Down)])]
+        );
+        // A follower never requeues.
+        let mut f = T::follower();
+        assert_eq!(
+            f.on(Event::RecordsLoaded(records(vec![record(
+                &[alert("x", Down, 0)],
+                &[]
+            )]))),
+            vec![]
+        );
+    }
+
+    /// A notice just recorded is queued on every channel: a listing before its receipts does not
+    /// queue it again. K: an alert sent without a record (its record unreadable) is not queued.
+    #[test]
+    fn a_recorded_notice_is_never_queued_twice() {
+        let mut t = T::leader();
+        let (a, k) = (alert("a", Down, 0), alert("k", Down, 0));
+        t.decided(&[a.clone(), k.clone()]);
+        t.on(Event::Flush);
+        let sent = t.on(Event::Recorded {
+            results: vec![Ok(Recorded::Deliver(Box::new(keyed(&a, 0))))],
+            now: t.now,
+        });
+        assert_eq!(
+            sent,
+            vec![
+                Action::Deliver {
+                    to: To::All,
+                    alerts: vec![keyed(&a, 0)]
+                },
+                Action::Record(vec![k.clone()])
+            ]
+        );
+        // Unreadable record: sent as it is, unkeyed.
+        let sent = t.on(Event::Recorded {
+            results: vec![Ok(Recorded::Deliver(Box::new(k.clone())))],
+            now: t.now,
+        });
+        assert_eq!(
+            sent,
+            vec![Action::Deliver {
+                to: To::All,
+                alerts: vec![k]
+            }]
+        );
+        assert_eq!(
+            t.on(Event::RecordsLoaded(records(vec![record(&[a], &[])]))),
+            vec![]
+        );
+    }
+
+    /// A planned stop closes the agent's record, after its notices are recorded and receipts
+    /// noted; a failed close is tried again.
+    #[test]
+    fn a_planned_stop_closes_the_record() {
+        let mut t = T::leader();
+        t.on(Event::PlannedStop("p".into()));
+        t.on(Event::PlannedStop("q".into()));
+        assert_eq!(t.on(Event::Flush), vec![Action::Close("p".into())]);
+        assert_eq!(
+            t.on(Event::Closed {
+                result: Err(Failure::Transient),
+                now: t.now
+            }),
+            vec![Action::RetryAt(t.now + FLUSH_RETRY)]
+        );
+        assert_eq!(t.on(Event::Flush), vec![Action::Close("p".into())]);
+        assert_eq!(
+            t.on(Event::Closed {
+                result: Ok(()),
+                now: t.now
+            }),
+            vec![Action::Close("q".into())]
+        );
+        assert_eq!(
+            t.on(Event::Closed {
+                result: Ok(()),
+                now: t.now
+            }),
+            vec![]
+        );
+        assert_eq!(t.on(Event::Flush), vec![], "nothing left");
+    }
+
+    /// A watcher that steps down keeps what it had not recorded, and records it once it leads
+    /// again; while it follows, its new alerts are memory only.
+    #[test]
+    fn stepping_down_keeps_the_unrecorded() {
+        let mut t = T::leader();
+        t.decided(&[alert("a", Down, 0)]);
+        t.on(Event::SteppedDown);
+        t.decided(&[alert("b", Down, 1)]);
+        assert_eq!(t.on(Event::Flush), vec![]);
+        t.on(Event::BecameLeader { took_over: false });
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::Record(vec![alert("a", Down, 0)])]
+        );
+    }
+}
