@@ -89,6 +89,15 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, Str
     }
 }
 
+/// A server as the messages name it: `zk1:2181`, `[::1]:2181`.
+fn shown(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Tries a TCP connection to each server, all at once.
 pub async fn probe(cfg: &ZkConfig) -> Vec<(String, Probe)> {
     let probes = cfg
@@ -96,11 +105,7 @@ pub async fn probe(cfg: &ZkConfig) -> Vec<(String, Probe)> {
         .servers()
         .into_iter()
         .map(|(host, port)| async move {
-            let shown = if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            };
+            let shown = shown(&host, port);
             let addrs = match resolve(&host, port).await {
                 Ok(addrs) => addrs,
                 Err(why) => return (shown, Probe::Unresolvable(why)),
@@ -140,35 +145,16 @@ fn details(probes: &[(String, Probe)]) -> String {
 /// [`zk::Error::NoAuth`] on a node created with other credentials (see [`ensure_dir`]). A server
 /// that refuses them outright ends the session with `AuthFailed`, which is logged here.
 pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
-    let servers = cfg.connect.servers();
     // All at once: a resolver that hangs costs its timeout once, not once per server.
-    let resolved = futures::future::join_all(
-        servers
-            .iter()
-            .map(|(host, port)| async move { (host, resolve(host, *port).await) }),
-    )
-    .await;
-    let unresolved: Vec<String> = resolved
-        .into_iter()
-        .filter_map(|(host, r)| r.err().map(|why| format!("{host} ({why})")))
-        .collect();
-    if !servers.is_empty() && unresolved.len() == servers.len() {
-        return Err(ConnectError::Unresolvable(unresolved.join(", ")));
+    let resolved =
+        futures::future::join_all(cfg.connect.servers().into_iter().map(
+            |(host, port)| async move { (shown(&host, port), resolve(&host, port).await.err()) },
+        ))
+        .await;
+    if let Some(e) = none_resolves(resolved) {
+        return Err(e);
     }
-    let client = match open(cfg).await {
-        Ok(client) => client,
-        Err(zk::Error::AuthFailed) => {
-            error!("{}", auth_failed_message(cfg));
-            return Err(ConnectError::Zk(zk::Error::AuthFailed));
-        }
-        Err(e @ (zk::Error::Timeout | zk::Error::ConnectionLoss)) => {
-            let probes = probe(cfg).await;
-            debug!(error = %e, "no zookeeper session; probed the servers");
-            return Err(ConnectError::Unreachable(details(&probes)));
-        }
-        Err(e) => return Err(ConnectError::Zk(e)),
-    };
-    Ok(client)
+    session(cfg).await
 }
 
 /// [`connect`] for a command that runs once (`status`, `stop`): the servers are probed first, so
@@ -176,15 +162,12 @@ pub async fn connect(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
 pub async fn connect_now(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
     let probes = probe(cfg).await;
     if !probes.iter().any(|(_, p)| *p == Probe::Accepted) {
-        let unresolved: Vec<String> = probes
-            .iter()
-            .filter_map(|(server, p)| match p {
-                Probe::Unresolvable(why) => Some(format!("{server} ({why})")),
-                _ => None,
-            })
-            .collect();
-        if unresolved.len() == probes.len() {
-            return Err(ConnectError::Unresolvable(unresolved.join(", ")));
+        let unresolved = probes.iter().map(|(server, p)| match p {
+            Probe::Unresolvable(why) => (server.clone(), Some(why.clone())),
+            _ => (server.clone(), None),
+        });
+        if let Some(e) = none_resolves(unresolved) {
+            return Err(e);
         }
         let details = details(&probes);
         return Err(if probes.iter().all(|(_, p)| *p == Probe::Refused) {
@@ -193,7 +176,36 @@ pub async fn connect_now(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
             ConnectError::Unreachable(details)
         });
     }
-    connect(cfg).await
+    session(cfg).await
+}
+
+/// [`ConnectError::Unresolvable`] when no server resolves, from `(server, why it does not
+/// resolve)`; none when one does (or there are none).
+fn none_resolves(
+    servers: impl IntoIterator<Item = (String, Option<String>)>,
+) -> Option<ConnectError> {
+    let mut unresolved = Vec::new();
+    for (server, why) in servers {
+        unresolved.push(format!("{server} ({})", why?));
+    }
+    (!unresolved.is_empty()).then(|| ConnectError::Unresolvable(unresolved.join(", ")))
+}
+
+/// Opens the session; when none could be had in time, says what each server did.
+async fn session(cfg: &ZkConfig) -> Result<zk::Client, ConnectError> {
+    match open(cfg).await {
+        Ok(client) => Ok(client),
+        Err(zk::Error::AuthFailed) => {
+            error!("{}", auth_failed_message(cfg));
+            Err(ConnectError::Zk(zk::Error::AuthFailed))
+        }
+        Err(e @ (zk::Error::Timeout | zk::Error::ConnectionLoss)) => {
+            let probes = probe(cfg).await;
+            debug!(error = %e, "no zookeeper session; probed the servers");
+            Err(ConnectError::Unreachable(details(&probes)))
+        }
+        Err(e) => Err(ConnectError::Zk(e)),
+    }
 }
 
 /// The session itself, with the negotiated timeout checked and `AuthFailed` watched for.
