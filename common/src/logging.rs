@@ -3,11 +3,9 @@
 //! Logging must never stop the agent or the watcher: journald restarting, a log shipper dying or a
 //! closed terminal leave stderr a broken pipe, and `eprintln!` (or tracing-subscriber's own
 //! report of a failed write, which uses it) panics on that. So log lines go through [`LogWriter`],
-//! which drops what cannot be written and counts it, and the subscriber's internal error report is
-//! off.
+//! which drops what cannot be written, and the subscriber's internal error report is off.
 
 use std::io::{IsTerminal as _, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -15,14 +13,6 @@ use tracing_subscriber::EnvFilter;
 /// What is logged when the variable is unset or unreadable: the client library's own chatter about
 /// every reconnection attempt would drown what the pair says about them.
 const DEFAULT_FILTER: &str = "info,zookeeper_client=warn";
-
-/// Log lines that could not be written to stderr since the start.
-static LOST_LINES: AtomicU64 = AtomicU64::new(0);
-
-/// How many log lines were lost to a stderr that could not be written (a broken pipe).
-pub fn lost_lines() -> u64 {
-    LOST_LINES.load(Ordering::Relaxed)
-}
 
 /// Sends logs to stderr, filtered by the environment variable `var` (such as
 /// `FLUME_WATCHDOG_LOG=debug`). Stderr, because stdout carries the agent's own output and the
@@ -49,7 +39,7 @@ pub fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminal && !matches!(no_color, Some(v) if !v.is_empty())
 }
 
-/// Stderr for log lines: a line that cannot be written is counted and dropped, never a panic.
+/// Stderr for log lines: a line that cannot be written is dropped, never a panic.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogWriter;
 
@@ -67,11 +57,9 @@ impl Write for LogWriter {
         Ok(buf.len())
     }
 
-    /// One call per log line: the line is written whole or counted as lost.
+    /// One call per log line: the line is written whole or dropped.
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if std::io::stderr().lock().write_all(buf).is_err() {
-            LOST_LINES.fetch_add(1, Ordering::Relaxed);
-        }
+        let _ = std::io::stderr().lock().write_all(buf);
         Ok(())
     }
 
