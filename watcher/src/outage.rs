@@ -324,16 +324,11 @@ impl Monitor {
                 }
                 // Never live, and its watchdog records a crash or a failure to start (or gave
                 // up): down now, with that reason; the grace is for agents still starting.
-                if matches!(agent.health, Health::Starting { .. })
-                    && agent.live.is_none()
-                    && self.explained_by_exit(id, None)
-                {
-                    let since = match self.agents.get(id).map(|a| &a.health) {
-                        Some(Health::Starting { since, .. }) => *since,
-                        _ => wall,
-                    };
-                    self.down(id, None, since.min(wall), out);
-                    return;
+                if let Health::Starting { since, .. } = agent.health {
+                    if agent.live.is_none() && self.explained_by_exit(id, None) {
+                        self.down(id, None, since.min(wall), out);
+                        return;
+                    }
                 }
                 let agent = self.entry(id);
                 // The watchdog gave up while the agent was already down: say so, once.
