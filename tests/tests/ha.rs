@@ -119,9 +119,19 @@ fn a_leader_killed_while_its_message_is_in_flight_is_repeated_with_the_same_noti
         2,
         "the down in flight is sent again by the new leader (at-least-once at this edge): {alerts:?}"
     );
+    // The repeat is the recorded notice itself when the leader recorded it before it died, or
+    // the new leader's own notice of the same transition when it died first (the record is
+    // written beside the first delivery attempt, not before it): the same id either way, and the
+    // same content but for the time each watcher saw it.
+    let without_at = |a: &serde_json::Value| {
+        let mut a = a.clone();
+        a.as_object_mut().map(|o| o.remove("at"));
+        a
+    };
     assert_eq!(
-        downs[0], downs[1],
-        "the repeat is the recorded notice itself, same id and content"
+        without_at(downs[0]),
+        without_at(downs[1]),
+        "the repeat is the same notice, same id"
     );
     let mut ids: Vec<&str> = alerts.iter().filter_map(|a| a["id"].as_str()).collect();
     assert_eq!(

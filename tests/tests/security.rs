@@ -215,7 +215,10 @@ fn without_the_credentials_an_identity_node_cannot_be_deleted_and_no_alert_is_ra
 
     // The watcher has handled everything up to now, and alerted nothing for s1.
     authed.sentinel(&pair, "sentinel-1");
-    // The watcher's own nodes too (the outage record of the sentinel).
+    // The watcher's own nodes too (the outage record of the sentinel, written beside its
+    // delivery: it may land just after the alert).
+    pair.probe
+        .wait_until_exists(&format!("{}/outages/sentinel-1", pair.root), deadline(10));
     for path in [
         format!("{}/outages", pair.root),
         format!("{}/outages/sentinel-1", pair.root),

@@ -60,10 +60,24 @@ pub struct Alert {
     pub outage: Option<Duration>,
     /// The exit that caused it, when the watchdog recorded one.
     pub last_exit: Option<ExitRecord>,
+    /// The ZooKeeper transaction that made this transition visible (for a `down`, the creation of
+    /// the liveness node that vanished; for a `recovered`, of the one that came back; for a
+    /// `failed`, the identity write that said so), when known. Every watcher sees the same one,
+    /// so the notice id built on it is the same whichever watcher sends the notice.
+    #[serde(skip)]
+    pub zxid: Option<i64>,
     /// Which outage record notice this is, once recorded: delivery receipts name it.
     #[serde(skip)]
     pub key: Option<NoticeKey>,
+    /// Handed to the channels before its record was written: delivery receipts name this until
+    /// the ledger knows the notice's key.
+    #[serde(skip)]
+    pub ticket: Option<Ticket>,
 }
+
+/// An alert handed to the channels while its outage record is being written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
 
 /// A notice in an outage record: the agent's record and the notice's number in it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,17 +98,21 @@ fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S:
 }
 
 impl Alert {
-    /// The notice's identity for receivers: agent, event and the transition's time, all kept in
-    /// the outage record. A new leader that re-sends a recorded notice (its predecessor died after
-    /// the receiver took it but before noting the delivery) sends the same id, so a receiver that
-    /// drops repeats of an id sees each notice once.
+    /// The notice's identity for receivers: agent, event and the ZooKeeper transaction of the
+    /// transition (its time when that is unknown), all kept in the outage record. A new leader
+    /// that sends a notice again (its predecessor died after the receiver took it but before
+    /// noting the delivery, or before recording it) sends the same id, so a receiver that drops
+    /// repeats of an id sees each notice once.
     pub fn notice_id(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.agent,
-            self.event.as_str(),
-            common::time::format(self.at)
-        )
+        match self.zxid {
+            Some(zxid) => format!("{}/{}/0x{zxid:x}", self.agent, self.event.as_str()),
+            None => format!(
+                "{}/{}/{}",
+                self.agent,
+                self.event.as_str(),
+                common::time::format(self.at)
+            ),
+        }
     }
 
     /// One line for logs, the console channel and chat message bodies.

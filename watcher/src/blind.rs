@@ -95,7 +95,9 @@ impl Blindness {
             crashes: 0,
             outage: None,
             last_exit: None,
+            zxid: None,
             key: None,
+            ticket: None,
         }
     }
 }

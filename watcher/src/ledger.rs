@@ -9,16 +9,20 @@
 //! for one ZooKeeper operation at a time and waits for its result as an event, so what it holds is
 //! always what is true: nothing is forgotten on a failure, and nothing is queued twice.
 //!
-//! Only the leader of the watchers records and delivers. A follower keeps the alerts it decided
-//! until the leader's records show them, so that on a takeover it records what the old leader did
-//! not (the records drop what it did record as duplicates).
+//! Only the leader of the watchers records and delivers. An alert the leader decides is handed to
+//! the channels at once, with a ticket, and recorded beside it: no ZooKeeper write stands between
+//! a vanished node and its first delivery attempt. Receipts that name a ticket are kept until the
+//! record's key is known, then noted under it. A follower keeps the alerts it decided until the
+//! leader's records show them, so that on a takeover it records what the old leader did not (the
+//! records drop what it did record as duplicates) and then delivers it: a notice the old leader
+//! handed over but had not recorded when it died is sent again, with the same notice id.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use crate::alert::{Alert, NoticeKey};
+use crate::alert::{Alert, NoticeKey, Ticket};
 use crate::outbox::Recorded;
 use crate::record::OutageRecord;
 
@@ -65,10 +69,12 @@ pub enum Event {
     RecordsLoaded(BTreeMap<String, OutageRecord>),
     /// A follower saw the leader change an agent's outage record.
     LeaderRecorded { agent: String, seen: Seen },
-    /// A channel is done with these recorded notices (delivered, or refused for good).
+    /// A channel is done with these notices (delivered, or refused for good): recorded ones by
+    /// key, ones handed over before their record was written by ticket.
     Receipt {
         channel: String,
         keys: Vec<NoticeKey>,
+        tickets: Vec<Ticket>,
     },
     /// The loop has taken every event that was waiting: record, note and close what is pending.
     Flush,
@@ -92,7 +98,7 @@ pub enum Event {
 /// Where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum To {
-    /// Every channel: just recorded.
+    /// Every channel: just decided (ticketed), or just recorded (keyed).
     All,
     /// One channel: recorded before, not yet taken by it.
     Channel(String),
@@ -131,13 +137,32 @@ enum Flush {
     },
 }
 
+/// What became of an alert handed to the channels before its record was written.
+#[derive(Clone, Debug, PartialEq)]
+enum Handed {
+    /// Its record is being written: the channels done with it so far.
+    Unrecorded { done: Vec<String> },
+    /// Recorded as `key`: receipts are noted under it. `waiting`: channels not done with it yet.
+    Recorded { key: NoticeKey, waiting: usize },
+    /// Not recorded (it was reported before, or its record cannot be read): nothing to note.
+    Unkeyed { waiting: usize },
+}
+
 pub struct Ledger {
     /// The notifier's channel names: the keys of delivery state in outage records.
     channels: Vec<String>,
     /// Only the leader of the watchers records and delivers.
     leader: bool,
-    /// Alerts decided but not yet in an outage record (ZooKeeper was away): sent once recorded.
+    /// Alerts decided but not yet in an outage record, in order. Those with a ticket were handed
+    /// to the channels already; the others (a follower's memory, recorded on a takeover, and what
+    /// is decided behind them) are sent once recorded, as they may have been sent before.
     unrecorded: VecDeque<Alert>,
+    /// How many of `unrecorded` wait for their record to be sent: while any do, new alerts queue
+    /// behind them, so that one agent's notices never overtake each other.
+    unsent: usize,
+    /// Tickets handed out and not yet done with by every channel.
+    handed: HashMap<Ticket, Handed>,
+    next_ticket: u64,
     /// A follower's alerts that the leader has not yet recorded (as far as this follower saw):
     /// recorded on takeover, where the outage records drop what the old leader did record.
     recent: VecDeque<Alert>,
@@ -156,6 +181,9 @@ impl Ledger {
             channels,
             leader: false,
             unrecorded: VecDeque::new(),
+            unsent: 0,
+            handed: HashMap::new(),
+            next_ticket: 0,
             recent: VecDeque::new(),
             to_close: BTreeSet::new(),
             unreceipted: Vec::new(),
@@ -186,12 +214,11 @@ impl Ledger {
         match event {
             Event::Decided(alerts) => {
                 if self.leader {
-                    self.unrecorded.extend(alerts);
-                } else {
-                    self.recent.extend(alerts);
-                    while self.recent.len() > RECENT_MAX {
-                        self.recent.pop_front();
-                    }
+                    return self.hand_over(alerts);
+                }
+                self.recent.extend(alerts);
+                while self.recent.len() > RECENT_MAX {
+                    self.recent.pop_front();
                 }
                 vec![]
             }
@@ -204,13 +231,16 @@ impl Ledger {
             }
             Event::BecameLeader { took_over } => {
                 self.leader = true;
-                if took_over {
+                if took_over || !self.recent.is_empty() {
                     info!(
                         unrecorded = self.recent.len(),
                         "leading the watchers: this watcher delivers alerts now"
                     );
-                    self.unrecorded.extend(self.recent.drain(..));
                 }
+                // Also at the start of a session: what this watcher decided while it followed
+                // in the last one may be what a leader that died since never recorded.
+                self.unsent += self.recent.len();
+                self.unrecorded.extend(self.recent.drain(..));
                 vec![]
             }
             Event::SteppedDown => {
@@ -235,10 +265,17 @@ impl Ledger {
                 }
                 vec![]
             }
-            Event::Receipt { channel, keys } => {
+            Event::Receipt {
+                channel,
+                keys,
+                tickets,
+            } => {
                 for key in keys {
                     self.queued.remove(&(key.clone(), channel.clone()));
                     self.unreceipted.push((key, channel.clone()));
+                }
+                for ticket in tickets {
+                    self.ticket_done(ticket, &channel);
                 }
                 vec![]
             }
@@ -266,6 +303,81 @@ impl Ledger {
         }
     }
 
+    /// Hands freshly decided alerts to every channel at once, each with a ticket, and queues them
+    /// for their records; behind alerts that must be recorded first, they wait their turn.
+    fn hand_over(&mut self, alerts: Vec<Alert>) -> Vec<Action> {
+        let mut now = Vec::new();
+        for mut alert in alerts {
+            if self.unsent == 0 {
+                let ticket = Ticket(self.next_ticket);
+                self.next_ticket += 1;
+                alert.ticket = Some(ticket);
+                self.handed
+                    .insert(ticket, Handed::Unrecorded { done: Vec::new() });
+                now.push(alert.clone());
+            } else {
+                self.unsent += 1;
+            }
+            self.unrecorded.push_back(alert);
+        }
+        deliver_all(now)
+    }
+
+    /// `channel` is done with a ticketed alert: noted under its key once it has one.
+    fn ticket_done(&mut self, ticket: Ticket, channel: &str) {
+        let Some(handed) = self.handed.get_mut(&ticket) else {
+            debug!(
+                ticket = ticket.0,
+                channel, "a receipt for a ticket no longer held; ignored"
+            );
+            return;
+        };
+        let waiting = match handed {
+            Handed::Unrecorded { done } => {
+                done.push(channel.to_owned());
+                return;
+            }
+            Handed::Recorded { key, waiting } => {
+                self.queued.remove(&(key.clone(), channel.to_owned()));
+                self.unreceipted.push((key.clone(), channel.to_owned()));
+                waiting
+            }
+            Handed::Unkeyed { waiting } => waiting,
+        };
+        *waiting = waiting.saturating_sub(1);
+        if *waiting == 0 {
+            self.handed.remove(&ticket);
+        }
+    }
+
+    /// A ticketed alert's record is written (`key`), or will not be (`None`): the receipts taken
+    /// so far are noted under its key, the channels still holding it count as queued.
+    fn ticket_recorded(&mut self, ticket: Ticket, key: Option<NoticeKey>) {
+        let Some(Handed::Unrecorded { done }) = self.handed.remove(&ticket) else {
+            return;
+        };
+        let waiting = self.channels.iter().filter(|c| !done.contains(c)).count();
+        match key {
+            Some(key) => {
+                for channel in &self.channels {
+                    if done.contains(channel) {
+                        self.unreceipted.push((key.clone(), channel.clone()));
+                    } else {
+                        self.queued.insert((key.clone(), channel.clone()));
+                    }
+                }
+                if waiting > 0 {
+                    self.handed
+                        .insert(ticket, Handed::Recorded { key, waiting });
+                }
+            }
+            None if waiting > 0 => {
+                self.handed.insert(ticket, Handed::Unkeyed { waiting });
+            }
+            None => {}
+        }
+    }
+
     /// A follower forgets the alerts the leader has recorded (or closed and pruned).
     fn leader_recorded(&mut self, agent: &str, record: Option<&OutageRecord>) {
         let kinds: Vec<_> = record
@@ -280,11 +392,22 @@ impl Ledger {
     fn requeue(&mut self, records: &BTreeMap<String, OutageRecord>) -> Vec<Action> {
         let mut records: Vec<&OutageRecord> = records.values().collect();
         records.sort_by(|a, b| a.opened_at.cmp(&b.opened_at));
+        // Handed over and being recorded: a record that shows one (its write applied, the answer
+        // lost with the connection) does not make it pending; the channels have it already.
+        let handed: HashSet<String> = self
+            .unrecorded
+            .iter()
+            .filter(|a| a.ticket.is_some())
+            .map(Alert::notice_id)
+            .collect();
         let mut actions = Vec::new();
         for channel in &self.channels {
             let mut alerts = Vec::new();
             for r in &records {
                 for n in r.pending_for(channel) {
+                    if !handed.is_empty() && handed.contains(&n.notice.to_alert().notice_id()) {
+                        continue;
+                    }
                     let key = NoticeKey {
                         agent: r.agent.clone(),
                         seq: n.seq,
@@ -312,11 +435,11 @@ impl Ledger {
         actions
     }
 
-    /// The next window of alerts to record; once none is left, the receipts. The first alert of a
-    /// burst is recorded alone and goes out at once; the rest follows window by window (the
-    /// channels batch what is queued). Alerts of distinct agents are recorded together: a rack
-    /// lost costs a few round trips, not two per agent. One agent's notices stay one after the
-    /// other.
+    /// The next window of alerts to record; once none is left, the receipts. Alerts of distinct
+    /// agents are recorded together: a rack lost costs a few round trips, not two per agent. One
+    /// agent's notices stay one after the other. Of alerts sent only once recorded (a takeover's),
+    /// the first of a burst is recorded alone and goes out at once; the rest follows window by
+    /// window (the channels batch what is queued).
     fn record_next(&mut self, first: bool, mut actions: Vec<Action>) -> Vec<Action> {
         if self.unrecorded.is_empty() {
             actions.extend(self.note_next());
@@ -326,7 +449,10 @@ impl Ledger {
         let window: Vec<Alert> = self
             .unrecorded
             .iter()
-            .take(if first { 1 } else { RECORD_WINDOW })
+            .take(match self.unrecorded.front() {
+                Some(a) if first && a.ticket.is_none() => 1,
+                _ => RECORD_WINDOW,
+            })
             .take_while(|a| agents.insert(a.agent.clone()))
             .cloned()
             .collect();
@@ -352,15 +478,29 @@ impl Ledger {
                 // What follows stays queued; a record it did write is recognised then.
                 Err(f) => return self.failed(f, now, deliver_all(recorded_now)),
             };
-            if let Recorded::Deliver(alert) = recorded {
-                if let Some(key) = &alert.key {
-                    for channel in &self.channels {
-                        self.queued.insert((key.clone(), channel.clone()));
+            let Some(alert) = self.unrecorded.pop_front() else {
+                break;
+            };
+            match (alert.ticket, recorded) {
+                (Some(ticket), Recorded::Deliver(recorded)) => {
+                    self.ticket_recorded(ticket, recorded.key)
+                }
+                (Some(ticket), Recorded::Duplicate) => {
+                    info!(agent = %alert.agent, event = alert.event.as_str(), "sent before its record showed it reported already (by another watcher); a receiver that drops repeated ids drops it");
+                    self.ticket_recorded(ticket, None);
+                }
+                (None, recorded) => {
+                    self.unsent = self.unsent.saturating_sub(1);
+                    if let Recorded::Deliver(alert) = recorded {
+                        if let Some(key) = &alert.key {
+                            for channel in &self.channels {
+                                self.queued.insert((key.clone(), channel.clone()));
+                            }
+                        }
+                        recorded_now.push(*alert);
                     }
                 }
-                recorded_now.push(*alert);
             }
-            self.unrecorded.pop_front();
         }
         // Recorded: on its way while the next window is written.
         let first = first && recorded_now.is_empty();
@@ -478,7 +618,9 @@ mod tests {
             crashes: 1,
             outage: (event == Recovered).then(|| Duration::from_secs(2)),
             last_exit: None,
+            zxid: None,
             key: None,
+            ticket: None,
         }
     }
 
@@ -492,6 +634,13 @@ mod tests {
     fn keyed(a: &Alert, seq: u32) -> Alert {
         Alert {
             key: Some(key(&a.agent, seq)),
+            ..a.clone()
+        }
+    }
+
+    fn ticketed(a: &Alert, ticket: u64) -> Alert {
+        Alert {
+            ticket: Some(Ticket(ticket)),
             ..a.clone()
         }
     }
@@ -535,8 +684,15 @@ mod tests {
         fn on(&mut self, e: Event) -> Vec<Action> {
             self.l.on_event(e)
         }
-        fn decided(&mut self, alerts: &[Alert]) {
-            assert_eq!(self.on(Event::Decided(alerts.to_vec())), vec![]);
+        /// A follower that remembered `alerts` and took over.
+        fn taken_over(alerts: &[Alert]) -> T {
+            let mut t = T::follower();
+            t.decided(alerts);
+            t.on(Event::BecameLeader { took_over: true });
+            t
+        }
+        fn decided(&mut self, alerts: &[Alert]) -> Vec<Action> {
+            self.on(Event::Decided(alerts.to_vec()))
         }
         /// Writes every window asked for, each alert getting the next seq of its agent; returns
         /// every action.
@@ -586,11 +742,12 @@ mod tests {
             .collect()
     }
 
-    /// D: the first alert of a burst is recorded alone (and goes out at once); the rest follows in
-    /// windows of distinct agents, at most RECORD_WINDOW each; one agent's notices one after the
-    /// other.
+    /// Part 3 of issue 9 (no write ahead of an alert) and D (a burst): a leader hands what it
+    /// decides to every channel at once, each alert with its own ticket, before anything is
+    /// recorded; the records follow in windows of distinct agents, at most RECORD_WINDOW each, one
+    /// agent's notices one after the other; recording sends nothing again.
     #[test]
-    fn bursts_are_recorded_first_alone_then_in_windows() {
+    fn a_leaders_alerts_go_out_at_once_and_are_recorded_beside() {
         struct Case {
             what: &'static str,
             alerts: Vec<Alert>,
@@ -608,14 +765,14 @@ mod tests {
                 windows: vec![1],
             },
             Case {
-                what: "a rack: first alone, then the rest together",
+                what: "a rack: recorded together",
                 alerts: many(5),
-                windows: vec![1, 4],
+                windows: vec![5],
             },
             Case {
                 what: "more than a window",
                 alerts: many(2 + RECORD_WINDOW),
-                windows: vec![1, RECORD_WINDOW, 1],
+                windows: vec![RECORD_WINDOW, 2],
             },
             Case {
                 what: "one agent's notices are not written together",
@@ -626,57 +783,109 @@ mod tests {
                     alert("b", Recovered, 1),
                     alert("d", Down, 1),
                 ],
-                windows: vec![1, 2, 2],
+                windows: vec![3, 2],
             },
         ];
         for c in cases {
             let mut t = T::leader();
-            t.decided(&c.alerts);
+            let sent = t.decided(&c.alerts);
+            let tickets: Vec<Alert> = c
+                .alerts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ticketed(a, i as u64))
+                .collect();
+            assert_eq!(
+                sent,
+                vec![Action::Deliver {
+                    to: To::All,
+                    alerts: tickets
+                }],
+                "{}: every alert at once, each with a ticket",
+                c.what
+            );
             let flush = t.on(Event::Flush);
             let actions = t.record_all(flush);
             assert_eq!(windows(&actions), c.windows, "{}", c.what);
-            let sent: Vec<Alert> = actions
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Deliver {
-                        to: To::All,
-                        alerts,
-                    } => Some(alerts.clone()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            assert_eq!(sent.len(), c.alerts.len(), "{}: each sent once", c.what);
-            assert!(
-                sent.iter().all(|a| a.key.is_some()),
-                "{}: sent as recorded",
+            assert_eq!(
+                delivered(&actions),
+                vec![],
+                "{}: recording sends nothing again",
                 c.what
             );
             assert_eq!(t.l.unrecorded(), 0, "{}", c.what);
         }
     }
 
-    /// D: a first alert that was reported before (a duplicate) sends nothing, so the next one is
-    /// still the first of the burst.
+    /// D, for what a new leader takes over from its memory (which the old leader may have sent
+    /// and recorded): recorded first, then sent; the first alert of the burst alone (it goes out
+    /// at once), the rest window by window.
     #[test]
-    fn a_duplicate_first_alert_keeps_the_next_alone() {
-        let mut t = T::leader();
-        t.decided(&[
-            alert("a", Down, 0),
-            alert("b", Down, 0),
-            alert("c", Down, 0),
-        ]);
+    fn a_takeovers_alerts_are_recorded_first_the_first_alone() {
+        let many: Vec<Alert> = (0..5).map(|i| alert(&format!("a{i}"), Down, 0)).collect();
+        let mut t = T::taken_over(&many);
+        let flush = t.on(Event::Flush);
+        let actions = t.record_all(flush);
+        assert_eq!(windows(&actions), vec![1, 4]);
+        let sent: Vec<Alert> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Deliver {
+                    to: To::All,
+                    alerts,
+                } => Some(alerts.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(sent.len(), 5, "each sent once");
+        assert!(
+            sent.iter().all(|a| a.key.is_some() && a.ticket.is_none()),
+            "sent as recorded"
+        );
+        // A first alert that was reported before (a duplicate) sends nothing, so the next one is
+        // still the first of the burst.
+        let mut t = T::taken_over(&many[..3]);
         assert_eq!(windows(&t.on(Event::Flush)), vec![1]);
         let next = t.on(Event::Recorded {
             results: vec![Ok(Recorded::Duplicate)],
             now: t.now,
         });
-        assert_eq!(next, vec![Action::Record(vec![alert("b", Down, 0)])]);
+        assert_eq!(next, vec![Action::Record(vec![many[1].clone()])]);
+    }
+
+    /// While a new leader's memory waits for its records, what it decides queues behind: one
+    /// agent's `recovered` never overtakes its `down`. Once the memory is recorded, alerts go out
+    /// at once again.
+    #[test]
+    fn fresh_alerts_wait_behind_a_takeovers_until_it_is_recorded() {
+        let (down, back, other) = (
+            alert("a", Down, 0),
+            alert("a", Recovered, 5),
+            alert("b", Down, 6),
+        );
+        let mut t = T::taken_over(std::slice::from_ref(&down));
+        assert_eq!(t.decided(std::slice::from_ref(&back)), vec![], "queued");
+        let flush = t.on(Event::Flush);
+        let actions = t.record_all(flush);
+        assert_eq!(
+            delivered(&actions),
+            vec![
+                (To::All, vec![("a".into(), Down)]),
+                (To::All, vec![("a".into(), Recovered)]),
+            ]
+        );
+        assert_eq!(
+            t.decided(std::slice::from_ref(&other)),
+            deliver_all(vec![ticketed(&other, 0)]),
+            "at once again"
+        );
     }
 
     /// C: a failed write keeps it and what follows queued (a write it did make is recognised as
-    /// its own then); what was recorded before it goes out; a transient failure is retried after
-    /// FLUSH_RETRY, a session that ended by the next session's flush.
+    /// its own then); a transient failure is retried after FLUSH_RETRY, a session that ended by
+    /// the next session's flush. What was handed over is not sent again; of a takeover's alerts,
+    /// what was recorded before the failure goes out.
     #[test]
     fn a_failed_record_write_keeps_what_follows_and_retries() {
         struct Case {
@@ -696,15 +905,49 @@ mod tests {
                 retry: None,
             },
         ];
+        let (a, b, x, d) = (
+            alert("a", Down, 0),
+            alert("b", Down, 0),
+            alert("c", Down, 0),
+            alert("d", Down, 0),
+        );
+        let all = [a.clone(), b.clone(), x.clone(), d.clone()];
         for c in cases {
+            // Handed over at once.
             let mut t = T::leader();
-            let (a, b, x, d) = (
-                alert("a", Down, 0),
-                alert("b", Down, 0),
-                alert("c", Down, 0),
-                alert("d", Down, 0),
+            t.decided(&all);
+            assert_eq!(windows(&t.on(Event::Flush)), vec![4], "{}", c.what);
+            let (ta, tb, tx, td) = (
+                ticketed(&a, 0),
+                ticketed(&b, 1),
+                ticketed(&x, 2),
+                ticketed(&d, 3),
             );
-            t.decided(&[a.clone(), b.clone(), x.clone(), d.clone()]);
+            let after = t.on(Event::Recorded {
+                results: vec![
+                    Ok(Recorded::Deliver(Box::new(keyed(&ta, 0)))),
+                    Ok(Recorded::Deliver(Box::new(keyed(&tb, 0)))),
+                    Err(c.failure),
+                    Ok(Recorded::Deliver(Box::new(keyed(&td, 0)))),
+                ],
+                now: t.now,
+            });
+            let retry: Vec<Action> = c
+                .retry
+                .map(|r| Action::RetryAt(t.now + r))
+                .into_iter()
+                .collect();
+            assert_eq!(after, retry, "{}: nothing sent again", c.what);
+            assert_eq!(t.l.unrecorded(), 2, "{}: c and d stay queued", c.what);
+            assert_eq!(
+                t.on(Event::Flush),
+                vec![Action::Record(vec![tx.clone(), td.clone()])],
+                "{}: tried again",
+                c.what
+            );
+
+            // A takeover's: sent once recorded.
+            let mut t = T::taken_over(&all);
             t.on(Event::Flush);
             let rest = t.on(Event::Recorded {
                 results: vec![Ok(Recorded::Deliver(Box::new(keyed(&a, 0))))],
@@ -719,10 +962,7 @@ mod tests {
                 ],
                 now: t.now,
             });
-            let mut expect = vec![Action::Deliver {
-                to: To::All,
-                alerts: vec![keyed(&b, 0)],
-            }];
+            let mut expect = deliver_all(vec![keyed(&b, 0)]);
             expect.extend(c.retry.map(|r| Action::RetryAt(t.now + r)));
             assert_eq!(after, expect, "{}", c.what);
             assert_eq!(t.l.unrecorded(), 2, "{}: c and d stay queued", c.what);
@@ -733,6 +973,94 @@ mod tests {
                 c.what
             );
         }
+    }
+
+    /// Receipts that name a ticket wait for the record's key, then are noted under it like any
+    /// other; once every channel is done with a ticket it is forgotten. A ticket whose alert was
+    /// not recorded (reported before by another watcher, or its record unreadable: K) has nothing
+    /// to note.
+    #[test]
+    fn receipts_by_ticket_are_noted_once_recorded() {
+        let receipt = |ch: &str, t: u64| Event::Receipt {
+            channel: ch.into(),
+            keys: vec![],
+            tickets: vec![Ticket(t)],
+        };
+        let a = alert("a", Down, 0);
+        let mut t = T::leader();
+        t.decided(std::slice::from_ref(&a));
+        assert_eq!(t.on(receipt("webhook", 0)), vec![]);
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::Record(vec![ticketed(&a, 0)])],
+            "no receipt to note before the record exists"
+        );
+        let recorded = keyed(&ticketed(&a, 0), 0);
+        assert_eq!(
+            t.on(Event::Recorded {
+                results: vec![Ok(Recorded::Deliver(Box::new(recorded)))],
+                now: t.now,
+            }),
+            vec![Action::NoteDone(vec![(key("a", 0), "webhook".into())])],
+            "the early receipt, under its key"
+        );
+        t.on(Event::Noted {
+            results: vec![Ok(())],
+            now: t.now,
+        });
+        // The record lists a's down as pending for DingTalk, which still holds it: not again.
+        let stale = records(vec![record(std::slice::from_ref(&a), &[(0, "webhook")])]);
+        assert_eq!(t.on(Event::RecordsLoaded(stale)), vec![]);
+        t.on(receipt("dingtalk", 0));
+        assert_eq!(
+            t.on(Event::Flush),
+            vec![Action::NoteDone(vec![(key("a", 0), "dingtalk".into())])]
+        );
+        assert!(t.l.handed.is_empty(), "every channel done: forgotten");
+
+        for (what, result) in [
+            ("reported before", Recorded::Duplicate),
+            (
+                "record unreadable",
+                Recorded::Deliver(Box::new(ticketed(&a, 0))),
+            ),
+        ] {
+            let mut t = T::leader();
+            t.decided(std::slice::from_ref(&a));
+            t.on(receipt("webhook", 0));
+            t.on(Event::Flush);
+            assert_eq!(
+                t.on(Event::Recorded {
+                    results: vec![Ok(result)],
+                    now: t.now,
+                }),
+                vec![],
+                "{what}: nothing to note, nothing sent again"
+            );
+            t.on(receipt("dingtalk", 0));
+            assert_eq!(t.on(Event::Flush), vec![], "{what}");
+            assert!(t.l.handed.is_empty(), "{what}: forgotten");
+        }
+    }
+
+    /// A record written while its answer was lost (the connection dropped): the listing after the
+    /// reconnection shows the notice pending, but the channels have it already, so it is not
+    /// queued again; the write, tried again, finds it as its own.
+    #[test]
+    fn a_record_written_but_unanswered_is_not_sent_again() {
+        let a = alert("a", Down, 0);
+        let mut t = T::leader();
+        t.decided(std::slice::from_ref(&a));
+        t.on(Event::Flush);
+        t.on(Event::Recorded {
+            results: vec![Err(Failure::SessionOver)],
+            now: t.now,
+        });
+        let listed = records(vec![record(std::slice::from_ref(&a), &[])]);
+        assert_eq!(t.on(Event::RecordsLoaded(listed)), vec![]);
+        let flush = t.on(Event::Flush);
+        assert_eq!(delivered(&t.record_all(flush)), vec![]);
+        assert_eq!(t.l.unrecorded(), 0);
     }
 
     /// Receipts are noted one per record at a time, one window per flush (so that thousands of
@@ -748,6 +1076,7 @@ mod tests {
             t.on(Event::Receipt {
                 channel: ch.into(),
                 keys,
+                tickets: vec![],
             });
         }
         assert_eq!(
@@ -802,6 +1131,7 @@ mod tests {
             keys: (0..RECEIPT_WINDOW + 1)
                 .map(|i| key(&format!("a{i}"), 0))
                 .collect(),
+            tickets: vec![],
         });
         match t.on(Event::Flush).as_slice() {
             [Action::NoteDone(w)] => assert_eq!(w.len(), RECEIPT_WINDOW),
@@ -975,6 +1305,7 @@ mod tests {
         t.on(Event::Receipt {
             channel: "webhook".into(),
             keys: vec![key("d", 0)],
+            tickets: vec![],
         });
         assert_eq!(t.on(Event::RecordsLoaded(loaded.clone())), vec![]);
         // Once noted, a record that still shows it pending (an older listing) is sent again.
@@ -1002,9 +1333,8 @@ mod tests {
     /// queue it again. K: an alert sent without a record (its record unreadable) is not queued.
     #[test]
     fn a_recorded_notice_is_never_queued_twice() {
-        let mut t = T::leader();
         let (a, k) = (alert("a", Down, 0), alert("k", Down, 0));
-        t.decided(&[a.clone(), k.clone()]);
+        let mut t = T::taken_over(&[a.clone(), k.clone()]);
         t.on(Event::Flush);
         let sent = t.on(Event::Recorded {
             results: vec![Ok(Recorded::Deliver(Box::new(keyed(&a, 0))))],
@@ -1025,17 +1355,16 @@ mod tests {
             results: vec![Ok(Recorded::Deliver(Box::new(k.clone())))],
             now: t.now,
         });
-        assert_eq!(
-            sent,
-            vec![Action::Deliver {
-                to: To::All,
-                alerts: vec![k]
-            }]
-        );
-        assert_eq!(
-            t.on(Event::RecordsLoaded(records(vec![record(&[a], &[])]))),
-            vec![]
-        );
+        assert_eq!(sent, deliver_all(vec![k]));
+        let listed = records(vec![record(std::slice::from_ref(&a), &[])]);
+        assert_eq!(t.on(Event::RecordsLoaded(listed.clone())), vec![]);
+
+        // Handed over at once, then recorded: the same.
+        let mut t = T::leader();
+        t.decided(std::slice::from_ref(&a));
+        let flush = t.on(Event::Flush);
+        t.record_all(flush);
+        assert_eq!(t.on(Event::RecordsLoaded(listed)), vec![]);
     }
 
     /// A planned stop closes the agent's record, after its notices are recorded and receipts
@@ -1072,18 +1401,26 @@ mod tests {
     }
 
     /// A watcher that steps down keeps what it had not recorded, and records it once it leads
-    /// again; while it follows, its new alerts are memory only.
+    /// again, without sending again what it had handed over; while it follows, its new alerts are
+    /// memory only, recorded first then sent when it leads.
     #[test]
     fn stepping_down_keeps_the_unrecorded() {
+        let (a, b) = (alert("a", Down, 0), alert("b", Down, 1));
         let mut t = T::leader();
-        t.decided(&[alert("a", Down, 0)]);
+        t.decided(std::slice::from_ref(&a));
         t.on(Event::SteppedDown);
-        t.decided(&[alert("b", Down, 1)]);
+        assert_eq!(t.decided(std::slice::from_ref(&b)), vec![]);
         assert_eq!(t.on(Event::Flush), vec![]);
         t.on(Event::BecameLeader { took_over: false });
+        let flush = t.on(Event::Flush);
         assert_eq!(
-            t.on(Event::Flush),
-            vec![Action::Record(vec![alert("a", Down, 0)])]
+            flush,
+            vec![Action::Record(vec![ticketed(&a, 0), b.clone()])]
+        );
+        assert_eq!(
+            delivered(&t.record_all(flush)),
+            vec![(To::All, vec![("b".into(), Down)])],
+            "only what it had not handed over"
         );
     }
 }

@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use common::session::Backoff;
 
-use crate::alert::{Alert, NoticeKey};
+use crate::alert::{Alert, NoticeKey, Ticket};
 use crate::channels::{
     Channel, ChannelSpec, ConsoleChannel, DeliveryError, DingTalkChannel, WebhookChannel,
 };
@@ -76,11 +76,13 @@ struct Counters {
     pending: AtomicU64,
 }
 
-/// A channel is done with these recorded notices.
+/// A channel is done with these notices: recorded ones by key, ones handed over while their
+/// record was being written by ticket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
     pub channel: String,
     pub keys: Vec<NoticeKey>,
+    pub tickets: Vec<Ticket>,
 }
 
 struct Lane {
@@ -499,10 +501,12 @@ impl<C: Channel> Worker<C> {
 
     fn receipt(&self, chunk: &[Alert]) {
         let keys: Vec<NoticeKey> = chunk.iter().filter_map(|a| a.key.clone()).collect();
-        if !keys.is_empty() {
+        let tickets: Vec<Ticket> = chunk.iter().filter_map(|a| a.ticket).collect();
+        if !keys.is_empty() || !tickets.is_empty() {
             let _ = self.receipts.send(Receipt {
                 channel: self.name.clone(),
                 keys,
+                tickets,
             });
         }
     }
@@ -540,7 +544,8 @@ impl<C: Channel> Worker<C> {
     }
 
     /// Gives up on `alerts` at shutdown, saying what becomes of them. No receipt is sent, so a
-    /// recorded alert (one with a notice key) stays in its outage record as not taken by this
+    /// recorded alert (one with a notice key, or a ticket: its record is being written, and the
+    /// watcher writes it before it exits) stays in its outage record as not taken by this
     /// channel, and whichever watcher leads next delivers it to the channel of this name. The
     /// others were never recorded (the blind and sighted notices): they are lost.
     fn abandoned(&self, alerts: &[Alert], reason: &str) {
@@ -570,9 +575,12 @@ impl<C: Channel> Worker<C> {
     }
 }
 
-/// How many of `alerts` are in an outage record, and how many are not.
+/// How many of `alerts` are (or are being written) in an outage record, and how many are not.
 fn split_recorded(alerts: &[Alert]) -> (usize, usize) {
-    let recorded = alerts.iter().filter(|a| a.key.is_some()).count();
+    let recorded = alerts
+        .iter()
+        .filter(|a| a.key.is_some() || a.ticket.is_some())
+        .count();
     (recorded, alerts.len() - recorded)
 }
 
@@ -634,7 +642,7 @@ mod tests {
 
     #[test]
     fn abandoned_alerts_are_told_apart_by_whether_they_are_recorded() {
-        let alert = |key: Option<NoticeKey>| Alert {
+        let alert = |key: Option<NoticeKey>, ticket: Option<Ticket>| Alert {
             event: AlertKind::Down,
             agent: "a1".to_owned(),
             host: None,
@@ -644,15 +652,22 @@ mod tests {
             crashes: 1,
             outage: None,
             last_exit: None,
+            zxid: None,
             key,
+            ticket,
         };
         let key = NoticeKey {
             agent: "a1".to_owned(),
             seq: 0,
         };
         assert_eq!(
-            split_recorded(&[alert(Some(key.clone())), alert(None), alert(Some(key))]),
-            (2, 1)
+            split_recorded(&[
+                alert(Some(key.clone()), None),
+                alert(None, None),
+                alert(Some(key), None),
+                alert(None, Some(Ticket(7))),
+            ]),
+            (3, 1)
         );
         assert_eq!(split_recorded(&[]), (0, 0));
     }

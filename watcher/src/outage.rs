@@ -644,6 +644,13 @@ impl Monitor {
             Some(Health::Down { crashes, .. } | Health::Recovering { crashes, .. }) => *crashes,
             _ => 1,
         };
+        // What every watcher saw the same way: the node that vanished or came back, else the
+        // identity write that told. Zero: created and gone before it could be read.
+        let zxid = match event {
+            AlertKind::Recovered => agent.and_then(|a| a.live.as_ref()).map(|l| l.czxid),
+            _ => vanished.map(|l| l.czxid).or(identity.map(|i| i.mzxid)),
+        }
+        .filter(|z| *z > 0);
         Alert {
             event,
             agent: id.to_owned(),
@@ -654,7 +661,9 @@ impl Monitor {
             crashes,
             outage: None,
             last_exit: if exit_explains { last_exit } else { None },
+            zxid,
             key: None,
+            ticket: None,
         }
     }
 }
@@ -803,6 +812,33 @@ mod tests {
             );
             t
         }
+    }
+
+    /// Two watchers see the same node events at different times (and with different clocks);
+    /// the notices they decide carry the same ids, built on ZooKeeper's transaction ids, so that
+    /// a new leader sending again what its predecessor sent sends the same id.
+    #[test]
+    fn every_watcher_gives_a_transition_the_same_notice_id() {
+        let ids = |skew: u64| -> Vec<String> {
+            let mut t = T::with_agent_up();
+            t.w0 += Duration::from_millis(skew);
+            let mut sent = t.identity(
+                5,
+                "a",
+                Some(identity(12, AgentState::Backoff, 1, Some((Some(3), None)))),
+            );
+            sent.extend(t.live(5, "a", None));
+            sent.extend(t.live(6, "a", Some(live(13))));
+            sent.extend(t.tick(6 + RECOVER.as_secs()));
+            sent.iter().map(Alert::notice_id).collect()
+        };
+        let (one, other) = (ids(0), ids(7));
+        assert_eq!(
+            one,
+            ["a/down/0xb", "a/recovered/0xd"],
+            "the vanished node's creation, then the new one's"
+        );
+        assert_eq!(one, other);
     }
 
     fn alerts(actions: Vec<Action>) -> Vec<Alert> {

@@ -1,5 +1,6 @@
-//! The outage records in ZooKeeper (`<root>/outages/<id>`): written before an alert is delivered,
-//! updated as channels take its notices, pruned once closed and delivered everywhere.
+//! The outage records in ZooKeeper (`<root>/outages/<id>`): written as an alert is handed to the
+//! channels (or, for what a new leader takes over, before), updated as channels take its notices,
+//! pruned once closed and delivered everywhere.
 //!
 //! Every change is a read-modify-write at the node's version, so two writers (a watcher and its
 //! successor) never lose each other's updates, nor the fields of a later version they do not

@@ -1,5 +1,6 @@
 //! Outage records: what the watcher has decided to tell, kept in ZooKeeper at
-//! `<root>/outages/<id>` before anything is delivered, with each channel's delivery state.
+//! `<root>/outages/<id>` (written beside the first delivery attempt, not before it), with each
+//! channel's delivery state.
 //!
 //! They make alerts durable and exactly-once across restarts (and, with several watchers, across
 //! failover): a watcher that starts finds the outages already reported (so it does not report them
@@ -72,6 +73,11 @@ pub struct StoredNotice {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage_seconds: Option<f64>,
     pub last_exit: Option<ExitRecord>,
+    /// The transition's ZooKeeper transaction (`Alert::zxid`), part of the notice id. Added in
+    /// version 1 as an optional field: records without it are read, and their notices keep the
+    /// time-based id they were sent with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zxid: Option<i64>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -88,6 +94,7 @@ impl StoredNotice {
             crashes: alert.crashes,
             outage_seconds: alert.outage.map(|d| d.as_millis() as f64 / 1000.0),
             last_exit: alert.last_exit.clone(),
+            zxid: alert.zxid,
             unknown: Map::new(),
         }
     }
@@ -108,7 +115,9 @@ impl StoredNotice {
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(Duration::from_secs_f64),
             last_exit: self.last_exit.clone(),
+            zxid: self.zxid,
             key: None,
+            ticket: None,
         }
     }
 
@@ -317,7 +326,9 @@ mod tests {
             crashes: 1,
             outage: (event == AlertKind::Recovered).then(|| Duration::from_secs(2)),
             last_exit: None,
+            zxid: None,
             key: None,
+            ticket: None,
         }
     }
 
@@ -431,6 +442,20 @@ mod tests {
         assert_eq!(back, r);
     }
 
+    /// A notice sent again from its record keeps the id it was first sent with.
+    #[test]
+    fn a_stored_notice_is_sent_again_with_its_id() {
+        let first = Alert {
+            zxid: Some(0x2a),
+            ..alert(AlertKind::Down, 0)
+        };
+        let (r, _) = write(decide(None, &first));
+        let back: OutageRecord = serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
+        let again = back.notices[0].notice.to_alert();
+        assert_eq!(again.notice_id(), first.notice_id());
+        assert_eq!(again.notice_id(), "a1/down/0x2a");
+    }
+
     /// A record as the first version wrote it (before records had their own notice type).
     const V1: &str = r#"{"agent":"a1","opened_at":"2027-01-15T08:00:00.000Z","closed":false,"first_seq":0,
         "notices":[{"seq":0,"alert":{"event":"down","agent":"a1","host":"h","reason":"exited with code 3",
@@ -444,6 +469,11 @@ mod tests {
         assert_eq!(sent.event, AlertKind::Down);
         assert_eq!(sent.reason, "exited with code 3");
         assert_eq!(common::time::format(sent.at), "2027-01-15T08:00:00.000Z");
+        assert_eq!(
+            sent.notice_id(),
+            "a1/down/2027-01-15T08:00:00.000Z",
+            "the id it had"
+        );
         assert_eq!(r.pending_for("dingtalk").count(), 1);
         assert_eq!(r.pending_for("webhook").count(), 0);
     }

@@ -9,9 +9,11 @@
 //! after a reconnect (so a new watch is added on every `SyncConnected` before re-listing).
 //!
 //! Data flows one way through it: node events become [`crate::outage::Event`]s; the monitor's alerts
-//! become [`crate::ledger::Event`]s; the ledger's actions (write records, hand alerts to the channels,
-//! note receipts) are carried out here, through [`Outbox`] and [`Notifier`], and their results fed
-//! back to the ledger. The election is [`Leadership`]'s. Nothing is decided here.
+//! become [`crate::ledger::Event`]s; the ledger's actions (hand alerts to the channels, write
+//! records, note receipts) are carried out here, through [`Notifier`] and [`Outbox`], and their
+//! results fed back to the ledger. A leader's alert reaches the channels in the same turn of the
+//! loop as the node event that caused it; its record is written by the flush that follows. The
+//! election is [`Leadership`]'s. Nothing is decided here.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -198,7 +200,7 @@ impl Watcher {
                     // Node events before bookkeeping: a crash never waits for receipts.
                     event = events.changed() => event,
                     Some(receipt) = self.receipts.recv() => {
-                        self.ledger.on_event(ledger::Event::Receipt { channel: receipt.channel, keys: receipt.keys });
+                        self.ledger.on_event(receipt_event(receipt));
                         self.flush(client).await?;
                         continue;
                     }
@@ -271,10 +273,7 @@ impl Watcher {
     async fn shut_down(&mut self, client: &zk::Client) {
         self.notifier.wait_stopped().await;
         while let Ok(receipt) = self.receipts.try_recv() {
-            self.ledger.on_event(ledger::Event::Receipt {
-                channel: receipt.channel,
-                keys: receipt.keys,
-            });
+            self.ledger.on_event(receipt_event(receipt));
         }
         // Every receipt now, window after window, as long as ZooKeeper takes them.
         loop {
@@ -470,7 +469,20 @@ impl Watcher {
                 }
             }
         }
-        self.ledger.on_event(ledger::Event::Decided(batch));
+        // A leader's alerts go to the channels now; their records are written by the next flush.
+        // (Deciding asks for nothing else.)
+        for action in self.ledger.on_event(ledger::Event::Decided(batch)) {
+            if let ledger::Action::Deliver { to, alerts } = action {
+                self.deliver(to, alerts);
+            }
+        }
+    }
+
+    fn deliver(&self, to: To, alerts: Vec<Alert>) {
+        match to {
+            To::All => self.notifier.send(alerts),
+            To::Channel(channel) => self.notifier.send_to(&channel, alerts),
+        }
     }
 
     /// Becomes the leader: records what this watcher saw but the old leader did not record, and
@@ -502,18 +514,8 @@ impl Watcher {
         while let Some(action) = todo.pop_front() {
             let (outbox, channels) = (&self.outbox, self.ledger.channels());
             let (result, error) = match action {
-                ledger::Action::Deliver {
-                    to: To::All,
-                    alerts,
-                } => {
-                    self.notifier.send(alerts);
-                    continue;
-                }
-                ledger::Action::Deliver {
-                    to: To::Channel(channel),
-                    alerts,
-                } => {
-                    self.notifier.send_to(&channel, alerts);
+                ledger::Action::Deliver { to, alerts } => {
+                    self.deliver(to, alerts);
                     continue;
                 }
                 ledger::Action::RetryAt(at) => {
@@ -604,6 +606,14 @@ impl Watcher {
             warn!(agent = name, %problem, "liveness node has unusable data; using its name");
         }
         Live { view, czxid }
+    }
+}
+
+fn receipt_event(receipt: Receipt) -> ledger::Event {
+    ledger::Event::Receipt {
+        channel: receipt.channel,
+        keys: receipt.keys,
+        tickets: receipt.tickets,
     }
 }
 

@@ -30,7 +30,9 @@ fn alert(agent: &str) -> Alert {
         crashes: 1,
         outage: None,
         last_exit: None,
+        zxid: None,
         key: None,
+        ticket: None,
     }
 }
 

@@ -61,7 +61,9 @@ mod tests {
             crashes: 1,
             outage: None,
             last_exit: None,
+            zxid: None,
             key: None,
+            ticket: None,
         };
         let text = lines(&[a.clone(), a.clone()]);
         let lines: Vec<&str> = text.lines().collect();

@@ -394,7 +394,9 @@ mod tests {
                 at: "2025-11-21T04:40:00.123Z".to_owned(),
                 error: None,
             }),
+            zxid: None,
             key: None,
+            ticket: None,
         }
     }
 
