@@ -60,8 +60,8 @@ pub enum Event {
     Decided(Vec<Alert>),
     /// An agent stopped as planned: its open outage record (if any) is closed without a notice.
     PlannedStop(String),
-    /// This watcher won the election. `took_over`: while it was following (it records what it
-    /// remembers); not at the start of a session, where it leads from its first view.
+    /// This watcher won the election. `took_over`: while it was following; otherwise at the start
+    /// of a session. Either way it records (then sends) what it remembers from following.
     BecameLeader { took_over: bool },
     /// This watcher no longer leads (its connection was lost, or a new session began).
     SteppedDown,
@@ -1421,6 +1421,24 @@ mod tests {
             delivered(&t.record_all(flush)),
             vec![(To::All, vec![("b".into(), Down)])],
             "only what it had not handed over"
+        );
+    }
+
+    /// A follower whose session ended and that leads from the start of its next one (the old
+    /// leader died meanwhile) records and sends what it remembered, as on a takeover: the old
+    /// leader may never have recorded it.
+    #[test]
+    fn leading_from_a_new_session_records_what_was_remembered() {
+        let a = alert("a", Down, 0);
+        let mut t = T::follower();
+        t.decided(std::slice::from_ref(&a));
+        t.on(Event::SteppedDown);
+        t.on(Event::BecameLeader { took_over: false });
+        let flush = t.on(Event::Flush);
+        assert_eq!(flush, vec![Action::Record(vec![a.clone()])]);
+        assert_eq!(
+            delivered(&t.record_all(flush)),
+            vec![(To::All, vec![("a".into(), Down)])]
         );
     }
 }
