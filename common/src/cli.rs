@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Arg, Args, Command, FromArgMatches};
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 
 use crate::config::{parse_duration, zk_security, ConnectString, Secret, ZkConfig};
 use crate::layout::DEFAULT_ROOT;
@@ -264,10 +264,27 @@ where
 /// variables of `env_lists` are split while their flags' values are not. A refused value of a flag
 /// that hides its environment value (a secret may be in it) is shown with its secrets masked.
 pub fn parse_with_env_lists<C, T, I, A>(
-    mut cmd: Command,
+    cmd: Command,
     env_lists: &[EnvList],
     args: I,
     check: impl FnOnce(C) -> Result<T, ConfigErrors>,
+) -> Result<T, Refusal>
+where
+    C: FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<OsString>,
+{
+    parse_with_sources(cmd, env_lists, args, |c, _| check(c))
+}
+
+/// [`parse_with_env_lists`], `check` also told where each value came from (the matches'
+/// [`ArgMatches::value_source`]): a value a flag or variable gave overrides a configuration
+/// file, a default does not.
+pub fn parse_with_sources<C, T, I, A>(
+    mut cmd: Command,
+    env_lists: &[EnvList],
+    args: I,
+    check: impl FnOnce(C, &ArgMatches) -> Result<T, ConfigErrors>,
 ) -> Result<T, Refusal>
 where
     C: FromArgMatches,
@@ -286,7 +303,7 @@ where
             match split_env_lists(cmd.clone(), env_lists, &args).try_get_matches_from_mut(&args) {
                 Ok(matches) => {
                     match C::from_arg_matches(&matches) {
-                        Ok(c) => parsed = Some(c),
+                        Ok(c) => parsed = Some((c, matches)),
                         Err(e) => problems.push(one_line(&e)),
                     }
                     break;
@@ -328,8 +345,8 @@ where
             break;
         }
     }
-    if let Some(c) = parsed {
-        match check(c) {
+    if let Some((c, matches)) = parsed {
+        match check(c, &matches) {
             Ok(t) if problems.is_empty() => return Ok(t),
             Ok(_) => {}
             Err(ConfigErrors(found)) => problems.extend(

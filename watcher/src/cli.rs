@@ -1,9 +1,11 @@
 //! Command-line interface of flume-watcher: flags (each also from the environment) and checks.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand};
 
 use common::cli::{
     duration, with_zk_env, ConfigErrors, EnvList, Refusal, ZkArgs, ZkRunArgs, DURATIONS,
@@ -11,7 +13,10 @@ use common::cli::{
 use common::config::ZkConfig;
 use common::Layout;
 
-use crate::channels::{parse_dingtalk, parse_webhook, ChannelSpec, DingTalkConfig, WebhookConfig};
+use crate::channels::{
+    parse_dingtalk, parse_webhook, Configured, ConsoleChannel, DingTalkConfig, WebhookConfig,
+};
+use crate::config::{self, FileConfig};
 use crate::watch::WatchConfig;
 
 /// Prefix of the environment variable of every flag (`FLUME_WATCHER_ZK`) and of the log filter's.
@@ -37,10 +42,32 @@ pub enum CliCommand {
     /// Show one row per agent: id, host, state, since, restarts, last exit
     #[command(after_help = status_help())]
     Status(StatusArgs),
+    /// Check a configuration file, or print a commented example of one
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Read the file, list every problem (exit 2) or what it understood (exit 0), secrets as ***
+    Check(ConfigCheckArgs),
+    /// Print a commented example of every key, valid as it is
+    Example,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigCheckArgs {
+    /// The configuration file (TOML)
+    #[arg(long, env = "FLUME_WATCHER_CONFIG", value_name = "PATH")]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Configuration file (TOML; `flume-watcher config example` shows every key). Flags and
+    /// variables override it; channel flags add channels to its own
+    #[arg(long, env = "FLUME_WATCHER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub zk: ZkRunArgs,
     /// Generic webhook: POST {"alerts":[…]} (repeatable; the variable holds URLs separated by
@@ -93,6 +120,7 @@ pub const ENV_LISTS: &[EnvList] = &[
 
 const RUN_EXAMPLES: &str = concat!(
     "  flume-watcher run --zk zk1:2181,zk2:2181/kafka --webhook https://alerts.example/hook\n",
+    "  flume-watcher run --config /etc/flume-watchdog/watcher.toml\n",
     "  flume-watcher run --zk zk1:2181/kafka --console \\\n",
     "      --dingtalk 'https://oapi.dingtalk.com/robot/send?access_token=TOKEN,secret=SECRET'",
 );
@@ -135,9 +163,12 @@ fn top_help() -> String {
     )
 }
 
-/// The command line, its ZooKeeper flags' variables named for this binary.
+/// The command line, its ZooKeeper flags' variables named for this binary. `run` may take its
+/// connect string from a configuration file instead of `--zk`.
 pub fn command() -> clap::Command {
-    with_zk_env(Cli::command(), ENV_PREFIX)
+    with_zk_env(Cli::command(), ENV_PREFIX).mut_subcommand("run", |run| {
+        run.mut_arg("zk", |zk| zk.required(false).default_value(""))
+    })
 }
 
 /// What a command line asks for, checked.
@@ -145,6 +176,13 @@ pub fn command() -> clap::Command {
 pub enum Config {
     Run(RunConfig),
     Status(StatusConfig),
+    /// `config check`: the file, read and checked.
+    Checked {
+        path: PathBuf,
+        file: FileConfig,
+    },
+    /// `config example`.
+    Example,
 }
 
 #[derive(Debug)]
@@ -157,10 +195,52 @@ pub struct StatusConfig {
 /// Reads the command line (`args` starts with the program's name) and checks it, listing every
 /// problem at once.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal> {
-    common::cli::parse_with_env_lists(command(), ENV_LISTS, args, |cli: Cli| match cli.command {
-        CliCommand::Run(run) => run.into_config().map(Config::Run),
-        CliCommand::Status(status) => status.into_config().map(Config::Status),
+    common::cli::parse_with_sources(command(), ENV_LISTS, args, |cli: Cli, matches| {
+        match cli.command {
+            CliCommand::Run(run) => {
+                let given = Given(matches.subcommand_matches("run"));
+                run.into_config(&given).map(Config::Run)
+            }
+            CliCommand::Status(status) => status.into_config().map(Config::Status),
+            CliCommand::Config(ConfigCommand::Check(check)) => match config::load(&check.config) {
+                Ok(file) => Ok(Config::Checked {
+                    path: check.config,
+                    file,
+                }),
+                Err(problems) => Err(ConfigErrors(in_file(&check.config, problems))),
+            },
+            CliCommand::Config(ConfigCommand::Example) => Ok(Config::Example),
+        }
     })
+}
+
+/// The file's problems, each saying which file.
+fn in_file(path: &std::path::Path, problems: config::FileProblems) -> Vec<String> {
+    problems
+        .0
+        .into_iter()
+        .map(|p| format!("{}: {p}", path.display()))
+        .collect()
+}
+
+/// Which of `run`'s values a flag or a variable gave (they override the file), and which are
+/// defaults (the file overrides them).
+struct Given<'m>(Option<&'m ArgMatches>);
+
+impl Given<'_> {
+    fn by_user(&self, id: &str) -> bool {
+        self.0
+            .and_then(|m| m.value_source(id))
+            .is_some_and(|s| s != ValueSource::DefaultValue)
+    }
+
+    /// The flag's value if given, else the file's, else the flag's default.
+    fn pick<T>(&self, id: &str, flag: T, file: Option<T>) -> T {
+        match file {
+            Some(v) if !self.by_user(id) => v,
+            _ => flag,
+        }
+    }
 }
 
 impl StatusArgs {
@@ -180,26 +260,77 @@ impl StatusArgs {
 #[derive(Debug)]
 pub struct RunConfig {
     pub watch: WatchConfig,
-    pub channels: Vec<ChannelSpec>,
+    pub channels: Vec<Configured>,
     pub retry: crate::notify::RetryPolicy,
 }
 
 impl RunArgs {
-    pub fn into_config(self) -> Result<RunConfig, ConfigErrors> {
+    /// Takes from the file what no flag or variable gave.
+    fn merge(&mut self, file: &FileConfig, given: &Given) {
+        let (zk, alerts) = (&file.zookeeper, &file.alerts);
+        let c = &mut self.zk.connection;
+        c.zk = given.pick("zk", std::mem::take(&mut c.zk), zk.connect.clone());
+        c.root = given.pick("root", std::mem::take(&mut c.root), zk.root.clone());
+        // Credentials from a flag of either form win over the file's.
+        if c.zk_auth.is_none() && c.zk_auth_file.is_none() {
+            c.zk_auth_file = zk.auth_file.clone();
+        }
+        self.zk.session_timeout = given.pick(
+            "session_timeout",
+            self.zk.session_timeout,
+            zk.session_timeout,
+        );
+        if self.zk.zk_acl.is_none() {
+            self.zk.zk_acl = zk.acl.clone();
+        }
+        self.recovered_after = given.pick(
+            "recovered_after",
+            self.recovered_after,
+            alerts.recovered_after,
+        );
+        self.blind_after = given.pick("blind_after", self.blind_after, alerts.blind_after);
+        self.retry_initial = given.pick("retry_initial", self.retry_initial, alerts.retry_initial);
+        self.retry_max = given.pick("retry_max", self.retry_max, alerts.retry_max);
+    }
+
+    fn into_config(mut self, given: &Given) -> Result<RunConfig, ConfigErrors> {
         let mut errors = Vec::new();
+        let file = match &self.config {
+            Some(path) => match config::load(path) {
+                Ok(file) => file,
+                Err(problems) => return Err(ConfigErrors(in_file(path, problems))),
+            },
+            None => FileConfig::default(),
+        };
+        let from_file = self.config.is_some();
+        self.merge(&file, given);
+        // An empty --zk given is judged as such; none given at all, and none in the file, is
+        // a missing flag.
+        let missing = self.zk.connection.zk.is_empty() && !given.by_user("zk");
         let zk = self.zk.into_config(&mut errors);
-        let mut channels: Vec<ChannelSpec> = self
-            .webhooks
-            .into_iter()
-            .map(ChannelSpec::Webhook)
-            .collect();
-        channels.extend(self.dingtalk.into_iter().map(ChannelSpec::DingTalk));
+        if missing {
+            // Not also "the connect string is empty": said once, as missing.
+            errors.retain(|e| !e.starts_with("invalid ZooKeeper connect string \"\""));
+            errors.insert(
+                0,
+                if from_file {
+                    "no ZooKeeper to watch: give --zk, or connect in the file's [zookeeper]"
+                } else {
+                    "the following required arguments were not provided: --zk <ZK>"
+                }
+                .to_owned(),
+            );
+        }
+        let mut channels = file.channels;
+        channels.extend(self.webhooks.into_iter().map(Configured::unnamed));
+        channels.extend(self.dingtalk.into_iter().map(Configured::unnamed));
         if self.console {
-            channels.push(ChannelSpec::Console);
+            channels.push(Configured::unnamed(ConsoleChannel::new()));
         }
         if channels.is_empty() {
             errors.push(
-                "no alert channel: give at least one of --webhook, --dingtalk, --console"
+                "no alert channel: give at least one of --webhook, --dingtalk, --console \
+                 (or a [[channel]] in --config)"
                     .to_owned(),
             );
         }
@@ -231,20 +362,19 @@ impl RunArgs {
 mod tests {
     use super::*;
 
-    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
-        let cli: Cli = common::cli::parse_strict(
-            command(),
-            std::iter::once("flume-watcher").chain(args.iter().copied()),
-        )?;
-        match cli.command {
-            CliCommand::Run(r) => Ok(r),
+    /// `run`'s settings from a command line, or every problem.
+    fn run_config(args: &[&str]) -> Result<RunConfig, Vec<String>> {
+        let args = std::iter::once("flume-watcher").chain(args.iter().copied());
+        match parse(args.map(OsString::from)) {
+            Ok(Config::Run(cfg)) => Ok(cfg),
+            Err(Refusal::Problems(p)) => Err(p.problems),
             other => panic!("expected run, got {other:?}"),
         }
     }
 
     #[test]
     fn channels_from_flags() {
-        let cfg = run_args(&[
+        let cfg = run_config(&[
             "run",
             "--zk",
             "127.0.0.1:2181/kafka",
@@ -256,21 +386,16 @@ mod tests {
             "--recovered-after",
             "2s",
         ])
-        .unwrap()
-        .into_config()
-        .unwrap();
+        .expect("valid");
         assert_eq!(cfg.channels.len(), 3);
         assert_eq!(cfg.watch.recovered_after, Duration::from_secs(2));
     }
 
     #[test]
     fn all_problems_at_once() {
-        let err = run_args(&["run", "--zk", "", "--root", "x"])
-            .unwrap()
-            .into_config()
-            .expect_err("invalid");
-        assert_eq!(err.0.len(), 3, "{err}");
-        assert!(err.to_string().contains("no alert channel"), "{err}");
+        let err = run_config(&["run", "--zk", "", "--root", "x"]).expect_err("invalid");
+        assert_eq!(err.len(), 3, "{err:?}");
+        assert!(err.join("\n").contains("no alert channel"), "{err:?}");
     }
 
     fn status_args(args: &[&str]) -> StatusArgs {
@@ -287,7 +412,7 @@ mod tests {
 
     #[test]
     fn credentials_for_run_and_status() {
-        let cfg = run_args(&[
+        let cfg = run_config(&[
             "run",
             "--zk",
             "z:1",
@@ -295,9 +420,7 @@ mod tests {
             "--zk-auth",
             "alice:s3cr3t",
         ])
-        .unwrap()
-        .into_config()
-        .unwrap();
+        .expect("valid");
         assert_eq!(cfg.watch.zk.auth.as_ref().map(|a| a.user()), Some("alice"));
         assert_eq!(
             cfg.watch.zk.acl.spec().to_string(),

@@ -10,6 +10,7 @@ pub mod alert;
 pub mod blind;
 pub mod channels;
 pub mod cli;
+pub mod config;
 pub mod leadership;
 pub mod ledger;
 pub mod notify;
@@ -38,8 +39,11 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
     let http = channels::http_client()?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    for c in &cfg.channels {
+        info!(channel = %c.label, receiver = %c.spec.describe(), "alert channel");
+    }
     let notifier = Arc::new(notify::Notifier::start(
-        cfg.channels,
+        &cfg.channels,
         http,
         cfg.retry,
         cancel.clone(),

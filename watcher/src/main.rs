@@ -46,6 +46,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Config::Example => match out(watcher::config::EXAMPLE) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        },
+        Config::Checked { path, file } => match out(&watcher::config::summary(&path, &file)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        },
         Config::Status(args) => {
             let status = match runtime.block_on(watcher::status::read(&args.zk, &args.layout)) {
                 Ok(status) => status,

@@ -28,9 +28,7 @@ use tracing::{debug, error, info, warn};
 use common::session::Backoff;
 
 use crate::alert::{Alert, NoticeKey, Ticket};
-use crate::channels::{
-    Channel, ChannelSpec, ConsoleChannel, DeliveryError, DingTalkChannel, WebhookChannel,
-};
+use crate::channels::{Channel, Configured, DeliveryError};
 
 /// How long, after cancellation, a channel may spend on its last attempt.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -87,6 +85,7 @@ pub struct Receipt {
 
 struct Lane {
     name: String,
+    label: String,
     tx: mpsc::UnboundedSender<Alert>,
     counters: Arc<Counters>,
 }
@@ -105,22 +104,14 @@ pub struct Notifier {
 impl Notifier {
     /// Starts one task per channel (must be called inside a tokio runtime).
     pub fn start(
-        channels: Vec<ChannelSpec>,
+        channels: &[Configured],
         http: reqwest::Client,
         policy: RetryPolicy,
         cancel: CancellationToken,
     ) -> Notifier {
         let mut notifier = Notifier::new(policy, cancel);
-        for spec in channels {
-            match spec {
-                ChannelSpec::Webhook(c) => {
-                    notifier.add_channel(WebhookChannel::new(c, http.clone()))
-                }
-                ChannelSpec::DingTalk(c) => {
-                    notifier.add_channel(DingTalkChannel::new(c, http.clone()))
-                }
-                ChannelSpec::Console => notifier.add_channel(ConsoleChannel::new()),
-            };
+        for c in channels {
+            c.spec.start(&c.label, &mut notifier, &http);
         }
         notifier
     }
@@ -146,14 +137,21 @@ impl Notifier {
     /// of one name would share its delivery receipts in the outage records (one lane's delivery
     /// would count for the other), and the receiver would get every alert twice.
     pub fn add_channel<C: Channel>(&mut self, channel: C) -> bool {
+        self.add_channel_as(&channel.name(), channel)
+    }
+
+    /// [`Notifier::add_channel`], the channel known as `label` in routes and logs (its name in
+    /// the configuration file) while its [`Channel::name`] keys its receipts.
+    pub fn add_channel_as<C: Channel>(&mut self, label: &str, channel: C) -> bool {
         let name = channel.name();
-        if self.lanes.iter().any(|l| l.name == name) {
-            warn!(channel = %name, "alert channel configured twice; using it once");
+        if let Some(lane) = self.lanes.iter().find(|l| l.name == name) {
+            warn!(channel = %label, same_as = %lane.label, "alert channel configured twice; using it once");
             return false;
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let worker = Worker {
+            label: label.to_owned(),
             name: name.clone(),
             channel,
             rx,
@@ -166,7 +164,12 @@ impl Notifier {
         };
         let task = tokio::spawn(worker.run());
         lock(&self.tasks).push(task);
-        self.lanes.push(Lane { name, tx, counters });
+        self.lanes.push(Lane {
+            name,
+            label: label.to_owned(),
+            tx,
+            counters,
+        });
         true
     }
 
@@ -274,6 +277,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Worker<C> {
+    /// In logs: the channel's name in the configuration file, or its key.
+    label: String,
+    /// The key of its receipts ([`Channel::name`]).
     name: String,
     channel: C,
     rx: mpsc::UnboundedReceiver<Alert>,
@@ -327,7 +333,7 @@ impl<C: Channel> Worker<C> {
     async fn run(mut self) {
         let max = self.channel.max_batch().max(1);
         info!(
-            channel = %self.name,
+            channel = %self.label,
             max_batch = max,
             min_interval = %common::time::human(self.channel.min_interval()),
             "alert channel started"
@@ -353,7 +359,7 @@ impl<C: Channel> Worker<C> {
             self.drain(&mut rest);
             self.deliver_all(&rest, max).await;
         }
-        info!(channel = %self.name, "alert channel stopped");
+        info!(channel = %self.label, "alert channel stopped");
     }
 
     fn drain(&mut self, batch: &mut Vec<Alert>) {
@@ -437,7 +443,7 @@ impl<C: Channel> Worker<C> {
             ready = now + backoff.next_delay();
             let next = next_start(self.last_end, self.channel.min_interval(), ready);
             warn!(
-                channel = %self.name,
+                channel = %self.label,
                 attempt,
                 alerts = chunk.len(),
                 error = %error,
@@ -478,7 +484,7 @@ impl<C: Channel> Worker<C> {
     /// Sends one message; once cancelled, bounded by the shutdown deadline.
     async fn send(&mut self, chunk: &[Alert]) -> Result<(), DeliveryError> {
         let grace_ended = || DeliveryError::Retry("shutdown grace period ended".to_owned());
-        debug!(channel = %self.name, alerts = chunk.len(), "sending");
+        debug!(channel = %self.label, alerts = chunk.len(), "sending");
         let delivery = self.channel.deliver(chunk);
         tokio::pin!(delivery);
         if let Some(deadline) = self.deadline {
@@ -526,7 +532,7 @@ impl<C: Channel> Worker<C> {
             .delivered
             .fetch_add(n as u64, Ordering::Relaxed);
         self.settle(n);
-        info!(channel = %self.name, alerts = n, attempts, "alerts delivered");
+        info!(channel = %self.label, alerts = n, attempts, "alerts delivered");
     }
 
     fn failed(&self, n: usize, attempts: u32, reason: &str) {
@@ -535,7 +541,7 @@ impl<C: Channel> Worker<C> {
             .fetch_add(n as u64, Ordering::Relaxed);
         self.settle(n);
         error!(
-            channel = %self.name,
+            channel = %self.label,
             alerts = n,
             attempts,
             error = %reason,
@@ -557,7 +563,7 @@ impl<C: Channel> Worker<C> {
         let (recorded, unrecorded) = split_recorded(alerts);
         if recorded > 0 {
             warn!(
-                channel = %self.name,
+                channel = %self.label,
                 alerts = recorded,
                 error = %reason,
                 "shutting down: alerts not delivered to this channel; they stay in their outage \
@@ -566,7 +572,7 @@ impl<C: Channel> Worker<C> {
         }
         if unrecorded > 0 {
             error!(
-                channel = %self.name,
+                channel = %self.label,
                 alerts = unrecorded,
                 error = %reason,
                 "shutting down: alerts not delivered to this channel and not recorded; they are lost"

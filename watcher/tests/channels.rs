@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use watcher::alert::{Alert, AlertKind, NoticeKey};
 use watcher::channels::{
-    dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, DeliveryError,
-    DingTalkChannel, WebhookChannel,
+    dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, Configured,
+    DeliveryError, DingTalkChannel, WebhookChannel,
 };
 use watcher::notify::{ChannelStats, Notifier, RetryPolicy, SHUTDOWN_GRACE};
 
@@ -40,8 +40,8 @@ fn client() -> reqwest::Client {
     http_client().expect("http client")
 }
 
-fn webhook(receiver: &Receiver, path: &str) -> ChannelSpec {
-    ChannelSpec::Webhook(parse_webhook(&receiver.url(path)).unwrap())
+fn webhook(receiver: &Receiver, path: &str) -> Configured {
+    Configured::unnamed(parse_webhook(&receiver.url(path)).unwrap())
 }
 
 /// The first 8 hex digits of the SHA-256 of `text`, computed by Python's standard library: the
@@ -109,7 +109,7 @@ async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
 async fn webhook_posts_alerts_as_json() {
     let rx = Receiver::scripted([Reply::new(204, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
     let url = rx.url("/hook");
     assert_eq!(
         notifier.stats()[0].channel,
@@ -160,7 +160,7 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
         Reply::new(200, ""),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     for what in [
@@ -189,7 +189,7 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
 async fn webhook_404_is_permanent_counted_and_not_retried() {
     let rx = Receiver::scripted([Reply::new(404, "no such hook"), Reply::new(200, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(vec![webhook(&rx, "/wrong")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/wrong")], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     assert_eq!(rx.next("the attempt answered 404").await.agents(), ["a1"]);
@@ -222,7 +222,7 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
     let (held, release) = Reply::new(200, "").held();
     let rx = Receiver::scripted([held]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     let first = rx.next("the first delivery (held by the receiver)").await;
@@ -257,7 +257,7 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
 async fn batches_bigger_than_max_batch_are_split_in_order() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
     let many: Vec<Alert> = (0..WebhookChannel::MAX_BATCH + 3)
         .map(|i| alert(&format!("a{i}")))
         .collect();
@@ -278,7 +278,7 @@ async fn cancellation_makes_one_last_attempt_then_stops() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(vec![webhook(&rx, "/hook")], client(), slow, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), slow, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the first attempt (500)").await;
@@ -405,12 +405,12 @@ async fn last_attempts_at_shutdown_keep_the_channel_spacing() {
 const TOKEN: &str = "tok3n0123456789abcdef";
 const SECRET: &str = "SEC0123456789abcdef+/=";
 
-fn dingtalk_spec(rx: &Receiver, secret: bool) -> ChannelSpec {
+fn dingtalk_spec(rx: &Receiver, secret: bool) -> Configured {
     let mut flag = rx.url(&format!("/robot/send?access_token={TOKEN}"));
     if secret {
         flag.push_str(&format!(",secret={SECRET}"));
     }
-    ChannelSpec::DingTalk(parse_dingtalk(&flag).unwrap())
+    Configured::unnamed(parse_dingtalk(&flag).unwrap())
 }
 
 /// The expected signature, computed by Python's standard library: (base64, url-encoded).
@@ -442,12 +442,7 @@ fn python_sign(secret: &str, timestamp: &str) -> (String, String) {
 async fn dingtalk_signs_requests_like_the_reference_implementation() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(
-        vec![dingtalk_spec(&rx, true)],
-        client(),
-        FAST,
-        cancel.clone(),
-    );
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], client(), FAST, cancel.clone());
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -522,12 +517,7 @@ async fn dingtalk_security_failure_is_permanent() {
         r#"{"errcode":310000,"errmsg":"sign not match"}"#,
     )]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(
-        vec![dingtalk_spec(&rx, true)],
-        client(),
-        FAST,
-        cancel.clone(),
-    );
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 310000").await;
@@ -548,12 +538,7 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
         Reply::new(200, r#"{"errcode":0,"errmsg":"ok"}"#),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(
-        vec![dingtalk_spec(&rx, false)],
-        client(),
-        FAST,
-        cancel.clone(),
-    );
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1"), alert("a2")]);
     for what in [
@@ -588,12 +573,7 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
     let rx = Receiver::scripted([Reply::new(200, TOO_FAST), Reply::new(200, TOO_FAST)]);
     let cancel = CancellationToken::new();
     // A 50 ms backoff: without the spacing the retries would follow at once.
-    let notifier = Notifier::start(
-        vec![dingtalk_spec(&rx, false)],
-        client(),
-        FAST,
-        cancel.clone(),
-    );
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     let mut requests = Vec::new();
@@ -630,12 +610,7 @@ async fn dingtalk_makes_no_last_attempt_sooner_than_3s_after_the_one_before() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(
-        vec![dingtalk_spec(&rx, false)],
-        client(),
-        slow,
-        cancel.clone(),
-    );
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), slow, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 130101").await;
@@ -719,13 +694,13 @@ fn names_and_debug_output_hide_secrets() {
     let flag = format!("https://oapi.dingtalk.com/robot/send?access_token={TOKEN},secret={SECRET}");
     let config = parse_dingtalk(&flag).unwrap();
     let channel = DingTalkChannel::new(config.clone(), reqwest::Client::new());
-    let spec = ChannelSpec::DingTalk(config.clone());
+    let spec: &dyn ChannelSpec = &config;
     for shown in [
         format!("{config:?}"),
         config.to_string(),
         channel.name(),
         format!("{spec:?}"),
-        spec.to_string(),
+        spec.describe(),
     ] {
         assert!(
             !shown.contains(TOKEN) && !shown.contains("SEC0123"),
@@ -739,7 +714,7 @@ fn names_and_debug_output_hide_secrets() {
             python_sha256_8(&flag)
         )
     );
-    assert_eq!(spec.name(), channel.name());
+    assert_eq!(spec.key(), channel.name());
     // Another secret for the same robot is another configuration: another name.
     let resigned = parse_dingtalk(&format!(
         "https://oapi.dingtalk.com/robot/send?access_token={TOKEN},secret=SEC9876543210fedcba"
@@ -762,10 +737,10 @@ async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
     const OTHER_TOKEN: &str = "0th3r0123456789abcdef";
     let rx = Receiver::start();
     let robot_url = |token: &str| rx.url(&format!("/robot/send?access_token={token}"));
-    let robot = |token: &str| ChannelSpec::DingTalk(parse_dingtalk(&robot_url(token)).unwrap());
+    let robot = |token: &str| Configured::unnamed(parse_dingtalk(&robot_url(token)).unwrap());
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
-        vec![robot(TOKEN), robot(OTHER_TOKEN)],
+        &[robot(TOKEN), robot(OTHER_TOKEN)],
         client(),
         FAST,
         cancel.clone(),
@@ -828,7 +803,7 @@ async fn the_same_webhook_given_twice_is_one_channel() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
-        vec![webhook(&rx, "/hook"), webhook(&rx, "/hook")],
+        &[webhook(&rx, "/hook"), webhook(&rx, "/hook")],
         client(),
         FAST,
         cancel.clone(),

@@ -2,8 +2,37 @@
 
 use std::io::Write as _;
 
-use super::{Channel, DeliveryError};
+use super::kinds::{self, KeyProblem, Kind};
+use super::{Channel, ChannelSpec, DeliveryError};
 use crate::alert::Alert;
+use crate::notify::Notifier;
+
+/// `[[channel]] type = "console"`: no keys.
+pub const KIND: Kind = Kind {
+    name: "console",
+    read: read_table,
+};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {}
+
+fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
+    let Keys {} = kinds::keys(table)?;
+    Ok(Box::new(ConsoleChannel))
+}
+
+impl ChannelSpec for ConsoleChannel {
+    fn describe(&self) -> String {
+        "console (stdout)".to_owned()
+    }
+    fn key(&self) -> String {
+        ConsoleChannel::NAME.to_owned()
+    }
+    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+        notifier.add_channel_as(label, *self)
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConsoleChannel;

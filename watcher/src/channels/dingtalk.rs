@@ -11,11 +11,111 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::kinds::{self, KeyProblem, Kind};
 use super::{
     excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
-    url_secrets, Channel, DeliveryError,
+    url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::notify::Notifier;
+
+/// `[[channel]] type = "dingtalk"`.
+pub const KIND: Kind = Kind {
+    name: "dingtalk",
+    read: read_table,
+};
+
+/// The keys of a DingTalk robot's table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    url: String,
+    secret: Option<String>,
+    secret_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    at_mobiles: Vec<String>,
+    #[serde(default)]
+    is_at_all: bool,
+}
+
+fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
+    let keys: Keys = kinds::keys(table)?;
+    let mut problems = Vec::new();
+    let secret = kinds::secret(
+        "secret",
+        keys.secret,
+        keys.secret_file.as_deref(),
+        &mut problems,
+    );
+    let url = super::parse_http_url(&keys.url, "DingTalk robot")
+        .and_then(with_token)
+        .map_err(|e| problems.push(("url".to_owned(), e)))
+        .ok();
+    if keys.at_mobiles.len() > MAX_MENTIONS {
+        problems.push((
+            "at_mobiles".to_owned(),
+            format!("at most {MAX_MENTIONS} numbers (a message must stay under DingTalk's size limit)"),
+        ));
+    }
+    for (i, mobile) in keys.at_mobiles.iter().enumerate() {
+        if !is_mobile(mobile) {
+            problems.push((
+                format!("at_mobiles[{i}]"),
+                format!("`{mobile}` is not a mobile number (digits, optionally a leading + or a country code like +86-)"),
+            ));
+        }
+    }
+    match url {
+        Some(url) if problems.is_empty() => Ok(Box::new(DingTalkConfig {
+            url,
+            secret: secret.map(Secret),
+            mentions: Mentions {
+                mobiles: keys.at_mobiles,
+                all: keys.is_at_all,
+            },
+        })),
+        _ => Err(problems),
+    }
+}
+
+/// Most mobiles one robot mentions: with the longest numbers, a full batch still fits
+/// [`MAX_BODY_BYTES`] (a test checks).
+pub const MAX_MENTIONS: usize = 20;
+
+/// What DingTalk takes in `atMobiles`: digits, with a `+` and a `-` after a country code.
+fn is_mobile(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    (5..=20).contains(&digits)
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+}
+
+impl ChannelSpec for DingTalkConfig {
+    fn describe(&self) -> String {
+        let mut shown = format!("dingtalk {self}");
+        if !self.mentions.mobiles.is_empty() {
+            shown.push_str(&format!(", mentions {}", self.mentions.mobiles.join(" ")));
+        }
+        if self.mentions.all {
+            shown.push_str(", mentions everyone");
+        }
+        shown
+    }
+    fn key(&self) -> String {
+        self.channel_name()
+    }
+    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool {
+        notifier.add_channel_as(label, DingTalkChannel::new(self.clone(), http.clone()))
+    }
+}
+
+/// Who a message notifies: DingTalk notifies a mobile only when it is both in `at.atMobiles` and
+/// written `@<mobile>` in the text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub mobiles: Vec<String>,
+    pub all: bool,
+}
 
 /// DingTalk rejects bodies larger than this.
 pub const MAX_BODY_BYTES: usize = 20_000;
@@ -35,6 +135,8 @@ impl fmt::Debug for Secret {
 pub struct DingTalkConfig {
     url: Url,
     secret: Option<Secret>,
+    /// Not part of the channel's key: who is notified does not change the receiver.
+    mentions: Mentions,
 }
 
 impl DingTalkConfig {
@@ -43,14 +145,7 @@ impl DingTalkConfig {
     pub fn parse(s: &str) -> Result<DingTalkConfig, String> {
         let mut parts = s.split(',');
         let url = super::parse_http_url(parts.next().unwrap_or_default(), "DingTalk robot")?;
-        if !url
-            .query_pairs()
-            .any(|(k, v)| k == "access_token" && !v.is_empty())
-        {
-            return Err("DingTalk robot URL has no access_token query parameter \
-                        (expected https://oapi.dingtalk.com/robot/send?access_token=TOKEN[,secret=SECRET])"
-                .to_owned());
-        }
+        let url = with_token(url)?;
         let mut secret = None;
         for option in parts.map(str::trim).filter(|o| !o.is_empty()) {
             match option.split_once('=') {
@@ -76,7 +171,11 @@ impl DingTalkConfig {
                 }
             }
         }
-        Ok(DingTalkConfig { url, secret })
+        Ok(DingTalkConfig {
+            url,
+            secret,
+            mentions: Mentions::default(),
+        })
     }
 
     pub fn url(&self) -> &Url {
@@ -141,8 +240,22 @@ impl fmt::Debug for DingTalkConfig {
         f.debug_struct("DingTalkConfig")
             .field("url", &redact_url(&self.url))
             .field("secret", &self.secret)
+            .field("mentions", &self.mentions)
             .finish()
     }
+}
+
+/// A robot URL must carry its `access_token`.
+fn with_token(url: Url) -> Result<Url, String> {
+    if url
+        .query_pairs()
+        .any(|(k, v)| k == "access_token" && !v.is_empty())
+    {
+        return Ok(url);
+    }
+    Err("DingTalk robot URL has no access_token query parameter \
+         (expected https://oapi.dingtalk.com/robot/send?access_token=TOKEN)"
+        .to_owned())
 }
 
 /// The robot signature before URL encoding: base64(HMAC-SHA256(key = secret,
@@ -195,7 +308,7 @@ impl DingTalkChannel {
             .http
             .post(self.config.request_url(now_ms))
             .header(CONTENT_TYPE, "application/json")
-            .body(message_body(batch))
+            .body(message_body(batch, &self.config.mentions))
             .send()
             .await
             .map_err(transport_error)?;
@@ -283,13 +396,18 @@ const HOST_BYTES: usize = 100;
 const REASON_BYTES: usize = 400;
 const EXIT_BYTES: usize = 80;
 
-/// The JSON body for `batch`.
-pub(crate) fn message_body(batch: &[Alert]) -> Vec<u8> {
-    let (title, text) = render(batch);
+/// The JSON body for `batch`, notifying `mentions`.
+pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions) -> Vec<u8> {
+    let (title, mut text) = render(batch);
+    if !mentions.mobiles.is_empty() {
+        let at: Vec<String> = mentions.mobiles.iter().map(|m| format!("@{m}")).collect();
+        text.push_str("\n\n");
+        text.push_str(&at.join(" "));
+    }
     let body = serde_json::json!({
         "msgtype": "markdown",
         "markdown": { "title": title, "text": text },
-        "at": { "atMobiles": [], "isAtAll": false },
+        "at": { "atMobiles": mentions.mobiles, "isAtAll": mentions.all },
     });
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -455,12 +573,12 @@ mod tests {
     fn config_debug_display_and_name_hide_token_and_secret() {
         let c = DingTalkConfig::parse(&format!("{URL},secret=SECabc123")).unwrap();
         let ch = DingTalkChannel::new(c.clone(), reqwest::Client::new());
-        let spec = super::super::ChannelSpec::DingTalk(c.clone());
+        let spec: &dyn ChannelSpec = &c;
         for shown in [
             format!("{c:?}"),
             c.to_string(),
             ch.name(),
-            spec.to_string(),
+            spec.describe(),
             format!("{spec:?}"),
         ] {
             assert!(
@@ -473,7 +591,7 @@ mod tests {
             );
         }
         assert!(c.to_string().ends_with(",secret=***"), "{c}");
-        assert_eq!(spec.name(), ch.name());
+        assert_eq!(spec.key(), ch.name());
     }
 
     #[test]
@@ -566,7 +684,11 @@ mod tests {
             error: None,
         });
         let batch = vec![a; DingTalkChannel::MAX_BATCH];
-        let body = message_body(&batch);
+        let most = Mentions {
+            mobiles: vec!["+86-13800000000000000".to_owned(); MAX_MENTIONS],
+            all: true,
+        };
+        let body = message_body(&batch, &most);
         assert!(
             body.len() <= MAX_BODY_BYTES,
             "body of {} bytes exceeds {MAX_BODY_BYTES}",
@@ -576,6 +698,39 @@ mod tests {
         assert_eq!(v["msgtype"], "markdown");
         let text = v["markdown"]["text"].as_str().unwrap();
         assert!(text.contains('…'), "long fields are cut with an ellipsis");
+    }
+
+    /// DingTalk notifies a mobile only when it is in `at.atMobiles` and written `@<mobile>` in
+    /// the text.
+    #[test]
+    fn mentions_are_in_the_at_list_and_in_the_text() {
+        let mentions = Mentions {
+            mobiles: vec!["13800000000".into(), "13900000000".into()],
+            all: false,
+        };
+        let body = message_body(&[alert("a1", "exited with code 3")], &mentions);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["at"],
+            serde_json::json!({"atMobiles": ["13800000000", "13900000000"], "isAtAll": false})
+        );
+        let text = v["markdown"]["text"].as_str().unwrap();
+        assert!(text.ends_with("\n\n@13800000000 @13900000000"), "{text}");
+
+        let table: toml::Table = toml::from_str(
+            "url = 'https://oapi.dingtalk.com/robot/send?access_token=T'\nat_mobiles = ['13800000000']\nis_at_all = true",
+        )
+        .unwrap();
+        let spec = read_table(table).expect("valid");
+        assert!(spec.describe().ends_with("mentions 13800000000, mentions everyone"));
+        let too_many: Vec<String> = (0..=MAX_MENTIONS).map(|i| format!("'1380000{i:04}'")).collect();
+        let table: toml::Table = toml::from_str(&format!(
+            "url = 'https://oapi.dingtalk.com/robot/send?access_token=T'\nat_mobiles = [{}]",
+            too_many.join(",")
+        ))
+        .unwrap();
+        let problems = read_table(table).expect_err("too many");
+        assert_eq!(problems[0].0, "at_mobiles", "{problems:?}");
     }
 
     #[test]

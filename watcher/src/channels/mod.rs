@@ -12,6 +12,7 @@
 
 pub mod console;
 pub mod dingtalk;
+pub mod kinds;
 pub mod webhook;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use dingtalk::{DingTalkChannel, DingTalkConfig};
 pub use webhook::{WebhookChannel, WebhookConfig};
 
 use crate::alert::Alert;
+use crate::notify::Notifier;
 
 /// One receiver of alerts.
 pub trait Channel: Send + Sync + 'static {
@@ -71,23 +73,36 @@ impl DeliveryError {
     }
 }
 
-/// A configured alert channel, as given on the command line.
-#[derive(Clone, Debug)]
-pub enum ChannelSpec {
-    Webhook(WebhookConfig),
-    DingTalk(DingTalkConfig),
-    /// Prints alerts on stdout (the demo: "what the watcher would send").
-    Console,
+/// A channel as configured (by a flag or a `[[channel]]` of the file), before it runs. Each
+/// channel type implements it in its own file, and [`kinds::KINDS`] lists the types the file
+/// knows: nothing else names the types, so a new one is a file and a line there.
+///
+pub trait ChannelSpec: fmt::Debug + Send + Sync {
+    /// What `config check` and the logs show: the type and the receiver, secrets as `***`.
+    fn describe(&self) -> String;
+    /// The channel's [`Channel::name`]: the key of its delivery state in the outage records,
+    /// derived from the receiver's whole configuration and never from the name the file gives
+    /// it, so that a channel moved from a flag to the file, or renamed, is not sent again what
+    /// it took. Two specs with one key are the same receiver configured twice.
+    fn key(&self) -> String;
+    /// Starts the channel's lane in `notifier`, under `label` (its name in routes and logs);
+    /// false if a channel with its key runs already.
+    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool;
 }
 
-impl ChannelSpec {
-    /// The name the channel will have (see [`Channel::name`]): two specs of one name are the
-    /// same receiver configured twice.
-    pub fn name(&self) -> String {
-        match self {
-            ChannelSpec::Webhook(c) => c.channel_name(),
-            ChannelSpec::DingTalk(c) => c.channel_name(),
-            ChannelSpec::Console => ConsoleChannel::NAME.to_owned(),
+/// A channel and the name routes and logs know it by: the file's `name`, or its key.
+#[derive(Debug)]
+pub struct Configured {
+    pub label: String,
+    pub spec: Box<dyn ChannelSpec>,
+}
+
+impl Configured {
+    /// A channel given by a flag: known by its key.
+    pub fn unnamed(spec: impl ChannelSpec + 'static) -> Configured {
+        Configured {
+            label: spec.key(),
+            spec: Box::new(spec),
         }
     }
 }
@@ -113,16 +128,6 @@ pub(crate) fn identity_url(url: &Url) -> String {
     let mut url = url.clone();
     url.set_fragment(None);
     url.into()
-}
-
-impl fmt::Display for ChannelSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChannelSpec::Webhook(c) => write!(f, "webhook {c}"),
-            ChannelSpec::DingTalk(c) => write!(f, "dingtalk {c}"),
-            ChannelSpec::Console => f.write_str(ConsoleChannel::NAME),
-        }
-    }
 }
 
 /// Clap `value_parser` for `--webhook URL`: an http or https URL.

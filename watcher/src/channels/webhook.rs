@@ -5,11 +5,44 @@ use std::fmt;
 use reqwest::Url;
 use serde::Serialize;
 
+use super::kinds::{self, KeyProblem, Kind};
 use super::{
     fingerprint, identity_url, read_body, redact_url, status_error, transport_error, url_secrets,
-    Channel, DeliveryError,
+    Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::Alert;
+use crate::notify::Notifier;
+
+/// `[[channel]] type = "webhook"`.
+pub const KIND: Kind = Kind {
+    name: "webhook",
+    read: read_table,
+};
+
+/// The keys of a webhook's table.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    url: String,
+}
+
+fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
+    let keys: Keys = kinds::keys(table)?;
+    let config = WebhookConfig::parse(&keys.url).map_err(|e| vec![("url".to_owned(), e)])?;
+    Ok(Box::new(config))
+}
+
+impl ChannelSpec for WebhookConfig {
+    fn describe(&self) -> String {
+        format!("webhook {self}")
+    }
+    fn key(&self) -> String {
+        self.channel_name()
+    }
+    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool {
+        notifier.add_channel_as(label, WebhookChannel::new(self.clone(), http.clone()))
+    }
+}
 
 /// `--webhook URL`. `Debug`/`Display` show the URL with query values, user info and token-like
 /// path segments as `***`.

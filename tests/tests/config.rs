@@ -1,0 +1,220 @@
+//! The watcher's configuration file through the real binary: `config example` and `config check`,
+//! a watcher run from a file (plus a flag), and a channel moved from a flag to the file that is not
+//! sent again what it took.
+
+use std::process::{Command, Output};
+
+use nix::sys::signal::Signal;
+use receiver::Receiver;
+use scenarios::pair::{events_of, Pair};
+use scenarios::{bin, deadline, unique_root, Proc, TempDir, ZkServer};
+
+/// `flume-watcher` with `args` and no FLUME_WATCHER_* variable from whoever runs the tests.
+fn watcher(args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin("flume-watcher"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("FLUME_WATCHER_") {
+            cmd.env_remove(&var);
+        }
+    }
+    cmd.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run flume-watcher: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn the_example_passes_the_check_and_the_check_shows_no_secret() {
+    let dir = TempDir::new("config-example");
+    let example = watcher(&["config", "example"]);
+    assert_eq!(example.status.code(), Some(0), "{}", text(&example.stderr));
+    let path = dir.join("watcher.toml");
+    std::fs::write(&path, &example.stdout).expect("write the example");
+    let check = watcher(&["config", "check", "--config", &path.to_string_lossy()]);
+    let shown = text(&check.stdout);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the example must pass:\n{}{}",
+        shown,
+        text(&check.stderr)
+    );
+    for want in [
+        ": ok",
+        "connect          127.0.0.1:2181/kafka",
+        "hook     webhook http://127.0.0.1:8080/alerts",
+        "access_token=***,secret=***, mentions 13800000000",
+        "delivery state kept as: dingtalk https://oapi.dingtalk.com/robot/send?access_token=*** (signed) #",
+    ] {
+        assert!(shown.contains(want), "{want:?} missing in:\n{shown}");
+    }
+    assert!(
+        !shown.contains("TOKEN") && !shown.contains("SECRET"),
+        "a secret shown:\n{shown}"
+    );
+}
+
+#[test]
+fn a_bad_file_is_every_problem_with_its_place_and_exit_2() {
+    let dir = TempDir::new("config-bad");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[zookeeper]
+conect = "zk1:2181"
+[alerts]
+recovered_after = "-5s"
+[[channel]]
+type = "dingtalk"
+url = "https://oapi.dingtalk.com/robot/send?access_token=T0K3N"
+secret_file = "/nonexistent/dingtalk.secret"
+[[channel]]
+type = "slack-ish"
+"#,
+    )
+    .expect("write");
+    let path = path.to_string_lossy().into_owned();
+    for args in [
+        vec!["config", "check", "--config", &path],
+        vec!["run", "--config", &path],
+    ] {
+        let out = watcher(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{err}");
+        for want in [
+            "zookeeper.conect: unknown key",
+            "alerts.recovered_after: `-5s`: a duration cannot be negative",
+            "channel[1].secret_file: cannot read /nonexistent/dingtalk.secret",
+            "channel[2].type: unknown channel type `slack-ish`",
+        ] {
+            assert!(
+                err.contains(&format!("{path}: {want}")),
+                "{args:?}: {want:?} missing in:\n{err}"
+            );
+        }
+        assert!(!err.contains("T0K3N"), "a secret shown:\n{err}");
+        assert!(text(&out.stdout).is_empty(), "{args:?}: nothing else said");
+    }
+}
+
+/// The file gives ZooKeeper, the root, the alert settings and a webhook; a flag adds a second
+/// webhook. A crash reaches both, with the file's `recovered_after`.
+#[test]
+fn a_watcher_runs_from_the_file_and_a_flag_adds_a_channel() {
+    let dir = TempDir::new("config-run");
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("config_run"),
+    );
+    let second = Receiver::start();
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[zookeeper]\nconnect = \"{}\"\nroot = \"{}\"\nsession_timeout = \"2s\"\n\
+             [alerts]\nrecovered_after = \"1s\"\nretry_initial = \"100ms\"\nretry_max = \"1s\"\n\
+             [[channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            pair.connect,
+            pair.root,
+            pair.receiver.url("/alerts")
+        ),
+    )
+    .expect("write");
+    let mut cmd = Command::new(bin("flume-watcher"));
+    cmd.args(["run", "--config", &path.to_string_lossy()])
+        .args(["--webhook", &second.url("/second")]);
+    pair.start_watcher_from(cmd);
+    let _wd = pair.watchdog("f1", &[], &["--exit-code", "3"]);
+    let pid = pair.agent_pid("f1");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).expect("signal");
+    let alerts = pair.wait_events("f1", &["down", "recovered"], 15);
+    assert!(
+        alerts[1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("live again for 1s")),
+        "the file's recovered_after: {}",
+        alerts[1]
+    );
+    second.wait_for(
+        |r| events_of(&receiver::alerts_of(r), "f1") == ["down", "recovered"],
+        deadline(10),
+        "the down and recovered at the flag's webhook too",
+    );
+    let log = pair.watcher.as_ref().expect("watcher").output();
+    assert!(
+        log.contains("channel=hook"),
+        "the file's channel is named in the logs:\n{log}"
+    );
+}
+
+/// A webhook given by a flag takes a `down`; the watcher is stopped while the outage is open and
+/// started again with the same webhook moved into the file, under a name. It sends the
+/// `recovered`, and not the `down` again: delivery state is kept per receiver, not per name.
+#[test]
+fn a_channel_moved_from_a_flag_to_the_file_is_not_sent_again_what_it_took() {
+    let dir = TempDir::new("config-move");
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("config_move"),
+    );
+    let url = pair.receiver.url("/alerts");
+    let flags = |cmd: &mut Command| {
+        cmd.args(["--recovered-after", "10s"]).args([
+            "--retry-initial",
+            "100ms",
+            "--retry-max",
+            "1s",
+        ]);
+    };
+    let mut first = Command::new(bin("flume-watcher"));
+    first.args([
+        "run",
+        "--zk",
+        &pair.connect,
+        "--root",
+        &pair.root,
+        "--webhook",
+        &url,
+    ]);
+    flags(&mut first);
+    pair.start_watcher_from(first);
+    let _wd = pair.watchdog("m1", &[], &["--exit-code", "3"]);
+    let pid = pair.agent_pid("m1");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).expect("signal");
+    pair.wait_events("m1", &["down"], 10);
+    let old: Proc = pair.watcher.take().expect("watcher");
+    // Its last words include noting the delivery in the outage record.
+    old.signal(Signal::SIGTERM);
+    assert_eq!(old.wait_exit(deadline(10)).code(), Some(0));
+    drop(old);
+
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!("[[channel]]\nname = \"moved\"\ntype = \"webhook\"\nurl = \"{url}\"\n"),
+    )
+    .expect("write");
+    let mut second = Command::new(bin("flume-watcher"));
+    second.args([
+        "run",
+        "--config",
+        &path.to_string_lossy(),
+        "--zk",
+        &pair.connect,
+        "--root",
+        &pair.root,
+    ]);
+    flags(&mut second);
+    pair.start_watcher_from(second);
+    pair.wait_events("m1", &["down", "recovered"], 20);
+    pair.sentinel("sentinel");
+    assert_eq!(
+        events_of(&pair.receiver.alerts(), "m1"),
+        ["down", "recovered"],
+        "the down once, then the recovered"
+    );
+}
