@@ -218,3 +218,77 @@ fn a_channel_moved_from_a_flag_to_the_file_is_not_sent_again_what_it_took() {
         "the down once, then the recovered"
     );
 }
+
+/// Routes through the real binary: `r-web*` agents go to one webhook, the rest to the default
+/// channel; each receiver gets only its agents' alerts, and every outage record is pruned in the
+/// end (a notice counts as done for the channels its routes skip).
+#[test]
+fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
+    let dir = TempDir::new("config-routes");
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("config_routes"),
+    );
+    let web = Receiver::start();
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[zookeeper]\nconnect = \"{}\"\nroot = \"{}\"\n\
+             [alerts]\nrecovered_after = \"1s\"\nretry_initial = \"100ms\"\nretry_max = \"1s\"\n\
+             default_channels = [\"rest\"]\n\
+             [[channel]]\nname = \"web\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[channel]]\nname = \"rest\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[route]]\nagents = [\"r-web*\"]\nchannels = [\"web\"]\n",
+            pair.connect,
+            pair.root,
+            web.url("/web"),
+            pair.receiver.url("/alerts"),
+        ),
+    )
+    .expect("write");
+    let check = watcher(&["config", "check", "--config", &path.to_string_lossy()]);
+    let shown = text(&check.stdout);
+    assert!(
+        shown.contains("  1. agent r-web* -> web\n  otherwise -> rest\n"),
+        "{shown}{}",
+        text(&check.stderr)
+    );
+    let mut cmd = Command::new(bin("flume-watcher"));
+    cmd.args(["run", "--config", &path.to_string_lossy()]);
+    pair.start_watcher_from(cmd);
+    let _web1 = pair.watchdog("r-web1", &[], &["--exit-code", "3"]);
+    let _db1 = pair.watchdog("r-db1", &[], &["--exit-code", "3"]);
+    for id in ["r-web1", "r-db1"] {
+        let pid = pair.agent_pid(id);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).expect("signal");
+    }
+    web.wait_for(
+        |r| events_of(&receiver::alerts_of(r), "r-web1") == ["down", "recovered"],
+        deadline(15),
+        "r-web1's down and recovered at the web channel",
+    );
+    pair.wait_events("r-db1", &["down", "recovered"], 15);
+    pair.sentinel("sentinel");
+    assert!(
+        events_of(&pair.receiver.alerts(), "r-web1").is_empty(),
+        "r-web1 is routed to the web channel only"
+    );
+    assert!(
+        events_of(&receiver::alerts_of(&web.requests()), "r-db1").is_empty(),
+        "r-db1 goes to the default channel only"
+    );
+    let outages = format!("{}/outages", pair.root);
+    scenarios::poll_until(
+        deadline(10),
+        "every outage record pruned",
+        || {
+            pair.probe
+                .children(&outages)
+                .iter()
+                .all(|c| c.starts_with("sentinel"))
+                .then_some(())
+        },
+        || format!("{:?}", pair.probe.children(&outages)),
+    );
+}

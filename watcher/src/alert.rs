@@ -1,12 +1,13 @@
 //! What the watcher tells people: one alert per outage transition.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use common::ExitRecord;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
     /// The agent stopped being live without a planned stop.
@@ -73,6 +74,9 @@ pub struct Alert {
     /// the ledger knows the notice's key.
     #[serde(skip)]
     pub ticket: Option<Ticket>,
+    /// The channels (by key) its routes do not send it to: its notice counts as done for them.
+    #[serde(skip)]
+    pub not_for: BTreeSet<String>,
 }
 
 /// An alert handed to the channels while its outage record is being written.

@@ -98,6 +98,7 @@ impl Blindness {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 }

@@ -321,6 +321,7 @@ impl RunArgs {
                 .to_owned(),
             );
         }
+        let router = crate::routing::Router::new(file.routes, file.default_channels);
         let mut channels = file.channels;
         channels.extend(self.webhooks.into_iter().map(Configured::unnamed));
         channels.extend(self.dingtalk.into_iter().map(Configured::unnamed));
@@ -346,6 +347,7 @@ impl RunArgs {
                     layout,
                     recovered_after: self.recovered_after,
                     blind_after: self.blind_after,
+                    router,
                 },
                 channels,
                 retry: crate::notify::RetryPolicy {

@@ -6,13 +6,15 @@
 //! once rather than once per problem. Flags and environment variables override what the file
 //! says (`cli.rs` does the merging); this module only reads the file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::alert::AlertKind;
 use crate::channels::{kinds, Configured};
+use crate::routing::{Pattern, Route};
 
 /// What the file says; `None` where it says nothing, so that flags and defaults can fill in.
 #[derive(Debug, Default)]
@@ -20,6 +22,10 @@ pub struct FileConfig {
     pub zookeeper: ZkSection,
     pub alerts: AlertsSection,
     pub channels: Vec<Configured>,
+    /// The `[[route]]` tables, their channels by key.
+    pub routes: Vec<Route>,
+    /// `[alerts] default_channels`, by key: where what no route takes goes (`None`: everywhere).
+    pub default_channels: Option<BTreeSet<String>>,
 }
 
 /// `[zookeeper]`.
@@ -79,8 +85,10 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
         };
         t.finish();
     }
+    let mut default_channels: Option<Vec<String>> = None;
     if let Some(table) = table_at(&mut top, "alerts", &mut problems) {
         let mut t = Keys::new("alerts", table, &mut problems);
+        default_channels = t.take("default_channels");
         // Checked and refused where not in this version yet, rather than accepted and ignored:
         // a file that passes the check does what it says.
         match t.text("lang").as_deref() {
@@ -106,12 +114,32 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
         t.finish();
     }
     cfg.channels = channels(top.remove("channel"), &mut problems);
+    let keys: BTreeMap<&str, String> = cfg
+        .channels
+        .iter()
+        .map(|c| (c.label.as_str(), c.spec.key()))
+        .collect();
+    if let Some(names) = default_channels {
+        cfg.default_channels = Some(
+            names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    channel_key(
+                        &keys,
+                        n,
+                        &format!("alerts.default_channels[{i}]"),
+                        &mut problems,
+                    )
+                })
+                .collect(),
+        );
+    }
+    cfg.routes = routes(top.remove("route"), &keys, &mut problems);
     for key in top.keys() {
-        problems.push(if key == "route" {
-            "route: routing is not in this version yet: every channel gets every alert (remove the [[route]] tables)".to_owned()
-        } else {
-            format!("{key}: unknown section (the file has [zookeeper], [alerts] and [[channel]])")
-        });
+        problems.push(format!(
+            "{key}: unknown section (the file has [zookeeper], [alerts], [[channel]] and [[route]])"
+        ));
     }
     if problems.is_empty() {
         Ok(cfg)
@@ -209,6 +237,135 @@ fn channels(value: Option<toml::Value>, problems: &mut Vec<String>) -> Vec<Confi
     out
 }
 
+/// The key of the channel named `name`, or a problem at `place`.
+fn channel_key(
+    keys: &BTreeMap<&str, String>,
+    name: &str,
+    place: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match keys.get(name) {
+        Some(k) => Some(k.clone()),
+        None => {
+            let known: Vec<&str> = keys.keys().copied().collect();
+            problems.push(format!(
+                "{place}: no channel is named `{name}` (named: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+            None
+        }
+    }
+}
+
+/// The `[[route]]` tables, checked: globs compile, events exist, channels are named.
+fn routes(
+    value: Option<toml::Value>,
+    keys: &BTreeMap<&str, String>,
+    problems: &mut Vec<String>,
+) -> Vec<Route> {
+    let tables = match value {
+        None => return Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            problems.push("route: must be an array of tables, written [[route]]".to_owned());
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in tables.into_iter().enumerate() {
+        let place = format!("route[{}]", i + 1);
+        let toml::Value::Table(table) = item else {
+            problems.push(format!("{place}: must be a table, written [[route]]"));
+            continue;
+        };
+        let before = problems.len();
+        let mut t = Keys::new(&place, table, problems);
+        let globs = |t: &mut Keys, key: &'static str| -> Vec<Pattern> {
+            let texts: Vec<String> = t.take(key).unwrap_or_default();
+            texts
+                .iter()
+                .enumerate()
+                .filter_map(|(j, g)| {
+                    Pattern::new(g)
+                        .map_err(|e| t.problem(&format!("{key}[{j}]"), e))
+                        .ok()
+                })
+                .collect()
+        };
+        let agents = globs(&mut t, "agents");
+        let hosts = globs(&mut t, "hosts");
+        if t.take::<toml::Value>("labels").is_some() {
+            t.problem(
+                "labels",
+                "matching on the agents' labels is not in this version yet (use agents or hosts)"
+                    .to_owned(),
+            );
+        }
+        let events: Vec<String> = t.take("events").unwrap_or_default();
+        let mut kinds = BTreeSet::new();
+        for (j, e) in events.iter().enumerate() {
+            match e.as_str() {
+                "down" => kinds.insert(AlertKind::Down),
+                "failed" => kinds.insert(AlertKind::Failed),
+                "recovered" => kinds.insert(AlertKind::Recovered),
+                "blind" | "sighted" => {
+                    t.problem(&format!("events[{j}]"), format!("`{e}` is the watcher's own notice: it goes to every channel, whatever the routes"));
+                    false
+                }
+                _ => {
+                    t.problem(
+                        &format!("events[{j}]"),
+                        format!("`{e}` is not an event (down, failed, recovered)"),
+                    );
+                    false
+                }
+            };
+        }
+        let names: Option<Vec<String>> = t.take("channels");
+        let continue_ = t.take::<bool>("continue").unwrap_or(false);
+        if t.take::<toml::Value>("after").is_some() {
+            t.problem(
+                "after",
+                "escalation (after) is not in this version yet".to_owned(),
+            );
+        }
+        let place = t.place.clone();
+        t.finish();
+        let mut channels = BTreeSet::new();
+        match names {
+            None => problems.push(format!(
+                "{place}.channels: missing (the channels it sends to)"
+            )),
+            Some(names) if names.is_empty() => problems.push(format!(
+                "{place}.channels: empty (the channels it sends to)"
+            )),
+            Some(names) => {
+                for (j, n) in names.iter().enumerate() {
+                    if let Some(k) =
+                        channel_key(keys, n, &format!("{place}.channels[{j}]"), problems)
+                    {
+                        channels.insert(k);
+                    }
+                }
+            }
+        }
+        if problems.len() == before {
+            out.push(Route {
+                agents,
+                hosts,
+                events: kinds,
+                channels,
+                continue_,
+            });
+        }
+    }
+    out
+}
+
 /// A channel name routes and logs can use: short, plain, stable.
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -230,16 +387,16 @@ fn table_at(top: &mut toml::Table, key: &str, problems: &mut Vec<String>) -> Opt
 
 /// One table's keys, taken one by one; what is left at the end is unknown.
 struct Keys<'p> {
-    place: &'static str,
+    place: String,
     table: toml::Table,
     known: Vec<&'static str>,
     problems: &'p mut Vec<String>,
 }
 
 impl<'p> Keys<'p> {
-    fn new(place: &'static str, table: toml::Table, problems: &'p mut Vec<String>) -> Keys<'p> {
+    fn new(place: &str, table: toml::Table, problems: &'p mut Vec<String>) -> Keys<'p> {
         Keys {
-            place,
+            place: place.to_owned(),
             table,
             known: Vec::new(),
             problems,
@@ -356,7 +513,7 @@ pub fn summary(path: &Path, cfg: &FileConfig) -> String {
     if cfg.channels.is_empty() {
         out.push_str("channels: none in the file (give --webhook, --dingtalk or --console)\n");
     } else {
-        out.push_str("channels (every alert goes to every channel; flags add more):\n");
+        out.push_str("channels (flags add more):\n");
         let width = cfg
             .channels
             .iter()
@@ -373,6 +530,64 @@ pub fn summary(path: &Path, cfg: &FileConfig) -> String {
             ));
         }
     }
+    out.push_str(&where_alerts_go(cfg));
+    out
+}
+
+/// The routes as `config check` prints them, then where what no route takes goes.
+fn where_alerts_go(cfg: &FileConfig) -> String {
+    let label = |key: &String| -> String {
+        cfg.channels
+            .iter()
+            .find(|c| c.spec.key() == *key)
+            .map(|c| c.label.clone())
+            .unwrap_or_else(|| key.clone())
+    };
+    let list = |keys: &BTreeSet<String>| keys.iter().map(label).collect::<Vec<_>>().join(", ");
+    let everywhere = "every channel (the file's and the flags')";
+    let mut out = String::new();
+    if cfg.routes.is_empty() {
+        out.push_str(&format!(
+            "routes: none: every alert goes to {}\n",
+            cfg.default_channels
+                .as_ref()
+                .map_or(everywhere.to_owned(), list)
+        ));
+        return out;
+    }
+    out.push_str("routes (tried in order; the first that matches decides, unless it continues):\n");
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let mut when = Vec::new();
+        if !r.agents.is_empty() {
+            let globs: Vec<&str> = r.agents.iter().map(|p| p.text.as_str()).collect();
+            when.push(format!("agent {}", globs.join(" or ")));
+        }
+        if !r.hosts.is_empty() {
+            let globs: Vec<&str> = r.hosts.iter().map(|p| p.text.as_str()).collect();
+            when.push(format!("host {}", globs.join(" or ")));
+        }
+        if !r.events.is_empty() {
+            let events: Vec<&str> = r.events.iter().map(|e| e.as_str()).collect();
+            when.push(format!("event {}", events.join(" or ")));
+        }
+        let when = if when.is_empty() {
+            "every alert".to_owned()
+        } else {
+            when.join(", ")
+        };
+        out.push_str(&format!(
+            "  {}. {when} -> {}{}\n",
+            i + 1,
+            list(&r.channels),
+            if r.continue_ { " (and continue)" } else { "" }
+        ));
+    }
+    out.push_str(&format!(
+        "  otherwise -> {}\n  blind, sighted (the watcher's own) -> every channel\n",
+        cfg.default_channels
+            .as_ref()
+            .map_or(everywhere.to_owned(), list)
+    ));
     out
 }
 
@@ -414,6 +629,20 @@ is_at_all = false                        # optional: notify the whole group
 
 [[channel]]
 type = "console"                         # one line per alert on stdout
+
+# Routes: tried in order; the first that matches decides unless it says continue = true. What no
+# route takes goes to [alerts] default_channels (default_channels = ["ops"]; default: every
+# channel). The watcher's own blind and sighted notices go to every channel.
+
+[[route]]
+agents = ["web-*", "api-?"]              # globs on the agent id; also hosts = ["db*"]
+events = ["down", "failed"]              # optional: down, failed, recovered (default: all)
+channels = ["ops"]
+continue = true                          # and try the next routes too
+
+[[route]]
+agents = ["web-*"]
+channels = ["hook"]
 "#;
 
 #[cfg(test)]
@@ -496,10 +725,58 @@ url = "http://127.0.0.1:9/x"
     }
 
     #[test]
-    fn routes_are_refused_until_they_are_applied() {
-        let found = problems("[[route]]\nagents = [\"web-*\"]\nchannels = [\"ops\"]\n");
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("route: routing is not in this version yet"));
+    fn routes_name_channels_and_say_what_they_match() {
+        let found = problems(
+            r#"
+[alerts]
+default_channels = ["nobody"]
+[[channel]]
+name = "ops"
+type = "console"
+[[route]]
+agents = ["web-["]
+events = ["down", "blind", "gone"]
+channels = ["ops", "pager"]
+labels = { team = "logs" }
+after = "10m"
+[[route]]
+agents = ["*"]
+[[route]]
+channels = []
+color = "red"
+"#,
+        );
+        let want = [
+            "alerts.default_channels[0]: no channel is named `nobody` (named: ops)",
+            "route[1].agents[0]: `web-[` is not a glob: ",
+            "route[1].labels: matching on the agents' labels is not in this version yet",
+            "route[1].events[1]: `blind` is the watcher's own notice",
+            "route[1].events[2]: `gone` is not an event (down, failed, recovered)",
+            "route[1].after: escalation (after) is not in this version yet",
+            "route[1].channels[1]: no channel is named `pager` (named: ops)",
+            "route[2].channels: missing",
+            "route[3].color: unknown key",
+            "route[3].channels: empty",
+        ];
+        let text = found.join("\n");
+        for w in want {
+            assert!(text.contains(w), "{w:?} missing in:\n{text}");
+        }
+        assert_eq!(found.len(), want.len(), "{text}");
+    }
+
+    #[test]
+    fn the_check_says_where_alerts_go() {
+        let cfg = parse(EXAMPLE).expect("valid");
+        assert_eq!(cfg.routes.len(), 2);
+        let shown = summary(Path::new("w.toml"), &cfg);
+        for want in [
+            "  1. agent web-* or api-?, event down or failed -> ops (and continue)\n",
+            "  2. agent web-* -> hook\n",
+            "  otherwise -> every channel (the file's and the flags')\n",
+        ] {
+            assert!(shown.contains(want), "{want:?} missing in:\n{shown}");
+        }
     }
 
     #[test]

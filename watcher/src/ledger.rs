@@ -25,6 +25,7 @@ use tracing::{debug, info};
 use crate::alert::{Alert, NoticeKey, Ticket};
 use crate::outbox::Recorded;
 use crate::record::OutageRecord;
+use crate::routing::Router;
 
 /// Outage records written at once (each a read and a write, pipelined on the session).
 pub const RECORD_WINDOW: usize = 1000;
@@ -151,6 +152,8 @@ enum Handed {
 pub struct Ledger {
     /// The notifier's channel names: the keys of delivery state in outage records.
     channels: Vec<String>,
+    /// Which of them each alert goes to.
+    router: Router,
     /// Only the leader of the watchers records and delivers.
     leader: bool,
     /// Alerts decided but not yet in an outage record, in order. Those with a ticket were handed
@@ -176,9 +179,10 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(channels: Vec<String>) -> Ledger {
+    pub fn new(channels: Vec<String>, router: Router) -> Ledger {
         Ledger {
             channels,
+            router,
             leader: false,
             unrecorded: VecDeque::new(),
             unsent: 0,
@@ -240,7 +244,11 @@ impl Ledger {
                 // Also at the start of a session: what this watcher decided while it followed
                 // in the last one may be what a leader that died since never recorded.
                 self.unsent += self.recent.len();
-                self.unrecorded.extend(self.recent.drain(..));
+                let remembered: Vec<Alert> = self.recent.drain(..).collect();
+                for mut alert in remembered {
+                    alert.not_for = self.router.not_for(&alert, &self.channels);
+                    self.unrecorded.push_back(alert);
+                }
                 vec![]
             }
             Event::SteppedDown => {
@@ -308,6 +316,7 @@ impl Ledger {
     fn hand_over(&mut self, alerts: Vec<Alert>) -> Vec<Action> {
         let mut now = Vec::new();
         for mut alert in alerts {
+            alert.not_for = self.router.not_for(&alert, &self.channels);
             if self.unsent == 0 {
                 let ticket = Ticket(self.next_ticket);
                 self.next_ticket += 1;
@@ -352,14 +361,20 @@ impl Ledger {
 
     /// A ticketed alert's record is written (`key`), or will not be (`None`): the receipts taken
     /// so far are noted under its key, the channels still holding it count as queued.
-    fn ticket_recorded(&mut self, ticket: Ticket, key: Option<NoticeKey>) {
+    fn ticket_recorded(&mut self, ticket: Ticket, alert: &Alert, key: Option<NoticeKey>) {
         let Some(Handed::Unrecorded { done }) = self.handed.remove(&ticket) else {
             return;
         };
-        let waiting = self.channels.iter().filter(|c| !done.contains(c)).count();
+        // The channels its routes do not send it to never give a receipt.
+        let targets: Vec<&String> = self
+            .channels
+            .iter()
+            .filter(|c| !alert.not_for.contains(*c))
+            .collect();
+        let waiting = targets.iter().filter(|c| !done.contains(c)).count();
         match key {
             Some(key) => {
-                for channel in &self.channels {
+                for channel in targets {
                     if done.contains(channel) {
                         self.unreceipted.push((key.clone(), channel.clone()));
                     } else {
@@ -483,18 +498,20 @@ impl Ledger {
             };
             match (alert.ticket, recorded) {
                 (Some(ticket), Recorded::Deliver(recorded)) => {
-                    self.ticket_recorded(ticket, recorded.key)
+                    self.ticket_recorded(ticket, &alert, recorded.key)
                 }
                 (Some(ticket), Recorded::Duplicate) => {
                     info!(agent = %alert.agent, event = alert.event.as_str(), "sent before its record showed it reported already (by another watcher); a receiver that drops repeated ids drops it");
-                    self.ticket_recorded(ticket, None);
+                    self.ticket_recorded(ticket, &alert, None);
                 }
                 (None, recorded) => {
                     self.unsent = self.unsent.saturating_sub(1);
                     if let Recorded::Deliver(alert) = recorded {
                         if let Some(key) = &alert.key {
                             for channel in &self.channels {
-                                self.queued.insert((key.clone(), channel.clone()));
+                                if !alert.not_for.contains(channel) {
+                                    self.queued.insert((key.clone(), channel.clone()));
+                                }
                             }
                         }
                         recorded_now.push(*alert);
@@ -621,6 +638,7 @@ mod tests {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 
@@ -677,7 +695,10 @@ mod tests {
         }
         fn follower() -> T {
             T {
-                l: Ledger::new(CH.iter().map(|c| c.to_string()).collect()),
+                l: Ledger::new(
+                    CH.iter().map(|c| c.to_string()).collect(),
+                    Router::everywhere(),
+                ),
                 now: Instant::now(),
             }
         }
@@ -1440,5 +1461,57 @@ mod tests {
             delivered(&t.record_all(flush)),
             vec![(To::All, vec![("a".into(), Down)])]
         );
+    }
+
+    /// Routes: an alert is handed to the channels its routes name, its record counts it done for
+    /// the others, and only the channels it went to are waited for.
+    #[test]
+    fn routed_alerts_wait_only_for_their_channels() {
+        use crate::routing::{Pattern, Route};
+        let router = Router::new(
+            vec![Route {
+                agents: vec![Pattern::new("web-*").expect("glob")],
+                hosts: vec![],
+                events: Default::default(),
+                channels: ["dingtalk".to_string()].into(),
+                continue_: false,
+            }],
+            None,
+        );
+        let mut t = T::follower();
+        t.l = Ledger::new(CH.iter().map(|c| c.to_string()).collect(), router);
+        t.on(Event::BecameLeader { took_over: false });
+        let (web, db) = (alert("web-1", Down, 0), alert("db-1", Down, 0));
+        let sent = t.decided(&[web.clone(), db.clone()]);
+        let Some(Action::Deliver { alerts, .. }) = sent.first() else {
+            panic!("{sent:?}");
+        };
+        let not_for: Vec<Vec<&str>> = alerts
+            .iter()
+            .map(|a| a.not_for.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            not_for,
+            vec![vec!["webhook"], vec![]],
+            "web-1 to DingTalk only; db-1 everywhere"
+        );
+        let flush = t.on(Event::Flush);
+        t.record_all(flush);
+        for (ch, ticket) in [("dingtalk", 0), ("webhook", 1), ("dingtalk", 1)] {
+            t.on(Event::Receipt {
+                channel: ch.into(),
+                keys: vec![],
+                tickets: vec![Ticket(ticket)],
+            });
+        }
+        assert!(
+            t.l.handed.is_empty(),
+            "every channel each went to is done: forgotten"
+        );
+        assert_eq!(t.l.unnoted(), 3);
+        // The record of web-1's down is done for the webhook from the start.
+        let stored = record(&alerts[..1], &[]);
+        assert!(stored.notices[0].done.contains("webhook"));
+        assert_eq!(stored.pending_for("webhook").count(), 0);
     }
 }

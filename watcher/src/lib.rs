@@ -17,6 +17,7 @@ pub mod notify;
 pub mod outage;
 pub mod outbox;
 pub mod record;
+pub mod routing;
 pub mod status;
 pub mod watch;
 

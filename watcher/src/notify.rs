@@ -216,7 +216,12 @@ impl Notifier {
         let mut queued_somewhere = false;
         for lane in &self.lanes {
             let mut queued = 0usize;
+            let mut routed_elsewhere = 0usize;
             for alert in &alerts {
+                if alert.not_for.contains(&lane.name) {
+                    routed_elsewhere += 1;
+                    continue;
+                }
                 lane.counters.pending.fetch_add(1, Ordering::Relaxed);
                 if lane.tx.send(alert.clone()).is_err() {
                     lane.counters.pending.fetch_sub(1, Ordering::Relaxed);
@@ -224,10 +229,11 @@ impl Notifier {
                 }
                 queued += 1;
             }
-            if queued < alerts.len() {
+            let missed = alerts.len() - routed_elsewhere - queued;
+            if missed > 0 {
                 error!(
-                    channel = %lane.name,
-                    alerts = alerts.len() - queued,
+                    channel = %lane.label,
+                    alerts = missed,
                     "alert channel task is not running; alerts not sent to it"
                 );
             } else {
@@ -661,6 +667,7 @@ mod tests {
             zxid: None,
             key,
             ticket,
+            not_for: Default::default(),
         };
         let key = NoticeKey {
             agent: "a1".to_owned(),

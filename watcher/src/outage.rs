@@ -664,6 +664,7 @@ impl Monitor {
             zxid,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 }

@@ -118,6 +118,7 @@ impl StoredNotice {
             zxid: self.zxid,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 
@@ -248,7 +249,8 @@ fn notice(seq: u32, alert: &Alert) -> NoticeRecord {
     NoticeRecord {
         seq,
         notice: StoredNotice::of(alert),
-        done: BTreeSet::new(),
+        // The channels its routes do not send it to are done with it from the start.
+        done: alert.not_for.clone(),
         unknown: Map::new(),
     }
 }
@@ -329,6 +331,7 @@ mod tests {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 

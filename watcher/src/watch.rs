@@ -48,6 +48,8 @@ pub struct WatchConfig {
     pub recovered_after: Duration,
     /// Without a working session for this long, the watcher says it is blind.
     pub blind_after: Duration,
+    /// Which channels each alert goes to.
+    pub router: crate::routing::Router,
 }
 
 /// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
@@ -62,7 +64,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
     let cfg_blind_after = cfg.blind_after;
     let mut w = Watcher {
         outbox: Outbox::new(&cfg.layout, cfg.zk.clone()),
-        ledger: Ledger::new(notifier.channel_names()),
+        ledger: Ledger::new(notifier.channel_names(), cfg.router.clone()),
         cfg,
         notifier,
         monitor: None,

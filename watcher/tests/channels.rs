@@ -33,6 +33,7 @@ fn alert(agent: &str) -> Alert {
         zxid: None,
         key: None,
         ticket: None,
+        not_for: Default::default(),
     }
 }
 

@@ -93,6 +93,7 @@ mod tests {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         };
         let text = lines(&[a.clone(), a.clone()]);
         let lines: Vec<&str> = text.lines().collect();

@@ -54,7 +54,9 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
     if keys.at_mobiles.len() > MAX_MENTIONS {
         problems.push((
             "at_mobiles".to_owned(),
-            format!("at most {MAX_MENTIONS} numbers (a message must stay under DingTalk's size limit)"),
+            format!(
+                "at most {MAX_MENTIONS} numbers (a message must stay under DingTalk's size limit)"
+            ),
         ));
     }
     for (i, mobile) in keys.at_mobiles.iter().enumerate() {
@@ -515,6 +517,7 @@ mod tests {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 
@@ -722,8 +725,12 @@ mod tests {
         )
         .unwrap();
         let spec = read_table(table).expect("valid");
-        assert!(spec.describe().ends_with("mentions 13800000000, mentions everyone"));
-        let too_many: Vec<String> = (0..=MAX_MENTIONS).map(|i| format!("'1380000{i:04}'")).collect();
+        assert!(spec
+            .describe()
+            .ends_with("mentions 13800000000, mentions everyone"));
+        let too_many: Vec<String> = (0..=MAX_MENTIONS)
+            .map(|i| format!("'1380000{i:04}'"))
+            .collect();
         let table: toml::Table = toml::from_str(&format!(
             "url = 'https://oapi.dingtalk.com/robot/send?access_token=T'\nat_mobiles = [{}]",
             too_many.join(",")
