@@ -406,12 +406,15 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
         AlertKind::Blind => format!("{agent} cannot see ZooKeeper, so cannot see outages"),
         AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
     };
+    let what = match alert.event {
+        AlertKind::Down => format!("Flume agent {agent} on {host} went down"),
+        AlertKind::Failed => format!("The watchdog of Flume agent {agent} on {host} gave up"),
+        AlertKind::Recovered => format!("Flume agent {agent} on {host} recovered"),
+        AlertKind::Blind => format!("{agent} lost ZooKeeper"),
+        AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
+    };
     let mut description = vec![
-        format!(
-            "{} at {}.",
-            alert.one_line(),
-            common::time::format(alert.at)
-        ),
+        format!("{what} at {}.", common::time::format(alert.at)),
         format!("Reason: {reason}."),
     ];
     if let Some(r) = alert.restarts {
@@ -550,8 +553,10 @@ impl FiringSet {
     /// resolved less than [`RESOLVED_KEPT`] ago. Forgets the older ones.
     pub(crate) fn repost(&mut self, now: SystemTime) -> Vec<PostableAlert> {
         let kept = |at: &SystemTime| now.duration_since(*at).unwrap_or_default() < RESOLVED_KEPT;
-        self.entries
-            .retain(|_, e| e.resolved_at.as_ref().map_or(true, kept));
+        self.entries.retain(|_, e| match &e.resolved_at {
+            Some(at) => kept(at),
+            None => true,
+        });
         self.ended.retain(|_, at| kept(at));
         self.entries
             .values()
@@ -1113,7 +1118,14 @@ mod tests {
             "Flume agent a1 on web-3 is down: killed by SIGKILL"
         );
         assert_eq!(p.annotations["reason"], "killed by SIGKILL");
-        assert!(p.annotations["description"].contains("Restarts by the watchdog: 2."));
+        assert_eq!(
+            p.annotations["description"],
+            format!(
+                "Flume agent a1 on web-3 went down at {}.\nReason: killed by SIGKILL.\n\
+                 Restarts by the watchdog: 2.",
+                common::time::format(t(0))
+            )
+        );
         assert_eq!(set.firing(), [("a1", AGENT_DOWN)]);
     }
 
