@@ -10,6 +10,7 @@
 //! shown as `***`. A name ends with a [`fingerprint`] of the whole configuration instead, so that
 //! two receivers that differ only in a hidden part still have different names.
 
+pub mod alertmanager;
 pub mod console;
 pub mod dingtalk;
 pub mod kinds;
