@@ -12,6 +12,7 @@
 
 pub mod console;
 pub mod dingtalk;
+pub mod email;
 pub mod webhook;
 
 use std::fmt;
