@@ -31,6 +31,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::Url;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::{fingerprint, Channel, DeliveryError};
 use crate::alert::{Alert, AlertKind};
@@ -581,6 +582,7 @@ impl EmailChannel {
     async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
         let (subject, text, html) = render(batch);
         let mut message = Message::builder()
+            .message_id(Some(message_id(batch, &self.from)))
             .from(self.from.clone())
             .subject(subject)
             .user_agent(concat!("flume-watcher/", env!("CARGO_PKG_VERSION")).to_owned());
@@ -625,7 +627,7 @@ impl Channel for EmailChannel {
 /// until the configuration changes; everything else (4xx replies, connection, TLS, timeouts,
 /// garbled replies) may work later.
 fn smtp_error(err: &lettre::transport::smtp::Error) -> DeliveryError {
-    let mut text = format!("SMTP {err}");
+    let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(s) = source {
         let s_text = s.to_string();
@@ -635,13 +637,25 @@ fn smtp_error(err: &lettre::transport::smtp::Error) -> DeliveryError {
         }
         source = s.source();
     }
-    let text = super::excerpt(&text, 500);
+    // lettre wraps some errors twice in the same kind ("Connection error: Connection error: …").
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    let text = parts.join(": ");
+    let text = text
+        .strip_prefix("internal client error: ")
+        .unwrap_or(&text);
+    let text = super::excerpt(&format!("SMTP: {text}"), 500);
     if text.contains("STARTTLS is not supported") {
         return DeliveryError::Permanent(format!(
             "{text} (tls = \"none\" talks to a server without TLS, in plain text)"
         ));
     }
-    if err.is_tls() && text.contains("certificate") {
+    // Retried: a server's certificate gets fixed or renewed without a change here.
+    if text.contains("certificate") {
         return DeliveryError::Retry(format!(
             "{text} (ca_file adds the CA certificates of an internal CA)"
         ));
@@ -651,6 +665,16 @@ fn smtp_error(err: &lettre::transport::smtp::Error) -> DeliveryError {
     } else {
         DeliveryError::Retry(text)
     }
+}
+
+/// `<hash of the batch's notice ids>.alerts@<the sender's domain>`: the same batch sent again
+/// (a new leader repeating what its predecessor sent but could not note) carries the same
+/// Message-ID, which lets mail systems that drop repeated ids show it once.
+fn message_id(batch: &[Alert], from: &Mailbox) -> String {
+    let ids: Vec<String> = batch.iter().map(Alert::notice_id).collect();
+    let digest = Sha256::digest(ids.join("\n").as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}.alerts@{}>", from.email.domain())
 }
 
 /// Longest agent id, host or reason shown (in characters); longer ones end with `…`.
