@@ -531,3 +531,21 @@ async fn build_lists_every_problem_at_once() {
     );
     assert!(problems[2].1.starts_with("cannot read "), "{problems:?}");
 }
+
+#[tokio::test]
+async fn text_beyond_ascii_arrives_intact() {
+    let dir = TempDir::new("utf8");
+    let server = Smtp::start(dir.path(), &[]).await;
+    let mut s = spec(format!("smtp://127.0.0.1:{}", server.port));
+    s.tls = Some("none".to_owned());
+    let mut a = alert("日志-a1", "杭州-web7");
+    a.reason = "失去联系: 会话过期 <&>".to_owned();
+    deliver(&build(&s), &[a]).await.expect("delivered");
+    let got = server.only();
+    assert_eq!(
+        text(&got.mail["subject"]),
+        "[DOWN] 日志-a1 on 杭州-web7: 失去联系: 会话过期 <&>"
+    );
+    assert!(text(&got.mail["text"]).contains("失去联系: 会话过期 <&>"));
+    assert!(text(&got.mail["html"]).contains("失去联系: 会话过期 &lt;&amp;&gt;"));
+}
