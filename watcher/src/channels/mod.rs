@@ -13,6 +13,7 @@
 pub mod alertmanager;
 pub mod console;
 pub mod dingtalk;
+pub mod email;
 pub mod kinds;
 pub mod webhook;
 
