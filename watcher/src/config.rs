@@ -628,6 +628,25 @@ at_mobiles = ["13800000000"]             # optional: who is notified (@ in the t
 is_at_all = false                        # optional: notify the whole group
 
 [[channel]]
+name = "mail"
+type = "email"
+smtp = "smtps://smtp.example.com:465"    # smtps:// implicit TLS; smtp:// STARTTLS (tls = "starttls",
+                                         # the default) or plain (tls = "none")
+from = "flume-watcher@example.com"
+to = ["oncall@example.com"]
+# username = "flume-watcher@example.com" # optional login, with password or password_file
+# password_file = "/etc/flume-watchdog/smtp.password"
+# ca_file = "/etc/ssl/internal-ca.pem"   # extra CAs to trust (an internal CA)
+# timeout = "30s"
+
+[[channel]]
+name = "am"
+type = "alertmanager"
+url = "http://127.0.0.1:9093"            # or urls = [...]: an Alertmanager cluster, posted to each
+repeat = "1m"                            # re-posted while firing; resolved on recovery
+labels = { team = "logs" }               # optional static labels
+
+[[channel]]
 type = "console"                         # one line per alert on stdout
 
 # Routes: tried in order; the first that matches decides unless it says continue = true. What no
@@ -656,9 +675,8 @@ mod tests {
     #[test]
     fn the_example_passes() {
         let cfg = parse(EXAMPLE).expect("the example is valid");
-        assert_eq!(cfg.channels.len(), 3);
-        assert_eq!(cfg.channels[0].label, "hook");
-        assert_eq!(cfg.channels[2].label, "console");
+        let labels: Vec<&str> = cfg.channels.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["hook", "ops", "mail", "am", "console"]);
         assert_eq!(cfg.zookeeper.session_timeout, Some(Duration::from_secs(10)));
     }
 
@@ -704,7 +722,7 @@ url = "http://127.0.0.1:9/x"
             "channel[1] (ops).secret_file: cannot read /nonexistent/secret: ",
             "channel[1] (ops).url: DingTalk robot URL has no access_token",
             "channel[1] (ops).at_mobiles[0]: `138-abc` is not a mobile number",
-            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, console)",
+            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, email, alertmanager, console)",
             "channel[3] (ops).name: two channels are named `ops`",
             "channel[4].extra: unknown field `extra`, expected `url`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use crate::alert::{Alert, NoticeKey, Ticket};
+use crate::alert::{Alert, AlertKind, NoticeKey, Ticket};
 use crate::outbox::Recorded;
 use crate::record::OutageRecord;
 use crate::routing::Router;
@@ -118,6 +118,11 @@ pub enum Action {
     Close(String),
     /// Send [`Event::Flush`] at this instant (the latest asked for wins).
     RetryAt(Instant),
+    /// These outages, announced before this watcher led (their `down`s and `failed`s), are still
+    /// open: channels that keep state at their receiver keep them alive.
+    StillOpen(Vec<Alert>),
+    /// This agent's outage (if any) ended without a notice: a planned stop.
+    EndedQuietly(String),
 }
 
 /// Where a flush stands: which operation's result the ledger waits for.
@@ -228,10 +233,11 @@ impl Ledger {
             }
             Event::PlannedStop(id) => {
                 // A follower leaves it to the leader, which saw the same stop.
-                if self.leader {
-                    self.to_close.insert(id);
+                if !self.leader {
+                    return vec![];
                 }
-                vec![]
+                self.to_close.insert(id.clone());
+                vec![Action::EndedQuietly(id)]
             }
             Event::BecameLeader { took_over } => {
                 self.leader = true;
@@ -257,7 +263,9 @@ impl Ledger {
             }
             Event::RecordsLoaded(records) => {
                 if self.leader {
-                    self.requeue(&records)
+                    let mut actions = self.still_open(&records);
+                    actions.extend(self.requeue(&records));
+                    actions
                 } else {
                     for (agent, record) in &records {
                         self.leader_recorded(agent, Some(record));
@@ -400,6 +408,27 @@ impl Ledger {
             .unwrap_or_default();
         self.recent
             .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
+    }
+
+    /// The `down`s and `failed`s of the open outages in loaded records, routed as they would be
+    /// now.
+    fn still_open(&self, records: &BTreeMap<String, OutageRecord>) -> Vec<Action> {
+        let open: Vec<Alert> = records
+            .values()
+            .filter(|r| !r.closed)
+            .flat_map(|r| r.current())
+            .filter(|n| matches!(n.notice.event, AlertKind::Down | AlertKind::Failed))
+            .map(|n| {
+                let mut alert = n.notice.to_alert();
+                alert.not_for = self.router.not_for(&alert, &self.channels);
+                alert
+            })
+            .collect();
+        if open.is_empty() {
+            vec![]
+        } else {
+            vec![Action::StillOpen(open)]
+        }
     }
 
     /// Hands pending notices of loaded records to the channels that have not taken them, in the
@@ -711,6 +740,12 @@ mod tests {
             t.decided(alerts);
             t.on(Event::BecameLeader { took_over: true });
             t
+        }
+        /// What a listing asks besides keeping open outages alive.
+        fn requeued(&mut self, e: Event) -> Vec<Action> {
+            let mut actions = self.on(e);
+            actions.retain(|a| !matches!(a, Action::StillOpen(_)));
+            actions
         }
         fn decided(&mut self, alerts: &[Alert]) -> Vec<Action> {
             self.on(Event::Decided(alerts.to_vec()))
@@ -1031,7 +1066,7 @@ mod tests {
         });
         // The record lists a's down as pending for DingTalk, which still holds it: not again.
         let stale = records(vec![record(std::slice::from_ref(&a), &[(0, "webhook")])]);
-        assert_eq!(t.on(Event::RecordsLoaded(stale)), vec![]);
+        assert_eq!(t.requeued(Event::RecordsLoaded(stale)), vec![]);
         t.on(receipt("dingtalk", 0));
         assert_eq!(
             t.on(Event::Flush),
@@ -1078,7 +1113,7 @@ mod tests {
             now: t.now,
         });
         let listed = records(vec![record(std::slice::from_ref(&a), &[])]);
-        assert_eq!(t.on(Event::RecordsLoaded(listed)), vec![]);
+        assert_eq!(t.requeued(Event::RecordsLoaded(listed)), vec![]);
         let flush = t.on(Event::Flush);
         assert_eq!(delivered(&t.record_all(flush)), vec![]);
         assert_eq!(t.l.unrecorded(), 0);
@@ -1317,7 +1352,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            t.on(Event::RecordsLoaded(loaded.clone())),
+            t.requeued(Event::RecordsLoaded(loaded.clone())),
             vec![],
             "queued already: not again"
         );
@@ -1328,7 +1363,7 @@ mod tests {
             keys: vec![key("d", 0)],
             tickets: vec![],
         });
-        assert_eq!(t.on(Event::RecordsLoaded(loaded.clone())), vec![]);
+        assert_eq!(t.requeued(Event::RecordsLoaded(loaded.clone())), vec![]);
         // Once noted, a record that still shows it pending (an older listing) is sent again.
         t.on(Event::Flush);
         t.on(Event::Noted {
@@ -1378,14 +1413,14 @@ mod tests {
         });
         assert_eq!(sent, deliver_all(vec![k]));
         let listed = records(vec![record(std::slice::from_ref(&a), &[])]);
-        assert_eq!(t.on(Event::RecordsLoaded(listed.clone())), vec![]);
+        assert_eq!(t.requeued(Event::RecordsLoaded(listed.clone())), vec![]);
 
         // Handed over at once, then recorded: the same.
         let mut t = T::leader();
         t.decided(std::slice::from_ref(&a));
         let flush = t.on(Event::Flush);
         t.record_all(flush);
-        assert_eq!(t.on(Event::RecordsLoaded(listed)), vec![]);
+        assert_eq!(t.requeued(Event::RecordsLoaded(listed)), vec![]);
     }
 
     /// A planned stop closes the agent's record, after its notices are recorded and receipts
@@ -1513,5 +1548,33 @@ mod tests {
         let stored = record(&alerts[..1], &[]);
         assert!(stored.notices[0].done.contains("webhook"));
         assert_eq!(stored.pending_for("webhook").count(), 0);
+    }
+
+    /// A leader that finds open outages it did not announce tells the channels they are still
+    /// open (Alertmanager would otherwise let them expire: a false "resolved"); a planned stop
+    /// tells them the outage ended without a notice. A follower does neither.
+    #[test]
+    fn open_outages_are_kept_and_planned_stops_resolve_them() {
+        let down = alert("a", Down, 0);
+        let open = record(
+            std::slice::from_ref(&down),
+            &[(0, "webhook"), (0, "dingtalk")],
+        );
+        let closed = record(&[alert("b", Down, 0), alert("b", Recovered, 5)], &[]);
+        let loaded = records(vec![open, closed]);
+        let mut t = T::leader();
+        let actions = t.on(Event::RecordsLoaded(loaded.clone()));
+        assert_eq!(
+            actions[0],
+            Action::StillOpen(vec![down.clone()]),
+            "{actions:?}"
+        );
+        assert_eq!(
+            t.on(Event::PlannedStop("a".into())),
+            vec![Action::EndedQuietly("a".into())]
+        );
+        let mut f = T::follower();
+        assert_eq!(f.on(Event::RecordsLoaded(loaded)), vec![]);
+        assert_eq!(f.on(Event::PlannedStop("a".into())), vec![]);
     }
 }

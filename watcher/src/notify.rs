@@ -86,6 +86,8 @@ pub struct Receipt {
 struct Lane {
     name: String,
     label: String,
+    /// The channel itself, for what is not a delivery ([`Channel::still_open`] and friends).
+    hooks: Arc<dyn Hooks>,
     tx: mpsc::UnboundedSender<Alert>,
     counters: Arc<Counters>,
 }
@@ -150,6 +152,8 @@ impl Notifier {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
+        let channel = Arc::new(channel);
+        let hooks: Arc<dyn Hooks> = channel.clone();
         let worker = Worker {
             label: label.to_owned(),
             name: name.clone(),
@@ -167,10 +171,29 @@ impl Notifier {
         self.lanes.push(Lane {
             name,
             label: label.to_owned(),
+            hooks,
             tx,
             counters,
         });
         true
+    }
+
+    /// Outages this watcher did not announce are still open: each channel their routes take them
+    /// to is told (see [`Channel::still_open`]).
+    pub fn still_open(&self, alerts: &[Alert]) {
+        for lane in &self.lanes {
+            for alert in alerts.iter().filter(|a| !a.not_for.contains(&lane.name)) {
+                lane.hooks.still_open(alert);
+            }
+        }
+    }
+
+    /// `agent`'s outage ended without a notice: every channel is told (see
+    /// [`Channel::ended_quietly`]).
+    pub fn ended_quietly(&self, agent: &str) {
+        for lane in &self.lanes {
+            lane.hooks.ended_quietly(agent);
+        }
     }
 
     /// The channels' names, in configuration order (the keys of delivery state in outage records).
@@ -282,12 +305,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What the notifier asks of a channel besides deliveries, object-safe (a [`Channel`]'s delivery
+/// is generic over its future, so a lane keeps its channel both ways).
+trait Hooks: Send + Sync {
+    fn still_open(&self, alert: &Alert);
+    fn ended_quietly(&self, agent: &str);
+}
+
+impl<C: Channel> Hooks for C {
+    fn still_open(&self, alert: &Alert) {
+        Channel::still_open(self, alert);
+    }
+    fn ended_quietly(&self, agent: &str) {
+        Channel::ended_quietly(self, agent);
+    }
+}
+
 struct Worker<C> {
     /// In logs: the channel's name in the configuration file, or its key.
     label: String,
     /// The key of its receipts ([`Channel::name`]).
     name: String,
-    channel: C,
+    channel: Arc<C>,
     rx: mpsc::UnboundedReceiver<Alert>,
     counters: Arc<Counters>,
     policy: RetryPolicy,

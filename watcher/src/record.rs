@@ -181,7 +181,8 @@ pub struct OpenOutage {
 }
 
 impl OutageRecord {
-    fn current(&self) -> impl Iterator<Item = &NoticeRecord> {
+    /// The notices of the outage the record holds now (earlier ones may wait for delivery).
+    pub fn current(&self) -> impl Iterator<Item = &NoticeRecord> {
         self.notices.iter().filter(|n| n.seq >= self.first_seq)
     }
 

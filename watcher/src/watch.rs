@@ -23,7 +23,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
 use common::config::ZkConfig;
@@ -467,23 +467,35 @@ impl Watcher {
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
                 Action::PlannedStop { id } => {
                     info!(agent = %id, "planned stop: identity node deleted, no alert");
-                    self.ledger.on_event(ledger::Event::PlannedStop(id));
+                    for action in self.ledger.on_event(ledger::Event::PlannedStop(id)) {
+                        self.tell(action);
+                    }
                 }
             }
         }
         // A leader's alerts go to the channels now; their records are written by the next flush.
-        // (Deciding asks for nothing else.)
         for action in self.ledger.on_event(ledger::Event::Decided(batch)) {
-            if let ledger::Action::Deliver { to, alerts } = action {
-                self.deliver(to, alerts);
-            }
+            self.tell(action);
         }
     }
 
-    fn deliver(&self, to: To, alerts: Vec<Alert>) {
-        match to {
-            To::All => self.notifier.send(alerts),
-            To::Channel(channel) => self.notifier.send_to(&channel, alerts),
+    /// Carries out what the ledger asks of the channels; deciding and planned stops ask nothing
+    /// of ZooKeeper.
+    fn tell(&self, action: ledger::Action) {
+        match action {
+            ledger::Action::Deliver {
+                to: To::All,
+                alerts,
+            } => self.notifier.send(alerts),
+            ledger::Action::Deliver {
+                to: To::Channel(channel),
+                alerts,
+            } => self.notifier.send_to(&channel, alerts),
+            ledger::Action::StillOpen(alerts) => self.notifier.still_open(&alerts),
+            ledger::Action::EndedQuietly(agent) => self.notifier.ended_quietly(&agent),
+            other => {
+                debug!(action = ?other, "a record operation asked for outside a flush; it waits for the next one")
+            }
         }
     }
 
@@ -516,8 +528,10 @@ impl Watcher {
         while let Some(action) = todo.pop_front() {
             let (outbox, channels) = (&self.outbox, self.ledger.channels());
             let (result, error) = match action {
-                ledger::Action::Deliver { to, alerts } => {
-                    self.deliver(to, alerts);
+                action @ (ledger::Action::Deliver { .. }
+                | ledger::Action::StillOpen(_)
+                | ledger::Action::EndedQuietly(_)) => {
+                    self.tell(action);
                     continue;
                 }
                 ledger::Action::RetryAt(at) => {

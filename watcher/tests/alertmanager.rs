@@ -54,6 +54,7 @@ fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
         zxid: None,
         key: None,
         ticket: None,
+        not_for: Default::default(),
     }
 }
 

@@ -226,6 +226,7 @@ fn alert(agent: &str, host: &str) -> Alert {
         zxid: Some(0x1f),
         key: None,
         ticket: None,
+        not_for: Default::default(),
     }
 }
 

@@ -40,11 +40,59 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::kinds::{self, KeyProblem, Kind};
 use super::{
     excerpt, fingerprint, identity_url, read_body, redact_url, scrub, status_error,
-    transport_error, url_secrets, Channel, DeliveryError,
+    transport_error, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::notify::Notifier;
+
+/// `[[channel]] type = "alertmanager"`.
+pub const KIND: Kind = Kind {
+    name: "alertmanager",
+    read: read_table,
+};
+
+fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
+    let spec: AlertmanagerSpec = kinds::keys(table)?;
+    let key = spec.build(None)?.name();
+    Ok(Box::new(AlertmanagerConfig { spec, key }))
+}
+
+/// An Alertmanager channel as configured: checked when read, built again when started.
+#[derive(Debug)]
+struct AlertmanagerConfig {
+    spec: AlertmanagerSpec,
+    key: String,
+}
+
+impl ChannelSpec for AlertmanagerConfig {
+    fn describe(&self) -> String {
+        let shown = self
+            .key
+            .rsplit_once(" #")
+            .map_or(self.key.as_str(), |(s, _)| s);
+        format!(
+            "{shown}, re-posted every {}",
+            self.spec.repeat.as_deref().unwrap_or("1m")
+        )
+    }
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+        match self.spec.build(None) {
+            Ok(channel) => notifier.add_channel_as(label, channel),
+            Err(problems) => {
+                for (key, problem) in problems {
+                    tracing::error!(channel = %label, key = %key, %problem, "Alertmanager channel cannot start");
+                }
+                false
+            }
+        }
+    }
+}
 
 /// `alertname` of an agent that went down.
 pub const AGENT_DOWN: &str = "FlumeAgentDown";
@@ -891,6 +939,14 @@ impl Channel for AlertmanagerChannel {
             DeliveryError::Permanent(text)
         })
     }
+
+    fn still_open(&self, alert: &Alert) {
+        self.keep_firing(alert);
+    }
+
+    fn ended_quietly(&self, agent: &str) {
+        self.resolve_quietly(agent);
+    }
 }
 
 #[cfg(test)]
@@ -923,6 +979,7 @@ mod tests {
             zxid: None,
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 

@@ -33,8 +33,58 @@ use reqwest::Url;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{fingerprint, Channel, DeliveryError};
+use super::kinds::{self, KeyProblem, Kind};
+use super::{fingerprint, Channel, ChannelSpec, DeliveryError};
 use crate::alert::{Alert, AlertKind};
+use crate::notify::Notifier;
+
+/// `[[channel]] type = "email"`.
+pub const KIND: Kind = Kind {
+    name: "email",
+    read: read_table,
+};
+
+fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
+    let spec: EmailSpec = kinds::keys(table)?;
+    let key = spec.build(None)?.name();
+    Ok(Box::new(EmailConfig { spec, key }))
+}
+
+/// An e-mail channel as configured: checked when read, built again when started (it reads its
+/// password file then too).
+#[derive(Debug)]
+struct EmailConfig {
+    spec: EmailSpec,
+    key: String,
+}
+
+impl ChannelSpec for EmailConfig {
+    fn describe(&self) -> String {
+        // The key shows the server and the first recipient, no secret.
+        let shown = self
+            .key
+            .rsplit_once(" #")
+            .map_or(self.key.as_str(), |(s, _)| s);
+        match self.spec.to.len() {
+            0 | 1 => shown.to_owned(),
+            n => format!("{shown} (and {} more)", n - 1),
+        }
+    }
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+        match self.spec.build(None) {
+            Ok(channel) => notifier.add_channel_as(label, channel),
+            Err(problems) => {
+                for (key, problem) in problems {
+                    tracing::error!(channel = %label, key = %key, %problem, "e-mail channel cannot start");
+                }
+                false
+            }
+        }
+    }
+}
 
 /// Bounds one delivery, from connecting to the server's last reply, when `timeout` is not set.
 /// Generous: some public servers greet slowly on purpose, and the notifier retries anyway.
@@ -880,6 +930,7 @@ mod tests {
             zxid: Some(0x1f),
             key: None,
             ticket: None,
+            not_for: Default::default(),
         }
     }
 

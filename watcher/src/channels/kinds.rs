@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::{console, dingtalk, webhook, ChannelSpec};
+use super::{alertmanager, console, dingtalk, email, webhook, ChannelSpec};
 
 /// A problem with one key of a channel's table: the key (a path below the table, e.g. `url` or
 /// `labels.team`, empty for the table as a whole) and what is wrong, never echoing a secret.
@@ -27,7 +27,13 @@ pub struct Kind {
 }
 
 /// Every channel type the file knows, in the order `config example` shows them.
-pub const KINDS: &[Kind] = &[webhook::KIND, dingtalk::KIND, console::KIND];
+pub const KINDS: &[Kind] = &[
+    webhook::KIND,
+    dingtalk::KIND,
+    email::KIND,
+    alertmanager::KIND,
+    console::KIND,
+];
 
 /// The kind named `name`.
 pub fn find(name: &str) -> Option<&'static Kind> {

@@ -49,6 +49,13 @@ pub trait Channel: Send + Sync + 'static {
         &self,
         batch: &[Alert],
     ) -> impl std::future::Future<Output = Result<(), DeliveryError>> + Send;
+    /// An outage this watcher did not announce itself is still open (it took over, or
+    /// restarted): `alert` is its `down` or `failed`. A channel that keeps state at its receiver
+    /// (Alertmanager forgets an alert that is not posted again) keeps it alive; others ignore it.
+    fn still_open(&self, _alert: &Alert) {}
+    /// An outage of `agent` ended without a notice (it was stopped as planned while down): a
+    /// channel that keeps state at its receiver resolves it there, so that nothing stays firing.
+    fn ended_quietly(&self, _agent: &str) {}
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
