@@ -17,6 +17,7 @@ use crate::channels::{
     parse_dingtalk, parse_webhook, Configured, ConsoleChannel, DingTalkConfig, WebhookConfig,
 };
 use crate::config::{self, FileConfig};
+use crate::message::{Lang, Style, Zone};
 use crate::watch::WatchConfig;
 
 /// Prefix of the environment variable of every flag (`FLUME_WATCHER_ZK`) and of the log filter's.
@@ -38,7 +39,7 @@ pub struct Cli {
 pub enum CliCommand {
     /// Watch every agent under the root and send alerts
     #[command(after_help = run_help())]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show one row per agent: id, host, state, since, restarts, last exit
     #[command(after_help = status_help())]
     Status(StatusArgs),
@@ -81,6 +82,13 @@ pub struct RunArgs {
     /// Print alerts on stdout, one line each
     #[arg(long, env = "FLUME_WATCHER_CONSOLE")]
     pub console: bool,
+    /// Language of the messages people read: en or zh [default: en]
+    #[arg(long, env = "FLUME_WATCHER_LANG", value_parser = Lang::parse, value_name = "LANG")]
+    pub lang: Option<Lang>,
+    /// Time zone of the times in messages: an IANA name (Asia/Shanghai), UTC or +08:00
+    /// [default: this machine's]
+    #[arg(long, env = "FLUME_WATCHER_TIMEZONE", value_parser = Zone::parse, value_name = "ZONE")]
+    pub timezone: Option<Zone>,
     /// An agent live again for this long is reported recovered
     #[arg(long, env = "FLUME_WATCHER_RECOVERED_AFTER", default_value = "30s", value_parser = duration)]
     pub recovered_after: Duration,
@@ -262,6 +270,8 @@ pub struct RunConfig {
     pub watch: WatchConfig,
     pub channels: Vec<Configured>,
     pub retry: crate::notify::RetryPolicy,
+    /// Language and time zone of the messages people read.
+    pub style: Style,
 }
 
 impl RunArgs {
@@ -322,6 +332,14 @@ impl RunArgs {
             );
         }
         let router = crate::routing::Router::new(file.routes, file.default_channels);
+        let style = Style {
+            lang: self.lang.or(file.alerts.lang).unwrap_or_default(),
+            zone: self
+                .timezone
+                .take()
+                .or(file.alerts.timezone)
+                .unwrap_or_else(Zone::local),
+        };
         let mut channels = file.channels;
         channels.extend(self.webhooks.into_iter().map(Configured::unnamed));
         channels.extend(self.dingtalk.into_iter().map(Configured::unnamed));
@@ -354,6 +372,7 @@ impl RunArgs {
                     initial: self.retry_initial,
                     max: self.retry_max,
                 },
+                style,
             }),
             _ => Err(ConfigErrors(errors)),
         }

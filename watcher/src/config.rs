@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::alert::AlertKind;
 use crate::channels::{kinds, Configured};
+use crate::message::{Lang, Zone};
 use crate::routing::{Pattern, Route};
 
 /// What the file says; `None` where it says nothing, so that flags and defaults can fill in.
@@ -41,6 +42,8 @@ pub struct ZkSection {
 /// `[alerts]`.
 #[derive(Debug, Default)]
 pub struct AlertsSection {
+    pub lang: Option<Lang>,
+    pub timezone: Option<Zone>,
     pub recovered_after: Option<Duration>,
     pub blind_after: Option<Duration>,
     pub retry_initial: Option<Duration>,
@@ -89,23 +92,15 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
     if let Some(table) = table_at(&mut top, "alerts", &mut problems) {
         let mut t = Keys::new("alerts", table, &mut problems);
         default_channels = t.take("default_channels");
-        // Checked and refused where not in this version yet, rather than accepted and ignored:
-        // a file that passes the check does what it says.
-        match t.text("lang").as_deref() {
-            None | Some("en") => {}
-            Some("zh") => t.problem(
-                "lang",
-                "messages in Chinese are not in this version yet: \"en\"".to_owned(),
-            ),
-            Some(other) => t.problem(
-                "lang",
-                format!("`{other}` is not a language: \"en\" or \"zh\""),
-            ),
-        }
-        if t.text("timezone").is_some() {
-            t.problem("timezone", "times in a chosen zone are not in this version yet: messages give UTC times (remove the key)".to_owned());
-        }
+        let lang = t
+            .text("lang")
+            .and_then(|l| Lang::parse(&l).map_err(|e| t.problem("lang", e)).ok());
+        let timezone = t
+            .text("timezone")
+            .and_then(|z| Zone::parse(&z).map_err(|e| t.problem("timezone", e)).ok());
         cfg.alerts = AlertsSection {
+            lang,
+            timezone,
             recovered_after: t.duration("recovered_after"),
             blind_after: t.duration("blind_after"),
             retry_initial: t.duration("retry_initial"),
@@ -504,6 +499,16 @@ pub fn summary(path: &Path, cfg: &FileConfig) -> String {
     }
     out.push_str("alerts:\n");
     out.push_str(&format!(
+        "  language         {}\n  time zone        {}\n",
+        alerts
+            .lang
+            .map_or("en (default)".to_owned(), |l| l.as_str().to_owned()),
+        alerts.timezone.as_ref().map_or_else(
+            || format!("{} (default: this machine's)", Zone::local().name()),
+            |z| z.name().to_owned()
+        ),
+    ));
+    out.push_str(&format!(
         "  recovered after  {}\n  blind after      {}\n  retries          {} doubling to {}\n",
         or_default(alerts.recovered_after, "30s"),
         or_default(alerts.blind_after, "60s"),
@@ -604,7 +609,8 @@ session_timeout = "10s"                  # how long a dead host goes unnoticed
 # acl = "creator-all,world-read"         # like --zk-acl
 
 [alerts]
-lang = "en"                              # the language of the messages ("zh" is coming)
+lang = "en"                              # "en" or "zh": the language of the messages people read
+# timezone = "Asia/Shanghai"             # IANA name, UTC or "+08:00"; default: this machine's zone
 recovered_after = "30s"                  # live again this long: recovered
 blind_after = "60s"                      # no ZooKeeper session this long: say the watcher is blind
 retry_initial = "1s"                     # first delay before a failed delivery is tried again
@@ -690,6 +696,7 @@ connect = ""
 sesion_timeout = "5s"
 [alerts]
 lang = "fr"
+timezone = "Mars/Olympus"
 recovered_after = "soon"
 blind_after = 5
 [[channel]]
@@ -717,6 +724,7 @@ url = "http://127.0.0.1:9/x"
             "zookeeper.connect: is empty",
             "zookeeper.sesion_timeout: unknown key (known: connect, root, auth_file, session_timeout, acl)",
             "alerts.lang: `fr` is not a language: \"en\" or \"zh\"",
+            "alerts.timezone: `Mars/Olympus` is not a time zone",
             "alerts.recovered_after: `soon`: ",
             "alerts.blind_after: invalid type: integer `5`, expected a string",
             "channel[1] (ops).secret_file: cannot read /nonexistent/secret: ",

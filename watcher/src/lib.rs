@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod leadership;
 pub mod ledger;
+pub mod message;
 pub mod notify;
 pub mod outage;
 pub mod outbox;
@@ -43,9 +44,18 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
     for c in &cfg.channels {
         info!(channel = %c.label, receiver = %c.spec.describe(), "alert channel");
     }
+    info!(
+        lang = cfg.style.lang.as_str(),
+        timezone = cfg.style.zone.name(),
+        "messages"
+    );
+    let ctx = channels::Context {
+        http,
+        style: cfg.style.clone(),
+    };
     let notifier = Arc::new(notify::Notifier::start(
         &cfg.channels,
-        http,
+        &ctx,
         cfg.retry,
         cancel.clone(),
     ));

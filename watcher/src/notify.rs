@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use common::session::Backoff;
 
 use crate::alert::{Alert, NoticeKey, Ticket};
-use crate::channels::{Channel, Configured, DeliveryError};
+use crate::channels::{Channel, Configured, Context, DeliveryError};
 
 /// How long, after cancellation, a channel may spend on its last attempt.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -107,13 +107,13 @@ impl Notifier {
     /// Starts one task per channel (must be called inside a tokio runtime).
     pub fn start(
         channels: &[Configured],
-        http: reqwest::Client,
+        ctx: &Context,
         policy: RetryPolicy,
         cancel: CancellationToken,
     ) -> Notifier {
         let mut notifier = Notifier::new(policy, cancel);
         for c in channels {
-            c.spec.start(&c.label, &mut notifier, &http);
+            c.spec.start(&c.label, &mut notifier, ctx);
         }
         notifier
     }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use watcher::alert::{Alert, AlertKind, NoticeKey};
 use watcher::channels::{
     dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, Configured,
-    DeliveryError, DingTalkChannel, WebhookChannel,
+    Context, DeliveryError, DingTalkChannel, WebhookChannel,
 };
 use watcher::notify::{ChannelStats, Notifier, RetryPolicy, SHUTDOWN_GRACE};
 
@@ -34,6 +34,14 @@ fn alert(agent: &str) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+    }
+}
+
+/// English and UTC, with the shared HTTP client.
+fn ctx() -> Context {
+    Context {
+        http: client(),
+        style: Default::default(),
     }
 }
 
@@ -110,7 +118,7 @@ async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
 async fn webhook_posts_alerts_as_json() {
     let rx = Receiver::scripted([Reply::new(204, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
     let url = rx.url("/hook");
     assert_eq!(
         notifier.stats()[0].channel,
@@ -161,7 +169,7 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
         Reply::new(200, ""),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     for what in [
@@ -190,7 +198,7 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
 async fn webhook_404_is_permanent_counted_and_not_retried() {
     let rx = Receiver::scripted([Reply::new(404, "no such hook"), Reply::new(200, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/wrong")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/wrong")], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     assert_eq!(rx.next("the attempt answered 404").await.agents(), ["a1"]);
@@ -223,7 +231,7 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
     let (held, release) = Reply::new(200, "").held();
     let rx = Receiver::scripted([held]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     let first = rx.next("the first delivery (held by the receiver)").await;
@@ -258,7 +266,7 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
 async fn batches_bigger_than_max_batch_are_split_in_order() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
     let many: Vec<Alert> = (0..WebhookChannel::MAX_BATCH + 3)
         .map(|i| alert(&format!("a{i}")))
         .collect();
@@ -279,7 +287,7 @@ async fn cancellation_makes_one_last_attempt_then_stops() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], client(), slow, cancel.clone());
+    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), slow, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the first attempt (500)").await;
@@ -443,7 +451,7 @@ fn python_sign(secret: &str, timestamp: &str) -> (String, String) {
 async fn dingtalk_signs_requests_like_the_reference_implementation() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], &ctx(), FAST, cancel.clone());
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -518,7 +526,7 @@ async fn dingtalk_security_failure_is_permanent() {
         r#"{"errcode":310000,"errmsg":"sign not match"}"#,
     )]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 310000").await;
@@ -539,7 +547,7 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
         Reply::new(200, r#"{"errcode":0,"errmsg":"ok"}"#),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1"), alert("a2")]);
     for what in [
@@ -574,7 +582,7 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
     let rx = Receiver::scripted([Reply::new(200, TOO_FAST), Reply::new(200, TOO_FAST)]);
     let cancel = CancellationToken::new();
     // A 50 ms backoff: without the spacing the retries would follow at once.
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), FAST, cancel.clone());
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), FAST, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     let mut requests = Vec::new();
@@ -611,7 +619,7 @@ async fn dingtalk_makes_no_last_attempt_sooner_than_3s_after_the_one_before() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], client(), slow, cancel.clone());
+    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), slow, cancel.clone());
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 130101").await;
@@ -742,7 +750,7 @@ async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         &[robot(TOKEN), robot(OTHER_TOKEN)],
-        client(),
+        &ctx(),
         FAST,
         cancel.clone(),
     );
@@ -805,7 +813,7 @@ async fn the_same_webhook_given_twice_is_one_channel() {
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         &[webhook(&rx, "/hook"), webhook(&rx, "/hook")],
-        client(),
+        &ctx(),
         FAST,
         cancel.clone(),
     );

@@ -81,7 +81,7 @@ impl ChannelSpec for AlertmanagerConfig {
     fn key(&self) -> String {
         self.key.clone()
     }
-    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+    fn start(&self, label: &str, notifier: &mut Notifier, _ctx: &super::Context) -> bool {
         match self.spec.build(None) {
             Ok(channel) => notifier.add_channel_as(label, channel),
             Err(problems) => {

@@ -29,7 +29,7 @@ impl ChannelSpec for ConsoleChannel {
     fn key(&self) -> String {
         ConsoleChannel::NAME.to_owned()
     }
-    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+    fn start(&self, label: &str, notifier: &mut Notifier, _ctx: &super::Context) -> bool {
         notifier.add_channel_as(label, *self)
     }
 }

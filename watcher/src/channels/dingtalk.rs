@@ -17,6 +17,7 @@ use super::{
     url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::message::{Lang, Style};
 use crate::notify::Notifier;
 
 /// `[[channel]] type = "dingtalk"`.
@@ -106,8 +107,11 @@ impl ChannelSpec for DingTalkConfig {
     fn key(&self) -> String {
         self.channel_name()
     }
-    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool {
-        notifier.add_channel_as(label, DingTalkChannel::new(self.clone(), http.clone()))
+    fn start(&self, label: &str, notifier: &mut Notifier, ctx: &super::Context) -> bool {
+        notifier.add_channel_as(
+            label,
+            DingTalkChannel::new(self.clone(), ctx.http.clone()).styled(ctx.style.clone()),
+        )
     }
 }
 
@@ -273,6 +277,8 @@ pub fn sign(secret: &str, timestamp_ms: u64) -> String {
 
 pub struct DingTalkChannel {
     config: DingTalkConfig,
+    /// Language and time zone of the messages.
+    style: Style,
     http: reqwest::Client,
     secrets: Vec<String>,
 }
@@ -296,9 +302,16 @@ impl DingTalkChannel {
         }
         DingTalkChannel {
             config,
+            style: Style::default(),
             http,
             secrets,
         }
+    }
+
+    /// The same robot writing in `style` (English and UTC until told).
+    pub fn styled(mut self, style: Style) -> DingTalkChannel {
+        self.style = style;
+        self
     }
 
     async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
@@ -310,7 +323,7 @@ impl DingTalkChannel {
             .http
             .post(self.config.request_url(now_ms))
             .header(CONTENT_TYPE, "application/json")
-            .body(message_body(batch, &self.config.mentions))
+            .body(message_body(batch, &self.config.mentions, &self.style))
             .send()
             .await
             .map_err(transport_error)?;
@@ -399,8 +412,8 @@ const REASON_BYTES: usize = 400;
 const EXIT_BYTES: usize = 80;
 
 /// The JSON body for `batch`, notifying `mentions`.
-pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions) -> Vec<u8> {
-    let (title, mut text) = render(batch);
+pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) -> Vec<u8> {
+    let (title, mut text) = render(batch, style);
     if !mentions.mobiles.is_empty() {
         let at: Vec<String> = mentions.mobiles.iter().map(|m| format!("@{m}")).collect();
         text.push_str("\n\n");
@@ -414,21 +427,20 @@ pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// Title (the notification preview) and markdown text.
-pub(crate) fn render(batch: &[Alert]) -> (String, String) {
+/// Title (the notification preview) and markdown text, in `style`'s language and zone.
+pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String) {
     let title = match batch {
-        [one] => format!(
-            "Flume agent {} {}",
-            fit(&one.agent, AGENT_BYTES),
-            one.event.as_str()
-        ),
-        many => format!("{} Flume agent alerts", many.len()),
+        [one] => style.title(&[Alert {
+            agent: fit(&one.agent, AGENT_BYTES),
+            ..one.clone()
+        }]),
+        many => style.title(many),
     };
-    let sections: Vec<String> = batch.iter().map(section).collect();
+    let sections: Vec<String> = batch.iter().map(|a| section(a, style)).collect();
     (title, sections.join("\n\n"))
 }
 
-fn section(a: &Alert) -> String {
+fn section(a: &Alert, style: &Style) -> String {
     let mark = match a.event {
         AlertKind::Down => "🔴",
         AlertKind::Failed => "⛔",
@@ -436,33 +448,43 @@ fn section(a: &Alert) -> String {
         AlertKind::Blind => "🙈",
         AlertKind::Sighted => "👀",
     };
-    let reason = fit(&a.reason, REASON_BYTES);
+    let mut facts = style.facts(a).into_iter();
+    // The agent is in the heading; the rest are list items, each within its budget.
+    let agent = facts.next().map(|(_, v)| v).unwrap_or_default();
     let mut s = format!(
-        "#### {mark} **{}** {}\n\n- **Host:** {}\n- **Reason:** {}",
-        a.event.as_str().to_uppercase(),
-        fit(&a.agent, AGENT_BYTES),
-        fit(a.host.as_deref().unwrap_or("unknown"), HOST_BYTES),
-        reason,
+        "#### {mark} **{}** {}",
+        style.event(a.event),
+        fit(&agent, AGENT_BYTES)
     );
+    for (i, (label, value)) in facts.enumerate() {
+        let budget = match i {
+            0 => HOST_BYTES,
+            1 => REASON_BYTES,
+            _ => EXIT_BYTES,
+        };
+        s.push_str(&format!(
+            "{}- **{label}:** {}",
+            if i == 0 { "\n\n" } else { "\n" },
+            fit(&value, budget)
+        ));
+    }
     if let Some(exit) = &a.last_exit {
         let described = exit.describe();
         if !a.reason.contains(&described) {
+            let at = exit
+                .at_time()
+                .map(|t| style.time(t))
+                .unwrap_or_else(|| exit.at.clone());
+            let label = match style.lang {
+                Lang::En => "Last exit",
+                Lang::Zh => "最后一次退出",
+            };
             s.push_str(&format!(
-                "\n- **Last exit:** {}",
-                fit(&format!("{described} at {}", exit.at), EXIT_BYTES)
+                "\n- **{label}:** {}",
+                fit(&format!("{described} ({at})"), EXIT_BYTES)
             ));
         }
     }
-    if let Some(r) = a.restarts {
-        s.push_str(&format!("\n- **Restarts:** {r}"));
-    }
-    if a.crashes > 1 {
-        s.push_str(&format!("\n- **Crashes this outage:** {}", a.crashes));
-    }
-    if let Some(d) = a.outage {
-        s.push_str(&format!("\n- **Outage:** {}", common::time::human(d)));
-    }
-    s.push_str(&format!("\n- **Time:** {}", common::time::format(a.at)));
     s
 }
 
@@ -653,7 +675,7 @@ mod tests {
 
     #[test]
     fn markdown_names_the_agent_and_event() {
-        let (title, text) = render(&[alert("a1", "exited with code 3")]);
+        let (title, text) = render(&[alert("a1", "exited with code 3")], &Style::default());
         assert_eq!(title, "Flume agent a1 down");
         assert!(
             text.contains("**DOWN**") && text.contains("a1") && text.contains("web-3"),
@@ -667,7 +689,10 @@ mod tests {
             !text.contains("Last exit"),
             "last exit repeats the reason: {text}"
         );
-        let (title, _) = render(&[alert("a1", "x"), alert("a2", "y"), alert("a3", "z")]);
+        let (title, _) = render(
+            &[alert("a1", "x"), alert("a2", "y"), alert("a3", "z")],
+            &Style::default(),
+        );
         assert_eq!(title, "3 Flume agent alerts");
     }
 
@@ -691,7 +716,7 @@ mod tests {
             mobiles: vec!["+86-13800000000000000".to_owned(); MAX_MENTIONS],
             all: true,
         };
-        let body = message_body(&batch, &most);
+        let body = message_body(&batch, &most, &Style::default());
         assert!(
             body.len() <= MAX_BODY_BYTES,
             "body of {} bytes exceeds {MAX_BODY_BYTES}",
@@ -703,6 +728,43 @@ mod tests {
         assert!(text.contains('…'), "long fields are cut with an ellipsis");
     }
 
+    /// In Chinese and the operator's zone, every label and time translated; the worst case
+    /// still fits (Chinese text is three bytes a character).
+    #[test]
+    fn a_message_reads_in_chinese_in_the_operators_zone() {
+        let style = Style {
+            lang: Lang::Zh,
+            zone: crate::message::Zone::parse("+08:00").expect("zone"),
+        };
+        let mut a = alert("a1", "exited with code 3");
+        a.last_exit = Some(ExitRecord {
+            code: Some(3),
+            signal: None,
+            at: "2026-11-21T00:00:00Z".into(),
+            error: None,
+        });
+        let (title, text) = render(std::slice::from_ref(&a), &style);
+        assert_eq!(title, "Flume agent a1 宕机");
+        assert!(
+            text.starts_with("#### 🔴 **宕机** a1\n\n- **主机:** "),
+            "{text}"
+        );
+        assert!(text.contains("- **原因:** 退出码 3"), "{text}");
+        assert!(text.contains("- **发生时间:** "), "{text}");
+        assert!(text.contains(" +08:00"), "{text}");
+        let nasty = "故障".repeat(2_000);
+        let mut worst = alert(&nasty, &nasty);
+        worst.host = Some(nasty.clone());
+        worst.restarts = Some(u64::MAX);
+        worst.crashes = u32::MAX;
+        let body = message_body(
+            &vec![worst; DingTalkChannel::MAX_BATCH],
+            &Mentions::default(),
+            &style,
+        );
+        assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
+    }
+
     /// DingTalk notifies a mobile only when it is in `at.atMobiles` and written `@<mobile>` in
     /// the text.
     #[test]
@@ -711,7 +773,11 @@ mod tests {
             mobiles: vec!["13800000000".into(), "13900000000".into()],
             all: false,
         };
-        let body = message_body(&[alert("a1", "exited with code 3")], &mentions);
+        let body = message_body(
+            &[alert("a1", "exited with code 3")],
+            &mentions,
+            &Style::default(),
+        );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v["at"],

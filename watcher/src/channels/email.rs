@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use super::kinds::{self, KeyProblem, Kind};
 use super::{fingerprint, Channel, ChannelSpec, DeliveryError};
 use crate::alert::{Alert, AlertKind};
+use crate::message::{Lang, Style};
 use crate::notify::Notifier;
 
 /// `[[channel]] type = "email"`.
@@ -73,9 +74,9 @@ impl ChannelSpec for EmailConfig {
     fn key(&self) -> String {
         self.key.clone()
     }
-    fn start(&self, label: &str, notifier: &mut Notifier, _http: &reqwest::Client) -> bool {
+    fn start(&self, label: &str, notifier: &mut Notifier, ctx: &super::Context) -> bool {
         match self.spec.build(None) {
-            Ok(channel) => notifier.add_channel_as(label, channel),
+            Ok(channel) => notifier.add_channel_as(label, channel.styled(ctx.style.clone())),
             Err(problems) => {
                 for (key, problem) in problems {
                     tracing::error!(channel = %label, key = %key, %problem, "e-mail channel cannot start");
@@ -220,6 +221,7 @@ impl EmailSpec {
             builder = builder.credentials(Credentials::new(username, password));
         }
         Ok(EmailChannel {
+            style: Style::default(),
             name,
             transport: builder.build(),
             from,
@@ -605,6 +607,8 @@ fn shown_url(raw: &str) -> String {
 /// Sends alerts as e-mail through one SMTP server. Build it with [`EmailSpec::build`].
 pub struct EmailChannel {
     name: String,
+    /// Language and time zone of the mails.
+    style: Style,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -622,6 +626,12 @@ impl fmt::Debug for EmailChannel {
 }
 
 impl EmailChannel {
+    /// The same channel writing in `style` (English and UTC until told).
+    pub fn styled(mut self, style: Style) -> EmailChannel {
+        self.style = style;
+        self
+    }
+
     /// A mail is no chat message: a hundred alerts in one stay readable and far below any
     /// server's size limit (each field is cut to at most a few hundred characters).
     pub const MAX_BATCH: usize = 100;
@@ -630,7 +640,7 @@ impl EmailChannel {
     pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
     async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        let (subject, text, html) = render(batch);
+        let (subject, text, html) = render(batch, &self.style);
         let mut message = Message::builder()
             .message_id(Some(message_id(batch, &self.from)))
             .from(self.from.clone())
@@ -738,8 +748,8 @@ const SUBJECT_CHARS: usize = 200;
 /// One alert: `[DOWN] web7-a1 on web7: exited with code 3`. Several:
 /// `[DOWN] 3 agents: web7-a1, web8-a1, web9-a1` (`[DOWN/RECOVERED] 3 alerts for 2 agents: …`
 /// when they differ), then a section per alert with every fact known.
-pub(crate) fn render(batch: &[Alert]) -> (String, String, String) {
-    let subject = subject(batch);
+pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String, String) {
+    let subject = subject(batch, style);
     let mut text = String::new();
     let mut html = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\
@@ -753,8 +763,8 @@ pub(crate) fn render(batch: &[Alert]) -> (String, String, String) {
         if i > 0 {
             text.push('\n');
         }
-        let heading = headline(alert);
-        let facts = facts(alert);
+        let heading = headline(alert, style);
+        let facts = facts(alert, style);
         text.push_str(&heading);
         text.push('\n');
         let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
@@ -780,9 +790,9 @@ pub(crate) fn render(batch: &[Alert]) -> (String, String, String) {
     (subject, text, html)
 }
 
-fn subject(batch: &[Alert]) -> String {
+fn subject(batch: &[Alert], style: &Style) -> String {
     let line = match batch {
-        [one] => headline(one),
+        [one] => headline(one, style),
         many => {
             let mut events: Vec<AlertKind> = Vec::new();
             let mut agents: Vec<&str> = Vec::new();
@@ -794,13 +804,17 @@ fn subject(batch: &[Alert]) -> String {
                     agents.push(&a.agent);
                 }
             }
-            let events: Vec<String> = events.iter().map(|e| e.as_str().to_uppercase()).collect();
-            let count = if agents.len() == many.len() {
-                format!("{} agents", many.len())
-            } else {
-                format!("{} alerts for {} agents", many.len(), agents.len())
+            let events: Vec<&str> = events.iter().map(|e| style.event(*e)).collect();
+            let count = match (style.lang, agents.len() == many.len()) {
+                (Lang::En, true) => format!("{} agents", many.len()),
+                (Lang::En, false) => format!("{} alerts for {} agents", many.len(), agents.len()),
+                (Lang::Zh, true) => format!("{} 个 agent", many.len()),
+                (Lang::Zh, false) => format!("{} 个 agent 的 {} 条告警", agents.len(), many.len()),
             };
-            let mut line = format!("[{}] {count}: ", events.join("/"));
+            let mut line = match style.lang {
+                Lang::En => format!("[{}] {count}: ", events.join("/")),
+                Lang::Zh => format!("【{}】{count}：", events.join("/")),
+            };
             for (i, agent) in agents.iter().enumerate() {
                 let agent = one_line(agent, 60);
                 if line.chars().count() + agent.chars().count() + 3 > SUBJECT_CHARS {
@@ -818,52 +832,40 @@ fn subject(batch: &[Alert]) -> String {
     one_line(&line, SUBJECT_CHARS)
 }
 
-/// `[DOWN] web7-a1 on web7: exited with code 3`.
-fn headline(a: &Alert) -> String {
-    format!(
-        "[{}] {} on {}: {}",
-        a.event.as_str().to_uppercase(),
-        one_line(&a.agent, 60),
-        one_line(a.host.as_deref().unwrap_or("unknown host"), 60),
-        one_line(&a.reason, 120),
-    )
+/// `[DOWN] web7-a1 on web7: exited with code 3` (or in Chinese), on one line.
+fn headline(a: &Alert, style: &Style) -> String {
+    one_line(&style.headline(a), 250)
 }
 
-/// What is known about one alert, in reading order.
-fn facts(a: &Alert) -> Vec<(&'static str, String)> {
-    let mut facts = vec![
-        ("Event", a.event.as_str().to_uppercase()),
-        ("Agent", one_line(&a.agent, FIELD_CHARS)),
-        (
-            "Host",
-            one_line(a.host.as_deref().unwrap_or("unknown"), FIELD_CHARS),
-        ),
-        ("Reason", one_line(&a.reason, FIELD_CHARS)),
-    ];
-    let when = match a.event {
-        AlertKind::Down | AlertKind::Blind => "Since",
-        AlertKind::Failed | AlertKind::Recovered | AlertKind::Sighted => "At",
-    };
-    facts.push((when, common::time::format(a.at)));
-    if let Some(d) = a.outage {
-        facts.push(("Outage", common::time::human(d)));
-    }
-    if let Some(r) = a.restarts {
-        facts.push(("Restarts", r.to_string()));
-    }
-    if a.crashes > 1 {
-        facts.push(("Crashes this outage", a.crashes.to_string()));
-    }
+/// What is known about one alert, in reading order, each on one line.
+fn facts(a: &Alert, style: &Style) -> Vec<(&'static str, String)> {
+    let zh = style.lang == Lang::Zh;
+    let mut facts: Vec<(&'static str, String)> = style
+        .facts(a)
+        .into_iter()
+        .map(|(k, v)| (k, one_line(&v, FIELD_CHARS)))
+        .collect();
     if let Some(exit) = &a.last_exit {
         let described = exit.describe();
         if !a.reason.contains(&described) {
+            let at = exit
+                .at_time()
+                .map(|t| style.time(t))
+                .unwrap_or_else(|| exit.at.clone());
             facts.push((
-                "Last exit",
-                one_line(&format!("{described} at {}", exit.at), FIELD_CHARS),
+                if zh {
+                    "最后一次退出"
+                } else {
+                    "Last exit"
+                },
+                one_line(&format!("{described} ({at})"), FIELD_CHARS),
             ));
         }
     }
-    facts.push(("Notice", one_line(&a.notice_id(), FIELD_CHARS)));
+    facts.push((
+        if zh { "通知编号" } else { "Notice" },
+        one_line(&a.notice_id(), FIELD_CHARS),
+    ));
     facts
 }
 
@@ -1143,7 +1145,10 @@ mod tests {
 
     #[test]
     fn one_alert_names_event_agent_host_and_reason() {
-        let (subject, text, html) = render(&[alert("web7-a1", "web7", "exited with code 3")]);
+        let (subject, text, html) = render(
+            &[alert("web7-a1", "web7", "exited with code 3")],
+            &Style::default(),
+        );
         assert_eq!(subject, "[DOWN] web7-a1 on web7: exited with code 3");
         assert!(
             text.starts_with("[DOWN] web7-a1 on web7: exited with code 3\n"),
@@ -1153,15 +1158,45 @@ mod tests {
             "Agent:",
             "web7-a1",
             "Since:",
-            "2025-11-21T04:40:00.123Z",
+            "2025-11-21 04:40:00 +00:00",
             "Restarts:",
-            "Crashes this outage: 2",
+            "Crashes in this outage: 2",
             "web7-a1/down/0x1f",
         ] {
             assert!(text.contains(fact), "{fact} missing: {text}");
         }
         assert!(!text.contains("Last exit"), "it repeats the reason: {text}");
         assert!(html.contains("<th align=\"left\">Reason</th><td>exited with code 3</td>"));
+    }
+
+    /// In Chinese and the operator's zone: subject, facts and times.
+    #[test]
+    fn a_mail_reads_in_chinese_in_the_operators_zone() {
+        let style = Style {
+            lang: Lang::Zh,
+            zone: crate::message::Zone::parse("Asia/Shanghai").expect("zone"),
+        };
+        let mut a = alert("web7-a1", "web7", "exited with code 3");
+        a.last_exit = Some(common::ExitRecord {
+            code: Some(3),
+            signal: None,
+            at: "2025-11-21T04:40:00.100Z".into(),
+            error: None,
+        });
+        let (subject, text, html) = render(&[a.clone(), a], &style);
+        assert_eq!(subject, "【宕机】1 个 agent 的 2 条告警：web7-a1");
+        for fact in [
+            "【宕机】web7-a1（web7）：退出码 3",
+            "主机",
+            "发生时间",
+            "2025-11-21 12:40:00 +08:00",
+        ] {
+            assert!(text.contains(fact), "{fact} missing: {text}");
+        }
+        assert!(
+            html.contains("<th align=\"left\">原因</th><td>退出码 3</td>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -1171,14 +1206,14 @@ mod tests {
             alert("web8-a1", "web8", "y"),
             alert("web9-a1", "web9", "z"),
         ];
-        let (subject, text, _) = render(&batch);
+        let (subject, text, _) = render(&batch, &Style::default());
         assert_eq!(subject, "[DOWN] 3 agents: web7-a1, web8-a1, web9-a1");
         assert_eq!(text.matches("[DOWN] web").count(), 3, "{text}");
 
         let mut back = alert("web7-a1", "web7", "recovered after 3m");
         back.event = AlertKind::Recovered;
         back.outage = Some(Duration::from_secs(192));
-        let (subject, text, _) = render(&[batch[0].clone(), back]);
+        let (subject, text, _) = render(&[batch[0].clone(), back], &Style::default());
         assert_eq!(subject, "[DOWN/RECOVERED] 2 alerts for 1 agents: web7-a1");
         assert!(
             text.contains("Outage:") && text.contains("3m 12s"),
@@ -1188,7 +1223,7 @@ mod tests {
         let many: Vec<Alert> = (0..100)
             .map(|i| alert(&format!("agent-{i:03}"), "h", "x"))
             .collect();
-        let (subject, _, _) = render(&many);
+        let (subject, _, _) = render(&many, &Style::default());
         assert!(
             subject.starts_with("[DOWN] 100 agents: agent-000, agent-001"),
             "{subject}"
@@ -1202,7 +1237,10 @@ mod tests {
     #[test]
     fn html_is_escaped_and_fields_are_bounded_single_lines() {
         let nasty = "<script>alert('x')</script> & \"q\"\r\nBcc: evil@example.com";
-        let (subject, text, html) = render(&[alert(nasty, nasty, &nasty.repeat(100))]);
+        let (subject, text, html) = render(
+            &[alert(nasty, nasty, &nasty.repeat(100))],
+            &Style::default(),
+        );
         assert!(
             !subject.contains('\n') && !subject.contains('\r'),
             "{subject:?}"

@@ -96,7 +96,16 @@ pub trait ChannelSpec: fmt::Debug + Send + Sync {
     fn key(&self) -> String;
     /// Starts the channel's lane in `notifier`, under `label` (its name in routes and logs);
     /// false if a channel with its key runs already.
-    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool;
+    fn start(&self, label: &str, notifier: &mut Notifier, ctx: &Context) -> bool;
+}
+
+/// What every channel is started with.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The HTTP client all channels share ([`http_client`]).
+    pub http: reqwest::Client,
+    /// How messages for people are written: language and time zone.
+    pub style: crate::message::Style,
 }
 
 /// A channel and the name routes and logs know it by: the file's `name`, or its key.

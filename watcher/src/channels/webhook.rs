@@ -39,8 +39,8 @@ impl ChannelSpec for WebhookConfig {
     fn key(&self) -> String {
         self.channel_name()
     }
-    fn start(&self, label: &str, notifier: &mut Notifier, http: &reqwest::Client) -> bool {
-        notifier.add_channel_as(label, WebhookChannel::new(self.clone(), http.clone()))
+    fn start(&self, label: &str, notifier: &mut Notifier, ctx: &super::Context) -> bool {
+        notifier.add_channel_as(label, WebhookChannel::new(self.clone(), ctx.http.clone()))
     }
 }
 
