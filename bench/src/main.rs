@@ -51,6 +51,11 @@ struct Args {
     /// The classpath file `bench/baseline/build` wrote; without it only ours is measured
     #[arg(long)]
     baseline_classpath: Option<PathBuf>,
+    /// Stop each run of the baseline's watcher this long after its start (e.g. 120s); what it
+    /// has not reached by then is reported as "stopped at 120 s". Without it, every step waits
+    /// as long as its own deadline allows. Ours is never stopped.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    baseline_limit: Option<Duration>,
     /// Measure only the watchers, only the watchdogs, or only the reconnection after an outage
     #[arg(long, value_parser = ["watchers", "watchdogs", "reconnect"])]
     only: Option<String>,
@@ -89,6 +94,7 @@ fn main() {
         removals: args.removals,
         stops: args.stops,
         mass_deadline: Duration::from_secs(args.mass_deadline),
+        baseline_limit: args.baseline_limit,
     };
     let watchdog_plan = watchdog_run::Plan {
         crashes: args.crashes,

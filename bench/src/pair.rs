@@ -16,6 +16,9 @@ pub enum Pair {
     },
 }
 
+/// The largest ZooKeeper reply the baseline's Java client accepts: 8 MiB.
+const JAVA_MAX_REPLY: usize = 8 << 20;
+
 /// The restart backoff both watchdogs are given.
 pub const BACKOFF: Duration = Duration::from_millis(50);
 
@@ -109,6 +112,11 @@ impl Pair {
 
     fn java(&self, classpath: &str) -> Command {
         let mut c = Command::new(java());
+        // ZooKeeper's Java client refuses replies above jute.maxbuffer (1 MiB by default) by
+        // dropping the connection: the child list of 100,000 agents (about 1.7 MB) never arrives,
+        // and the baseline retried for 120 s without a first view. Raised as an operator running
+        // it at that scale would have to; nothing else reads a reply that large.
+        c.arg(format!("-Djute.maxbuffer={JAVA_MAX_REPLY}"));
         c.arg("-cp").arg(classpath);
         c
     }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::floor::Floor;
 use crate::reconnect::ReconnectFigures;
+use crate::stats::Summary;
 use crate::watchdog_run::WatchdogFigures;
 use crate::watcher_run::WatcherFigures;
 
@@ -15,20 +16,59 @@ fn ratio(ours: f64, base: f64) -> String {
     }
 }
 
+fn shown(v: f64, unit: &str) -> String {
+    if v.abs() >= 100.0 || v == v.trunc() {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.2} {unit}")
+    }
+}
+
 fn row(out: &mut String, what: &str, ours: f64, base: Option<f64>, unit: &str) {
-    let shown = |v: f64| {
-        if v.abs() >= 100.0 || v == v.trunc() {
-            format!("{v:.0} {unit}")
-        } else {
-            format!("{v:.2} {unit}")
-        }
-    };
     let _ = writeln!(
         out,
         "| {what} | {} | {} | {} |",
-        shown(ours),
-        base.map_or("—".into(), shown),
+        shown(ours, unit),
+        base.map_or("—".into(), |b| shown(b, unit)),
         base.map_or("—".into(), |b| ratio(ours, b))
+    );
+}
+
+/// One figure of a watcher run: none when not reached (a run stopped at its limit).
+type Figure = fn(&WatcherFigures) -> Option<f64>;
+
+/// A removal latency, if any removal was measured (or the run was not stopped: then 0, as before).
+fn removal(w: &WatcherFigures, f: fn(&Summary) -> f64) -> Option<f64> {
+    (w.stopped.is_none() || w.removal.count > 0).then(|| f(&w.removal))
+}
+
+/// A figure as shown: its value, or "stopped at N s" when the run was stopped before it.
+fn cell(w: &WatcherFigures, v: Option<f64>, unit: &str) -> String {
+    match (v, &w.stopped) {
+        (Some(v), _) => shown(v, unit),
+        (None, Some(s)) => format!("stopped at {:.0} s", s.limit_s),
+        (None, None) => "—".into(),
+    }
+}
+
+fn watcher_row(
+    out: &mut String,
+    what: &str,
+    ours: &WatcherFigures,
+    base: Option<&WatcherFigures>,
+    figure: Figure,
+    unit: &str,
+) {
+    let (o, b) = (figure(ours), base.and_then(figure));
+    let _ = writeln!(
+        out,
+        "| {what} | {} | {} | {} |",
+        cell(ours, o, unit),
+        base.map_or("—".into(), |w| cell(w, b, unit)),
+        match (o, b) {
+            (Some(o), Some(b)) => ratio(o, b),
+            _ => "—".into(),
+        }
     );
 }
 
@@ -68,115 +108,100 @@ pub fn markdown(
             out,
             "| figure | ours | baseline | ours / baseline |\n|---|---|---|---|"
         );
-        let b = |f: fn(&WatcherFigures) -> f64| base.map(f);
-        row(
-            &mut out,
-            "time to ready",
-            o.ready_ms,
-            b(|w| w.ready_ms),
-            "ms",
-        );
-        row(
-            &mut out,
-            "removal → alert p50",
-            o.removal.p50_ms,
-            b(|w| w.removal.p50_ms),
-            "ms",
-        );
-        row(
-            &mut out,
-            "removal → alert p99",
-            o.removal.p99_ms,
-            b(|w| w.removal.p99_ms),
-            "ms",
-        );
-        row(
-            &mut out,
-            "removal → alert max",
-            o.removal.max_ms,
-            b(|w| w.removal.max_ms),
-            "ms",
-        );
-        row(
-            &mut out,
-            "removals without an alert in 10 s",
-            o.removal_missed as f64,
-            b(|w| w.removal_missed as f64),
-            "",
-        );
-        row(
-            &mut out,
-            &format!("false alerts in {} planned stops", o.stops),
-            o.false_alerts as f64,
-            b(|w| w.false_alerts as f64),
-            "",
-        );
-        let all = |w: &WatcherFigures| w.mass_all_ms.unwrap_or(f64::NAN);
-        row(
-            &mut out,
-            &format!("{} lost at once → all received", o.mass),
-            all(o),
-            b(all),
-            "ms",
-        );
-        row(
-            &mut out,
-            "… ids missing",
-            o.mass_missing as f64,
-            b(|w| w.mass_missing as f64),
-            "",
-        );
-        row(
-            &mut out,
-            "… webhook messages",
-            o.mass_messages as f64,
-            b(|w| w.mass_messages as f64),
-            "",
-        );
-        let after = |w: &WatcherFigures| w.after_burst_ms.unwrap_or(f64::NAN);
-        row(
-            &mut out,
-            "… then one removal → alert",
-            after(o),
-            b(after),
-            "ms",
-        );
-        row(
-            &mut out,
-            "peak RSS",
-            o.peak_rss_kib as f64 / 1024.0,
-            b(|w| w.peak_rss_kib as f64 / 1024.0),
-            "MiB",
-        );
-        row(
-            &mut out,
-            "RSS once ready",
-            o.ready_rss_kib as f64 / 1024.0,
-            b(|w| w.ready_rss_kib as f64 / 1024.0),
-            "MiB",
-        );
-        row(
-            &mut out,
-            "CPU time, whole run",
-            o.cpu_secs,
-            b(|w| w.cpu_secs),
-            "s",
-        );
-        let z = &o.server;
-        let _ = writeln!(
-            out,
-            "\nZooKeeper with the N agents and our watcher: {} znodes, {:.1} MiB of paths and data, \
-             {} watches, heap in use after a full GC {}.{}",
-            z.znodes,
-            z.data_bytes as f64 / 1048576.0,
-            z.watches,
-            z.heap_used_kib
-                .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
-            base.map_or(String::new(), |b| format!(
-                " With the baseline's watcher instead: {} watches.",
-                b.server.watches
-            ))
-        );
+        let rows: [(String, Figure, &str); 13] = [
+            ("time to ready".into(), |w| w.ready_ms, "ms"),
+            (
+                "removal → alert p50".into(),
+                |w| removal(w, |s| s.p50_ms),
+                "ms",
+            ),
+            (
+                "removal → alert p99".into(),
+                |w| removal(w, |s| s.p99_ms),
+                "ms",
+            ),
+            (
+                "removal → alert max".into(),
+                |w| removal(w, |s| s.max_ms),
+                "ms",
+            ),
+            (
+                "removals without an alert in 10 s".into(),
+                |w| (w.stopped.is_none() || w.removal.count > 0).then_some(w.removal_missed as f64),
+                "",
+            ),
+            (
+                format!("false alerts in {} planned stops", o.stops),
+                |w| w.false_alerts.map(|n| n as f64),
+                "",
+            ),
+            (
+                format!("{} lost at once → all received", o.mass),
+                |w| w.mass_all_ms.or((w.stopped.is_none()).then_some(f64::NAN)),
+                "ms",
+            ),
+            (
+                "… ids missing".into(),
+                |w| w.mass_missing.map(|n| n as f64),
+                "",
+            ),
+            (
+                "… webhook messages".into(),
+                |w| w.mass_messages.map(|n| n as f64),
+                "",
+            ),
+            (
+                "… then one removal → alert".into(),
+                |w| {
+                    w.after_burst_ms
+                        .or((w.stopped.is_none()).then_some(f64::NAN))
+                },
+                "ms",
+            ),
+            (
+                "peak RSS".into(),
+                |w| Some(w.peak_rss_kib as f64 / 1024.0),
+                "MiB",
+            ),
+            (
+                "RSS once ready".into(),
+                |w| w.ready_rss_kib.map(|k| k as f64 / 1024.0),
+                "MiB",
+            ),
+            ("CPU time, whole run".into(), |w| Some(w.cpu_secs), "s"),
+        ];
+        for (what, figure, unit) in rows {
+            watcher_row(&mut out, &what, o, base, figure, unit);
+        }
+        for w in [Some(o), base].into_iter().flatten() {
+            if let Some(s) = &w.stopped {
+                let _ = writeln!(
+                    out,
+                    "\n{} was stopped at its limit of {:.0} s, {}: the figures it did not reach say \"stopped at {:.0} s\"; its RSS and CPU time are up to the stop.",
+                    if w.pair == "ours" { "Ours" } else { "The baseline" },
+                    s.limit_s,
+                    s.during,
+                    s.limit_s
+                );
+            }
+        }
+        if let Some(z) = &o.server {
+            let _ = writeln!(
+                out,
+                "\nZooKeeper with the N agents and our watcher: {} znodes, {:.1} MiB of paths and data, \
+                 {} watches, heap in use after a full GC {}.{}",
+                z.znodes,
+                z.data_bytes as f64 / 1048576.0,
+                z.watches,
+                z.heap_used_kib
+                    .map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
+                base.and_then(|b| b.server.as_ref())
+                    .map_or(String::new(), |b| format!(
+                        " With the baseline's watcher instead: {} watches.",
+                        b.watches
+                    ))
+            );
+        }
     }
     let ours = watchdogs.iter().find(|w| w.pair == "ours");
     let base = watchdogs.iter().find(|w| w.pair == "baseline");

@@ -280,39 +280,146 @@ pub fn acls(cfg: &ZkConfig) -> zk::Acls<'_> {
     cfg.acl.acls()
 }
 
-/// Reads in flight at once in [`read_children`].
-const READ_WINDOW: usize = 256;
+/// Nodes read by one request in [`read_named`]: one `multiRead` (ZooKeeper 3.6+) carries this
+/// many `getData` operations. The server's cost is per request far more than per node, so 100,000
+/// nodes read one request each took seconds; batched, a few hundred requests. 200 identity
+/// records of the usual 300–600 bytes make a reply of about 100 KB.
+const READ_BATCH: usize = 200;
 
-/// Every child of `dir` that `keep` accepts, with its data and stat: none if `dir` is missing,
-/// and a child that vanished between listing and reading is left out. The reads are pipelined
-/// (a request is sent when its future is made), which matters with thousands of agents.
-pub async fn read_children(
+/// Batches in flight at once in [`read_named`]: enough to keep the server busy while the previous
+/// replies are parsed, few enough that the raw replies held at once stay small (about 1 MB).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// The children of `dir` that `keep` accepts: none if `dir` is missing.
+pub async fn child_names(
     client: &zk::Client,
     dir: &str,
     mut keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<String>, zk::Error> {
+    match client.list_children(dir).await {
+        Ok(names) => Ok(names.into_iter().filter(|n| keep(n)).collect()),
+        Err(zk::Error::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The children `names` of `dir`, each read and handed to `convert` (with its data and stat) as
+/// soon as its batch arrives, so that the raw data of thousands of nodes is never held at once; a
+/// child that vanished between listing and reading is left out. The order is that of `names`.
+///
+/// Reads go in batches ([`READ_BATCH`] nodes per `multiRead` request, [`BATCHES_IN_FLIGHT`]
+/// requests in flight); a batch the server refuses as a whole (other than by ending the
+/// connection or the session) is read again node by node.
+pub async fn read_named<T>(
+    client: &zk::Client,
+    dir: &str,
+    names: Vec<String>,
+    mut convert: impl FnMut(String, Vec<u8>, zk::Stat) -> T,
+) -> Result<Vec<T>, zk::Error> {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let count = names.len();
+    let mut out = Vec::with_capacity(count);
+    let mut names = names.into_iter();
+    let mut batches = futures::stream::iter(std::iter::from_fn(|| {
+        let batch: Vec<String> = names.by_ref().take(READ_BATCH).collect();
+        (!batch.is_empty()).then_some(batch)
+    }))
+    .map(|batch| read_batch(client, dir, batch))
+    .buffered(BATCHES_IN_FLIGHT);
+    while let Some(batch) = batches.next().await {
+        for (name, data, stat) in batch? {
+            out.push(convert(name, data, stat));
+        }
+    }
+    debug!(
+        dir,
+        nodes = count,
+        read = out.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "children read"
+    );
+    Ok(out)
+}
+
+/// One batch of [`read_named`]: the nodes that exist, with their data and stat.
+async fn read_batch(
+    client: &zk::Client,
+    dir: &str,
+    names: Vec<String>,
 ) -> Result<Vec<(String, Vec<u8>, zk::Stat)>, zk::Error> {
-    let names: Vec<String> = match client.list_children(dir).await {
-        Ok(names) => names.into_iter().filter(|n| keep(n)).collect(),
-        Err(zk::Error::NoNode) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let mut reader = client.new_multi_reader();
+    for name in &names {
+        reader.add_get_data(&format!("{dir}/{name}"))?;
+    }
+    let results = match reader.commit().await {
+        Ok(results) if results.len() == names.len() => results,
+        Ok(results) => {
+            warn!(
+                dir,
+                asked = names.len(),
+                answered = results.len(),
+                "a batched read was answered in part; reading its nodes one by one"
+            );
+            return read_one_by_one(client, dir, names).await;
+        }
+        Err(
+            e @ (zk::Error::ConnectionLoss
+            | zk::Error::SessionExpired
+            | zk::Error::ClientClosed
+            | zk::Error::AuthFailed),
+        ) => return Err(e),
+        Err(e) => {
+            warn!(dir, error = %e, "a batched read was refused; reading its nodes one by one");
+            return read_one_by_one(client, dir, names).await;
+        }
     };
     let mut children = Vec::with_capacity(names.len());
-    // A bounded window in flight: as fast as all at once, without the transient memory of
-    // thousands of pending requests (which the allocator keeps afterwards).
-    for chunk in names.chunks(READ_WINDOW) {
-        let reads: Vec<_> = chunk
-            .iter()
-            .map(|n| client.get_data(&format!("{dir}/{n}")))
-            .collect();
-        for (name, read) in chunk.iter().zip(reads) {
-            match read.await {
-                Ok((data, stat)) => children.push((name.clone(), data, stat)),
-                Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(e),
-            }
+    for (name, result) in names.into_iter().zip(results) {
+        match result {
+            zk::MultiReadResult::Data { data, stat } => children.push((name, data, stat)),
+            zk::MultiReadResult::Error {
+                err: zk::Error::NoNode,
+            } => {}
+            zk::MultiReadResult::Error { err } => return Err(err),
+            // Only data was asked for.
+            _ => {}
         }
     }
     Ok(children)
+}
+
+/// The nodes of a batch read one request each, pipelined (a request is sent when its future is
+/// made).
+async fn read_one_by_one(
+    client: &zk::Client,
+    dir: &str,
+    names: Vec<String>,
+) -> Result<Vec<(String, Vec<u8>, zk::Stat)>, zk::Error> {
+    let reads: Vec<_> = names
+        .iter()
+        .map(|n| client.get_data(&format!("{dir}/{n}")))
+        .collect();
+    let mut children = Vec::with_capacity(names.len());
+    for (name, read) in names.into_iter().zip(reads) {
+        match read.await {
+            Ok((data, stat)) => children.push((name, data, stat)),
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(children)
+}
+
+/// Every child of `dir` that `keep` accepts, with its data and stat: none if `dir` is missing,
+/// and a child that vanished between listing and reading is left out (see [`read_named`]).
+pub async fn read_children(
+    client: &zk::Client,
+    dir: &str,
+    keep: impl FnMut(&str) -> bool,
+) -> Result<Vec<(String, Vec<u8>, zk::Stat)>, zk::Error> {
+    let names = child_names(client, dir, keep).await?;
+    read_named(client, dir, names, |name, data, stat| (name, data, stat)).await
 }
 
 /// `mkdir -p` for the pair's persistent folders, with [`acls`]. A folder that exists already is

@@ -6,12 +6,18 @@
 //! liveness node, so an identity node modified after the vanished liveness node was created
 //! (`mzxid > czxid`, both ZooKeeper transaction ids, immune to clock skew) carries the exit that
 //! caused this outage. Otherwise the watchdog itself went silent: its session ended.
+//!
+//! Built for 100,000 agents: the state kept per agent is only what the decisions and the alerts
+//! use ([`Registration`], [`Incarnation`]), host names are shared, and the deadlines are kept in a
+//! queue of their own, so that an event costs the same whatever the number of agents.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::records::{IdentityView, LivenessView};
-use common::AgentState;
+use common::{AgentState, ExitRecord};
 
 use crate::alert::{Alert, AlertKind};
 use crate::record::OpenOutage;
@@ -52,13 +58,94 @@ pub struct Live {
     pub czxid: i64,
 }
 
+/// What the monitor keeps of an identity node: the fields its decisions and alerts use, laid out
+/// small, as one is kept per agent. The marks a watchdog sets only while it re-registers or
+/// replaces a dead watchdog's node are rare, and boxed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    host: Option<Arc<str>>,
+    restarts: Option<u64>,
+    last_exit: Option<Box<ExitRecord>>,
+    marks: Option<Box<Marks>>,
+    state: Option<AgentState>,
+    /// Transaction of its last modification.
+    mzxid: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Marks {
+    /// See `IdentityRecord::reregistering`.
+    reregistering: Option<i64>,
+    /// See `IdentityRecord::replaced`: the replaced node's czxid and its watchdog's pid.
+    replaced: Option<(i64, Option<u32>)>,
+}
+
+impl From<Identity> for Registration {
+    fn from(Identity { view, mzxid }: Identity) -> Registration {
+        let replaced = view.replaced.map(|r| (r.czxid, r.watchdog_pid));
+        let marks = (view.reregistering.is_some() || replaced.is_some()).then(|| {
+            Box::new(Marks {
+                reregistering: view.reregistering,
+                replaced,
+            })
+        });
+        Registration {
+            host: view.host.map(Arc::from),
+            restarts: view.restarts,
+            last_exit: view.last_exit.map(Box::new),
+            marks,
+            state: view.state,
+            mzxid,
+        }
+    }
+}
+
+impl Registration {
+    fn reregistering(&self) -> Option<i64> {
+        self.marks.as_ref().and_then(|m| m.reregistering)
+    }
+
+    fn replaced(&self) -> Option<(i64, Option<u32>)> {
+        self.marks.as_ref().and_then(|m| m.replaced)
+    }
+}
+
+/// What the monitor keeps of a liveness node: who made it (to tell a restart from a
+/// re-registration) and when, in little room. The watchdog's pid is not used by any decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incarnation {
+    host: Option<Arc<str>>,
+    agent_pid: Option<u32>,
+    /// Compared, never read as a time: kept as written.
+    since: Option<Box<str>>,
+    /// Transaction that created it: a new incarnation has a new one.
+    czxid: i64,
+}
+
+impl From<Live> for Incarnation {
+    fn from(Live { view, czxid }: Live) -> Incarnation {
+        Incarnation {
+            host: view.host.map(Arc::from),
+            agent_pid: view.agent_pid,
+            since: view.since.map(String::into_boxed_str),
+            czxid,
+        }
+    }
+}
+
+/// What a listing found of one agent: its identity node and its liveness node, as far as present.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub identity: Option<Registration>,
+    pub live: Option<Incarnation>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Everything under the root, listed after (re)connecting.
+    /// Everything under the root, listed after (re)connecting, by agent.
     /// `outages`: the open outage records, i.e. outages already reported.
     Snapshot {
-        identities: BTreeMap<String, Identity>,
-        lives: BTreeMap<String, Live>,
+        agents: BTreeMap<String, Listed>,
         outages: BTreeMap<String, OpenOutage>,
         now: Instant,
         wall: SystemTime,
@@ -121,7 +208,7 @@ pub enum Health {
     /// the same agent process comes by `until`.
     Handover {
         until: Instant,
-        vanished: Live,
+        vanished: Box<Incarnation>,
         at: SystemTime,
     },
     /// Live again, but not yet for `recovered_after`.
@@ -134,16 +221,45 @@ pub enum Health {
     },
 }
 
+impl Health {
+    /// When a tick must look at the agent again, if ever.
+    fn until(&self) -> Option<Instant> {
+        match self {
+            Health::Starting { until, .. }
+            | Health::Handover { until, .. }
+            | Health::Recovering { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Agent {
-    identity: Option<Identity>,
-    live: Option<Live>,
+    identity: Option<Registration>,
+    live: Option<Incarnation>,
     health: Health,
+}
+
+impl Agent {
+    const NEW: Agent = Agent {
+        identity: None,
+        live: None,
+        health: Health::Unregistered,
+    };
 }
 
 pub struct Monitor {
     recovered_after: Duration,
-    agents: HashMap<String, Agent>,
+    agents: HashMap<Arc<str>, Agent>,
+    /// Every agent whose health has a deadline ([`Health::until`]), soonest first, so that a tick
+    /// and the next wake-up look at these only, not at every agent (an event during a burst of
+    /// 50,000 must not walk 100,000 agents). An entry is not removed when its agent's deadline
+    /// changes: one that no longer matches is dropped when it comes up.
+    deadlines: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    /// One copy of each host name, shared by the agents on that host and by both nodes of an agent.
+    hosts: HashSet<Arc<str>>,
+    /// `hosts` is pruned of names no agent uses once it has grown to this size.
+    prune_hosts_at: usize,
     /// Until then, lost contacts are held as handovers (see [`SETTLE_WINDOW`]).
     settling_until: Option<Instant>,
 }
@@ -153,6 +269,9 @@ impl Monitor {
         Monitor {
             recovered_after,
             agents: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            hosts: HashSet::new(),
+            prune_hosts_at: 1024,
             settling_until: None,
         }
     }
@@ -173,26 +292,34 @@ impl Monitor {
         let mut out = Vec::new();
         match event {
             Event::Snapshot {
-                mut identities,
-                mut lives,
+                agents,
                 outages,
                 now,
                 wall,
             } => {
-                let mut ids: Vec<String> = self.agents.keys().cloned().collect();
-                ids.extend(identities.keys().cloned());
-                ids.extend(lives.keys().cloned());
-                ids.sort();
-                ids.dedup();
                 let stopped: Vec<String> = outages
                     .keys()
-                    .filter(|id| !identities.contains_key(*id))
+                    .filter(|id| agents.get(*id).is_none_or(|l| l.identity.is_none()))
                     .cloned()
                     .collect();
-                for id in ids {
-                    // Moved, not cloned: with thousands of agents a copy doubles the peak memory.
-                    let nodes = (identities.remove(&id), lives.remove(&id));
-                    self.reconcile(&id, nodes, outages.get(&id), (now, wall), &mut out);
+                // Known but no longer listed: reconciled with nothing, in id order with the rest.
+                let mut gone: Vec<Arc<str>> = self
+                    .agents
+                    .keys()
+                    .filter(|id| !agents.contains_key(&***id))
+                    .cloned()
+                    .collect();
+                gone.sort();
+                let mut gone = gone.into_iter().peekable();
+                // Moved, not cloned: with thousands of agents a copy doubles the peak memory.
+                for (id, listed) in agents {
+                    while let Some(g) = gone.next_if(|g| **g < *id) {
+                        self.reconcile(&g, Listed::default(), None, (now, wall), &mut out);
+                    }
+                    self.reconcile(&id, listed, outages.get(&id), (now, wall), &mut out);
+                }
+                for g in gone {
+                    self.reconcile(&g, Listed::default(), None, (now, wall), &mut out);
                 }
                 for id in stopped {
                     // Stopped as planned while its outage was open: close it, quietly.
@@ -204,59 +331,23 @@ impl Monitor {
                 identity,
                 now,
                 wall,
-            } => self.set_identity(&id, identity, now, wall, &mut out),
+            } => {
+                let identity = identity.map(|i| self.keep_identity(i.into()));
+                self.set_identity(&id, identity, now, wall, &mut out);
+                self.schedule(&id);
+            }
             Event::Live {
                 id,
                 live,
                 now,
                 wall,
-            } => self.set_live(&id, live, now, wall, &mut out),
-            Event::Reconnected { now } => self.settling_until = Some(now + SETTLE_WINDOW),
-            Event::Tick { now, wall } => {
-                let mut never_live: Vec<(String, SystemTime)> = self
-                    .agents
-                    .iter()
-                    .filter_map(|(id, a)| match a.health {
-                        Health::Starting { until, since } if until <= now && a.live.is_none() => {
-                            Some((id.clone(), since))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                never_live.sort();
-                for (id, since) in never_live {
-                    // Registered a while ago and never live: its watchdog cannot start it, or
-                    // died or lost ZooKeeper before it could say so.
-                    self.down(&id, None, since, &mut out);
-                }
-                let mut ids: Vec<&String> = self.agents.keys().collect();
-                ids.sort();
-                let due: Vec<String> = ids
-                    .into_iter()
-                    .filter(|id| matches!(self.agents[*id].health, Health::Recovering { until, .. } if until <= now))
-                    .cloned()
-                    .collect();
-                for id in due {
-                    self.recovered(&id, wall, &mut out);
-                }
-                let mut lapsed: Vec<(String, Live, SystemTime)> = self
-                    .agents
-                    .iter()
-                    .filter_map(|(id, a)| match &a.health {
-                        Health::Handover {
-                            until,
-                            vanished,
-                            at,
-                        } if *until <= now => Some((id.clone(), vanished.clone(), *at)),
-                        _ => None,
-                    })
-                    .collect();
-                lapsed.sort_by(|a, b| a.0.cmp(&b.0));
-                for (id, vanished, at) in lapsed {
-                    // The re-registration never came: the watchdog or its host died.
-                    self.down(&id, Some(&vanished), at, &mut out);
-                }
+            } => {
+                let live = live.map(|l| self.keep_live(l.into()));
+                self.set_live(&id, live, now, wall, &mut out);
+                self.schedule(&id);
             }
+            Event::Reconnected { now } => self.settling_until = Some(now + SETTLE_WINDOW),
+            Event::Tick { now, wall } => self.tick(now, wall, &mut out),
         }
         if let Some(next) = self.next_wake() {
             out.push(Action::WakeAt(next));
@@ -264,23 +355,135 @@ impl Monitor {
         out
     }
 
-    fn next_wake(&self) -> Option<Instant> {
-        self.agents
-            .values()
-            .filter_map(|a| match a.health {
-                Health::Recovering { until, .. } | Health::Handover { until, .. } => Some(until),
-                Health::Starting { until, .. } => Some(until),
+    /// The agents whose deadline has come, in id order: the ones never live down, the ones live
+    /// long enough recovered, the handovers that never completed down.
+    fn tick(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Action>) {
+        let mut due: Vec<Arc<str>> = Vec::new();
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((at, id))) = self.deadlines.pop() {
+                if self.deadline_of(&id) == Some(at) {
+                    due.push(id);
+                }
+            }
+        }
+        due.sort();
+        due.dedup();
+        let never_live: Vec<(Arc<str>, SystemTime)> = due
+            .iter()
+            .filter_map(|id| {
+                let a = self.agents.get(id)?;
+                match a.health {
+                    Health::Starting { since, .. } if a.live.is_none() => Some((id.clone(), since)),
+                    _ => None,
+                }
+            })
+            .collect();
+        for (id, since) in never_live {
+            // Registered a while ago and never live: its watchdog cannot start it, or
+            // died or lost ZooKeeper before it could say so.
+            self.down(&id, None, since, out);
+        }
+        let recovered: Vec<Arc<str>> = due
+            .iter()
+            .filter(|id| {
+                self.agents
+                    .get(*id)
+                    .is_some_and(|a| matches!(a.health, Health::Recovering { .. }))
+            })
+            .cloned()
+            .collect();
+        for id in recovered {
+            self.recovered(&id, wall, out);
+        }
+        let lapsed: Vec<(Arc<str>, Box<Incarnation>, SystemTime)> = due
+            .iter()
+            .filter_map(|id| match &self.agents.get(id)?.health {
+                Health::Handover { vanished, at, .. } => Some((id.clone(), vanished.clone(), *at)),
                 _ => None,
             })
-            .min()
+            .collect();
+        for (id, vanished, at) in lapsed {
+            // The re-registration never came: the watchdog or its host died.
+            self.down(&id, Some(&*vanished), at, out);
+        }
+        for id in &due {
+            self.schedule(id);
+        }
+    }
+
+    /// The deadline `id` has now, if any.
+    fn deadline_of(&self, id: &str) -> Option<Instant> {
+        self.agents.get(id).and_then(|a| a.health.until())
+    }
+
+    /// Queues `id`'s deadline, if it has one now. Called after every change to an agent.
+    fn schedule(&mut self, id: &str) {
+        let Some((key, agent)) = self.agents.get_key_value(id) else {
+            return;
+        };
+        if let Some(until) = agent.health.until() {
+            self.deadlines.push(Reverse((until, key.clone())));
+        }
+        // Outdated entries are dropped as they come up; should they pile up (deadlines moved
+        // again and again), the queue is rebuilt from the agents.
+        if self.deadlines.len() > 2 * self.agents.len() + 1024 {
+            self.deadlines = self
+                .agents
+                .iter()
+                .filter_map(|(id, a)| Some(Reverse((a.health.until()?, id.clone()))))
+                .collect();
+        }
+    }
+
+    fn next_wake(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek() {
+            if self.deadline_of(id) == Some(*at) {
+                return Some(*at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// `identity` with its host name shared.
+    fn keep_identity(&mut self, mut identity: Registration) -> Registration {
+        identity.host = identity.host.map(|h| self.host(h));
+        identity
+    }
+
+    /// `live` with its host name shared.
+    fn keep_live(&mut self, mut live: Incarnation) -> Incarnation {
+        live.host = live.host.map(|h| self.host(h));
+        live
+    }
+
+    fn host(&mut self, host: Arc<str>) -> Arc<str> {
+        match self.hosts.get(&host) {
+            Some(known) => known.clone(),
+            None => {
+                self.hosts.insert(host.clone());
+                self.prune_hosts();
+                host
+            }
+        }
+    }
+
+    /// Forgets the host names no agent uses any more, once there are many.
+    fn prune_hosts(&mut self) {
+        if self.hosts.len() >= self.prune_hosts_at {
+            self.hosts.retain(|h| Arc::strong_count(h) > 1);
+            self.prune_hosts_at = (2 * self.hosts.len()).max(1024);
+        }
     }
 
     fn entry(&mut self, id: &str) -> &mut Agent {
-        self.agents.entry(id.to_owned()).or_insert(Agent {
-            identity: None,
-            live: None,
-            health: Health::Unregistered,
-        })
+        if !self.agents.contains_key(id) {
+            self.agents.insert(Arc::from(id), Agent::NEW);
+        }
+        self.agents.get_mut(id).expect("inserted above")
     }
 
     fn forget_if_empty(&mut self, id: &str) {
@@ -296,7 +499,7 @@ impl Monitor {
     fn set_identity(
         &mut self,
         id: &str,
-        identity: Option<Identity>,
+        identity: Option<Registration>,
         now: Instant,
         wall: SystemTime,
         out: &mut Vec<Action>,
@@ -313,7 +516,7 @@ impl Monitor {
                 self.forget_if_empty(id);
             }
             Some(identity) => {
-                let failed = identity.view.state == Some(AgentState::Failed);
+                let failed = identity.state == Some(AgentState::Failed);
                 agent.identity = Some(identity);
                 if matches!(agent.health, Health::Unregistered) {
                     agent.health = if agent.live.is_some() {
@@ -350,7 +553,7 @@ impl Monitor {
     fn set_live(
         &mut self,
         id: &str,
-        live: Option<Live>,
+        live: Option<Incarnation>,
         now: Instant,
         wall: SystemTime,
         out: &mut Vec<Action>,
@@ -365,13 +568,17 @@ impl Monitor {
                     return;
                 }
                 let handover = old.as_ref().is_some_and(|o| {
-                    agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid)
+                    agent
+                        .identity
+                        .as_ref()
+                        .and_then(Registration::reregistering)
+                        == Some(o.czxid)
                         || same_run(o, &n)
                 });
                 match agent.health.clone() {
                     Health::Handover { vanished, at, .. } if !same_process(&vanished, &n) => {
                         // Not the agent that was running: it was restarted meanwhile.
-                        self.down(id, Some(&vanished), at, out);
+                        self.down(id, Some(&*vanished), at, out);
                         self.back_up(id, now, wall, recovered_after);
                     }
                     Health::Unregistered | Health::Starting { .. } | Health::Handover { .. } => {
@@ -410,8 +617,11 @@ impl Monitor {
                     self.forget_if_empty(id);
                     return;
                 }
-                let marked =
-                    agent.identity.as_ref().and_then(|i| i.view.reregistering) == Some(o.czxid);
+                let marked = agent
+                    .identity
+                    .as_ref()
+                    .and_then(Registration::reregistering)
+                    == Some(o.czxid);
                 let settling = self.settling_until.is_some_and(|t| now < t)
                     && !self.explained_by_exit(id, Some(&o))
                     && self.replaced_by(id, &o).is_none();
@@ -423,7 +633,7 @@ impl Monitor {
                         // A watchdog re-registering its running agent: expect the new node soon.
                         agent.health = Health::Handover {
                             until: now + HANDOVER_GRACE,
-                            vanished: o,
+                            vanished: Box::new(o),
                             at: wall,
                         };
                     }
@@ -455,10 +665,25 @@ impl Monitor {
         }
     }
 
+    /// One agent as a listing found it; queues its deadline after.
     fn reconcile(
         &mut self,
         id: &str,
-        (identity, live): (Option<Identity>, Option<Live>),
+        Listed { identity, live }: Listed,
+        reported: Option<&OpenOutage>,
+        (now, wall): (Instant, SystemTime),
+        out: &mut Vec<Action>,
+    ) {
+        let identity = identity.map(|i| self.keep_identity(i));
+        let live = live.map(|l| self.keep_live(l));
+        self.reconcile_nodes(id, (identity, live), reported, (now, wall), out);
+        self.schedule(id);
+    }
+
+    fn reconcile_nodes(
+        &mut self,
+        id: &str,
+        (identity, live): (Option<Registration>, Option<Incarnation>),
         reported: Option<&OpenOutage>,
         (now, wall): (Instant, SystemTime),
         out: &mut Vec<Action>,
@@ -469,8 +694,9 @@ impl Monitor {
                 if had_identity {
                     self.set_identity(id, None, now, wall, out);
                 }
-                let agent = self.entry(id);
-                agent.live = live;
+                if live.is_some() || self.agents.contains_key(id) {
+                    self.entry(id).live = live;
+                }
                 self.forget_if_empty(id);
             }
             Some(identity) => {
@@ -513,12 +739,18 @@ impl Monitor {
         self.agents
             .get(id)
             .and_then(|a| a.identity.as_ref())
-            .and_then(|i| i.view.state)
+            .and_then(|i| i.state)
             == Some(AgentState::Failed)
     }
 
     /// Starts an outage and raises its one alert.
-    fn down(&mut self, id: &str, vanished: Option<&Live>, wall: SystemTime, out: &mut Vec<Action>) {
+    fn down(
+        &mut self,
+        id: &str,
+        vanished: Option<&Incarnation>,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
         let failed = self.is_failed(id);
         let kind = if failed {
             AlertKind::Failed
@@ -580,20 +812,20 @@ impl Monitor {
 
     /// When a new watchdog marked the vanished node as the stale one of a dead watchdog it replaces:
     /// that watchdog's pid, as far as known.
-    fn replaced_by(&self, id: &str, vanished: &Live) -> Option<Option<u32>> {
+    fn replaced_by(&self, id: &str, vanished: &Incarnation) -> Option<Option<u32>> {
         let identity = self.agents.get(id)?.identity.as_ref()?;
-        let replaced = identity.view.replaced.as_ref()?;
-        (replaced.czxid == vanished.czxid).then_some(replaced.watchdog_pid)
+        let (czxid, watchdog_pid) = identity.replaced()?;
+        (czxid == vanished.czxid).then_some(watchdog_pid)
     }
 
     /// The recorded exit explains this outage only if it was recorded after the vanished node was
     /// made; otherwise the watchdog went silent.
-    fn explained_by_exit(&self, id: &str, vanished: Option<&Live>) -> bool {
+    fn explained_by_exit(&self, id: &str, vanished: Option<&Incarnation>) -> bool {
         let identity = self.agents.get(id).and_then(|a| a.identity.as_ref());
         match (identity, vanished) {
             (Some(i), Some(l)) => i.mzxid > l.czxid,
             (Some(i), None) => {
-                matches!(i.view.state, Some(AgentState::Backoff | AgentState::Failed))
+                matches!(i.state, Some(AgentState::Backoff | AgentState::Failed))
             }
             _ => false,
         }
@@ -603,24 +835,24 @@ impl Monitor {
         &self,
         id: &str,
         event: AlertKind,
-        vanished: Option<&Live>,
+        vanished: Option<&Incarnation>,
         wall: SystemTime,
     ) -> Alert {
         let agent = self.agents.get(id);
         let identity = agent.and_then(|a| a.identity.as_ref());
-        let view = identity.map(|i| &i.view);
-        let host = view
-            .and_then(|v| v.host.clone())
-            .or_else(|| vanished.and_then(|l| l.view.host.clone()))
+        let host = identity
+            .and_then(|i| i.host.as_deref())
+            .or_else(|| vanished.and_then(|l| l.host.as_deref()))
             .or_else(|| {
                 agent
                     .and_then(|a| a.live.as_ref())
-                    .and_then(|l| l.view.host.clone())
-            });
-        let last_exit = view.and_then(|v| v.last_exit.clone());
+                    .and_then(|l| l.host.as_deref())
+            })
+            .map(str::to_owned);
+        let last_exit = identity.and_then(|i| i.last_exit.as_deref());
         let exit_explains = self.explained_by_exit(id, vanished);
         let replaced = vanished.and_then(|v| self.replaced_by(id, v));
-        let cause = match (&last_exit, exit_explains, replaced) {
+        let cause = match (last_exit, exit_explains, replaced) {
             (_, _, Some(pid)) => format!(
                 "its watchdog{} died, and the agent with it; a new watchdog took over",
                 pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
@@ -632,7 +864,7 @@ impl Monitor {
             ),
             _ => LOST_CONTACT.to_owned(),
         };
-        let restarts = view.and_then(|v| v.restarts);
+        let restarts = identity.and_then(|i| i.restarts);
         let reason = match event {
             AlertKind::Failed => format!(
                 "the watchdog gave up after {} restarts; last: {cause}",
@@ -660,7 +892,11 @@ impl Monitor {
             restarts,
             crashes,
             outage: None,
-            last_exit: if exit_explains { last_exit } else { None },
+            last_exit: if exit_explains {
+                last_exit.cloned()
+            } else {
+                None
+            },
             zxid,
             key: None,
             ticket: None,
@@ -678,21 +914,21 @@ fn starting(now: Instant, wall: SystemTime) -> Health {
 
 /// The new node names the agent process the old one did (or does not say): the watchdog
 /// re-registered, the agent ran on.
-fn same_process(old: &Live, new: &Live) -> bool {
-    match (old.view.agent_pid, new.view.agent_pid) {
-        (Some(a), Some(b)) => a == b && old.view.host == new.view.host,
+fn same_process(old: &Incarnation, new: &Incarnation) -> bool {
+    match (old.agent_pid, new.agent_pid) {
+        (Some(a), Some(b)) => a == b && old.host == new.host,
         _ => true,
     }
 }
 
 /// The new node describes the very run of the agent the old one did (same host, pid and start
 /// time): a re-registration seen only by re-listing, never a restart.
-fn same_run(old: &Live, new: &Live) -> bool {
-    old.view.agent_pid.is_some()
-        && old.view.since.is_some()
-        && old.view.agent_pid == new.view.agent_pid
-        && old.view.since == new.view.since
-        && old.view.host == new.view.host
+fn same_run(old: &Incarnation, new: &Incarnation) -> bool {
+    old.agent_pid.is_some()
+        && old.since.is_some()
+        && old.agent_pid == new.agent_pid
+        && old.since == new.since
+        && old.host == new.host
 }
 
 #[cfg(test)]
@@ -762,17 +998,8 @@ mod tests {
             lives: &[(&str, Live)],
         ) -> Vec<Alert> {
             let (now, wall) = self.at(s);
-            let identities = ids
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            let lives = lives
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
             alerts(self.m.on_event(Event::Snapshot {
-                identities,
-                lives,
+                agents: listing(ids, lives),
                 outages: BTreeMap::new(),
                 now,
                 wall,
@@ -840,6 +1067,18 @@ mod tests {
             "the vanished node's creation, then the new one's"
         );
         assert_eq!(one, other);
+    }
+
+    /// A listing of these identity and liveness nodes.
+    fn listing(ids: &[(&str, Identity)], lives: &[(&str, Live)]) -> BTreeMap<String, Listed> {
+        let mut agents: BTreeMap<String, Listed> = BTreeMap::new();
+        for (id, identity) in ids {
+            agents.entry(id.to_string()).or_default().identity = Some(identity.clone().into());
+        }
+        for (id, live) in lives {
+            agents.entry(id.to_string()).or_default().live = Some(live.clone().into());
+        }
+        agents
     }
 
     fn alerts(actions: Vec<Action>) -> Vec<Alert> {
@@ -1169,11 +1408,13 @@ mod tests {
         let (now, wall) = t.at(0);
         let since = wall - Duration::from_secs(60);
         let seed = |live: Option<Live>| Event::Snapshot {
-            identities: BTreeMap::from([(
-                "a".to_owned(),
-                identity(20, AgentState::Backoff, 1, Some((Some(3), None))),
-            )]),
-            lives: live.into_iter().map(|l| ("a".to_owned(), l)).collect(),
+            agents: listing(
+                &[(
+                    "a",
+                    identity(20, AgentState::Backoff, 1, Some((Some(3), None))),
+                )],
+                &live.into_iter().map(|l| ("a", l)).collect::<Vec<_>>(),
+            ),
             outages: BTreeMap::from([(
                 "a".to_owned(),
                 OpenOutage {
@@ -1200,8 +1441,7 @@ mod tests {
         let mut t = T::new();
         let (now, wall) = t.at(0);
         let acts = t.m.on_event(Event::Snapshot {
-            identities: BTreeMap::new(),
-            lives: BTreeMap::new(),
+            agents: BTreeMap::new(),
             outages: BTreeMap::from([(
                 "gone".to_owned(),
                 OpenOutage {

@@ -37,7 +37,7 @@ use crate::blind::Blindness;
 use crate::leadership::Leadership;
 use crate::ledger::{self, Failure, Ledger, Seen, To};
 use crate::notify::{Notifier, Receipt};
-use crate::outage::{Action, Event, Identity, Live, Monitor};
+use crate::outage::{Action, Event, Identity, Incarnation, Listed, Live, Monitor, Registration};
 use crate::outbox::Outbox;
 use crate::record::OutageRecord;
 
@@ -323,23 +323,50 @@ impl Watcher {
     }
 
     async fn snapshot(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        let started = Instant::now();
         let (agents_dir, live_dir) = (self.cfg.layout.agents_dir(), self.cfg.layout.live_dir());
-        let identity_nodes = session::read_children(client, &agents_dir, |n| self.valid(n)).await?;
-        let live_nodes = session::read_children(client, &live_dir, |n| self.valid(n)).await?;
-        let identities: BTreeMap<String, Identity> = identity_nodes
+        // Both folders at once, each node converted to what the monitor keeps as its batch
+        // arrives: the raw data of 200,000 nodes is never held at once.
+        let (identity_names, live_names) = futures::try_join!(
+            session::child_names(client, &agents_dir, |_| true),
+            session::child_names(client, &live_dir, |_| true),
+        )?;
+        let identity_names: Vec<String> = identity_names
             .into_iter()
-            .map(|(name, data, stat)| {
-                let identity = self.identity(&name, &data, stat.mzxid);
+            .filter(|n| self.valid(n))
+            .collect();
+        let live_names: Vec<String> = live_names.into_iter().filter(|n| self.valid(n)).collect();
+        let listed_ms = started.elapsed().as_millis() as u64;
+        let this = &*self;
+        let (identities, lives) = futures::try_join!(
+            session::read_named(client, &agents_dir, identity_names, |name, data, stat| {
+                let identity = Registration::from(this.identity(&name, &data, stat.mzxid));
                 (name, identity)
-            })
-            .collect();
-        let lives: BTreeMap<String, Live> = live_nodes
-            .into_iter()
-            .map(|(name, data, stat)| {
-                let live = self.live(&name, &data, stat.czxid);
+            }),
+            session::read_named(client, &live_dir, live_names, |name, data, stat| {
+                let live = Incarnation::from(this.live(&name, &data, stat.czxid));
                 (name, live)
+            }),
+        )?;
+        let mut agents: BTreeMap<String, Listed> = identities
+            .into_iter()
+            .map(|(name, identity)| {
+                let listed = Listed {
+                    identity: Some(identity),
+                    live: None,
+                };
+                (name, listed)
             })
             .collect();
+        for (name, live) in lives {
+            agents.entry(name).or_default().live = Some(live);
+        }
+        debug!(
+            agents = agents.len(),
+            listed_ms,
+            read_ms = started.elapsed().as_millis() as u64,
+            "both folders read"
+        );
         if self.monitor.is_none() {
             self.monitor = Some(Monitor::new(self.cfg.recovered_after));
         }
@@ -358,8 +385,7 @@ impl Watcher {
         let actions = self.ledger.on_event(ledger::Event::RecordsLoaded(records));
         self.carry_out(client, actions).await?;
         self.apply(Event::Snapshot {
-            identities,
-            lives,
+            agents,
             outages,
             now: Instant::now().into_std(),
             wall: SystemTime::now(),
@@ -367,7 +393,7 @@ impl Watcher {
         if !self.ready {
             self.ready = true;
             let agents = self.monitor.as_ref().map_or(0, Monitor::registered);
-            info!(agents, root = %self.cfg.layout.root(), "watcher ready");
+            info!(agents, root = %self.cfg.layout.root(), took_ms = started.elapsed().as_millis() as u64, "watcher ready");
         }
         Ok(())
     }
