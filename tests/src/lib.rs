@@ -1,16 +1,20 @@
 //! Fixtures for the end-to-end scenarios: a real ZooKeeper (single server or a 3-node ensemble),
-//! a real HTTP receiver for alerts, real processes (the workspace binaries and a stand-in for
-//! `flume-ng agent`).
+//! a real HTTP receiver for alerts, a real SMTP server ([`smtp`]) and a real Alertmanager
+//! ([`alertmanager`]), real processes (the workspace binaries and a stand-in for
+//! `flume-ng agent`). The watcher's channel tests use the SMTP server and the Alertmanager too
+//! (`scenarios` is a dev-dependency of `watcher`): one fixture each.
 //!
 //! All fixtures are synchronous, so plain `#[test]` functions use them. Every wait has a deadline
 //! and, when it runs out, panics saying what it waited for and what it saw. Every process a fixture
 //! starts is killed when the fixture is dropped (also when the test panics) and, through
 //! `PR_SET_PDEATHSIG`, when the test process exits.
 
+pub mod alertmanager;
 pub mod faults;
 pub mod pair;
 pub mod procs;
 pub mod scratch;
+pub mod smtp;
 pub mod spawn;
 pub mod wait;
 pub mod zk;

@@ -1,8 +1,7 @@
 //! The Alertmanager channel against a real Prometheus Alertmanager (Debian's
-//! `prometheus-alertmanager`, one per test, on a loopback port; see `alertmanager_fixture`), and
+//! `prometheus-alertmanager`, one per test, on a loopback port; the fixture is
+//! `scenarios::alertmanager`, shared with the end-to-end scenarios), and
 //! against the scripted HTTP receiver for the answers a healthy Alertmanager does not give.
-
-mod alertmanager_fixture;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,7 +10,8 @@ use receiver::{Receiver, Reply};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use alertmanager_fixture::{free_port, Alertmanager};
+use scenarios::alertmanager::Alertmanager;
+use scenarios::free_port;
 use watcher::alert::{Alert, AlertKind};
 use watcher::channels::alertmanager::{AlertmanagerChannel, AlertmanagerSpec};
 use watcher::channels::{Channel, DeliveryError};
@@ -85,7 +85,7 @@ fn active(alerts: &[Value]) -> bool {
 
 #[tokio::test]
 async fn a_down_and_a_failed_appear_with_their_labels_annotations_and_start() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let ch = channel(&[am.url("")], "1m");
     let down_at = ago(Duration::from_secs(30));
     ch.deliver(&[alert(AlertKind::Down, "web-3-a1", down_at)])
@@ -93,7 +93,7 @@ async fn a_down_and_a_failed_appear_with_their_labels_annotations_and_start() {
         .expect("Alertmanager takes a down");
 
     let alerts = am
-        .wait_alerts("web-3-a1", "the down, active", |a| {
+        .wait_alerts_async("web-3-a1", "the down, active", |a| {
             a.len() == 1 && active(a)
         })
         .await;
@@ -131,7 +131,7 @@ async fn a_down_and_a_failed_appear_with_their_labels_annotations_and_start() {
         .await
         .expect("Alertmanager takes a failed");
     let alerts = am
-        .wait_alerts("web-3-a1", "the failed beside the down", |a| {
+        .wait_alerts_async("web-3-a1", "the failed beside the down", |a| {
             a.len() == 2 && active(a)
         })
         .await;
@@ -140,7 +140,7 @@ async fn a_down_and_a_failed_appear_with_their_labels_annotations_and_start() {
 
 #[tokio::test]
 async fn recovered_takes_both_alerts_off_the_active_list() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let ch = channel(&[am.url("")], "1m");
     ch.deliver(&[alert(AlertKind::Down, "a1", ago(Duration::from_secs(60)))])
         .await
@@ -151,29 +151,31 @@ async fn recovered_takes_both_alerts_off_the_active_list() {
     ch.deliver(&[alert(AlertKind::Down, "a2", ago(Duration::from_secs(60)))])
         .await
         .unwrap();
-    am.wait_alerts("a1", "both of a1's alerts", |a| a.len() == 2)
+    am.wait_alerts_async("a1", "both of a1's alerts", |a| a.len() == 2)
         .await;
     let started = Instant::now();
     ch.deliver(&[recovered("a1", Duration::from_secs(60))])
         .await
         .expect("Alertmanager takes the resolve");
     // Gone within seconds, while it was valid for 4 more minutes: resolved, not expired.
-    am.wait_alerts("a1", "a1 resolved", |a| a.is_empty()).await;
+    am.wait_alerts_async("a1", "a1 resolved", |a| a.is_empty())
+        .await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    let others = am.alerts_of("a2").await;
+    let others = am.alerts_of_async("a2").await;
     assert_eq!(names(&others), ["FlumeAgentDown"], "a2 still fires");
 }
 
 #[tokio::test]
 async fn a_recovered_resolves_what_another_channel_instance_posted() {
     // A restarted watcher, or a new leader, has not posted the down itself.
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let first = channel(&[am.url("")], "1m");
     first
         .deliver(&[alert(AlertKind::Down, "a1", ago(Duration::from_secs(60)))])
         .await
         .unwrap();
-    am.wait_alerts("a1", "the down", |a| a.len() == 1).await;
+    am.wait_alerts_async("a1", "the down", |a| a.len() == 1)
+        .await;
     drop(first);
     let second = channel(&[am.url("")], "1m");
     assert_eq!(second.name(), channel(&[am.url("")], "1m").name());
@@ -181,13 +183,13 @@ async fn a_recovered_resolves_what_another_channel_instance_posted() {
         .deliver(&[recovered("a1", Duration::from_secs(60))])
         .await
         .unwrap();
-    am.wait_alerts("a1", "a1 resolved by a fresh channel", |a| a.is_empty())
+    am.wait_alerts_async("a1", "a1 resolved by a fresh channel", |a| a.is_empty())
         .await;
 }
 
 #[tokio::test]
 async fn resolve_quietly_takes_the_alert_off_the_active_list() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let ch = channel(&[am.url("")], "1m");
     ch.deliver(&[alert(AlertKind::Down, "a1", ago(Duration::from_secs(5)))])
         .await
@@ -195,12 +197,17 @@ async fn resolve_quietly_takes_the_alert_off_the_active_list() {
     ch.deliver(&[alert(AlertKind::Down, "a2", ago(Duration::from_secs(5)))])
         .await
         .unwrap();
-    am.wait_alerts("a1", "the down", |a| a.len() == 1).await;
+    am.wait_alerts_async("a1", "the down", |a| a.len() == 1)
+        .await;
     // A planned stop while down: no `recovered` will come.
     ch.resolve_quietly("a1");
-    am.wait_alerts("a1", "a1 resolved quietly", |a| a.is_empty())
+    am.wait_alerts_async("a1", "a1 resolved quietly", |a| a.is_empty())
         .await;
-    assert_eq!(am.alerts_of("a2").await.len(), 1, "only a1 was resolved");
+    assert_eq!(
+        am.alerts_of_async("a2").await.len(),
+        1,
+        "only a1 was resolved"
+    );
 }
 
 #[tokio::test]
@@ -209,12 +216,14 @@ async fn reposting_keeps_an_alert_alive_that_would_expire_without() {
     // drops it from the active list once that has passed without a re-post. So an alert still
     // active after 3 s, with an `endsAt` that moved forward, was re-posted; and once the channel
     // is dropped (its task stops) the same alert expires within about 1.2 s.
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let ch = channel(&[am.url("")], "300ms");
     ch.deliver(&[alert(AlertKind::Down, "a1", ago(Duration::from_secs(1)))])
         .await
         .unwrap();
-    let first = am.wait_alerts("a1", "the down", |a| a.len() == 1).await;
+    let first = am
+        .wait_alerts_async("a1", "the down", |a| a.len() == 1)
+        .await;
     let (ends0, updated0) = (time(&first[0]["endsAt"]), time(&first[0]["updatedAt"]));
     assert!(
         ends0 <= SystemTime::now() + Duration::from_millis(1300),
@@ -222,7 +231,7 @@ async fn reposting_keeps_an_alert_alive_that_would_expire_without() {
     );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = am.alerts_of("a1").await;
+    let later = am.alerts_of_async("a1").await;
     assert_eq!(later.len(), 1, "re-posts kept it alive: {later:?}");
     assert!(
         time(&later[0]["endsAt"]) > ends0 + Duration::from_secs(1),
@@ -233,7 +242,7 @@ async fn reposting_keeps_an_alert_alive_that_would_expire_without() {
 
     drop(ch);
     let dropped = Instant::now();
-    am.wait_alerts("a1", "the alert to expire once nobody re-posts it", |a| {
+    am.wait_alerts_async("a1", "the alert to expire once nobody re-posts it", |a| {
         a.is_empty()
     })
     .await;
@@ -242,13 +251,13 @@ async fn reposting_keeps_an_alert_alive_that_would_expire_without() {
 
 #[tokio::test]
 async fn a_cluster_with_one_dead_member_still_gets_the_alert() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let ch = channel(&[dead.clone(), am.url("")], "1m");
     ch.deliver(&[alert(AlertKind::Down, "a1", ago(Duration::from_secs(5)))])
         .await
         .expect("one Alertmanager of two took it: delivered");
-    am.wait_alerts("a1", "the down at the live member", |a| a.len() == 1)
+    am.wait_alerts_async("a1", "the down at the live member", |a| a.len() == 1)
         .await;
 
     let all_dead = channel(&[dead, format!("http://127.0.0.1:{}", free_port())], "1m");
@@ -269,7 +278,7 @@ async fn a_cluster_with_one_dead_member_still_gets_the_alert() {
 
 #[tokio::test]
 async fn a_wrong_path_at_a_real_alertmanager_is_permanent() {
-    let am = Alertmanager::start().await;
+    let am = Alertmanager::start();
     let ch = channel(&[am.url("/no/such/prefix")], "1m");
     let err = ch
         .deliver(&[alert(AlertKind::Down, "a1", ago(Duration::ZERO))])

@@ -1,210 +1,24 @@
 //! The e-mail channel against a real SMTP server on 127.0.0.1: aiosmtpd (Debian
 //! `python3-aiosmtpd`), started by each test with the certificates it needs and stopped when
-//! the test ends. What the server received is read back with Python's own mail parser.
-//!
-//! The TLS tests make a CA and a leaf certificate (`CA:FALSE`, SAN `IP:127.0.0.1` and
-//! `DNS:localhost`) at run time: rustls refuses a self-signed certificate that is its own CA.
+//! the test ends (the fixture is `scenarios::smtp`, shared with the end-to-end scenarios). What
+//! the server received is read back with Python's own mail parser.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::ExitRecord;
-use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdin, Command};
 
+use scenarios::smtp::{Pki, Received, Smtp};
+use scenarios::TempDir;
 use watcher::alert::{Alert, AlertKind};
 use watcher::channels::email::{EmailChannel, EmailSpec};
 use watcher::channels::{Channel, DeliveryError};
 
 /// Every wait in these tests ends by this deadline.
 const WAIT: Duration = Duration::from_secs(5);
-const PYTHON: &str = "/usr/bin/python3";
-const INSTALL: &str = "the e-mail tests need Debian's python3-aiosmtpd: run scripts/setup \
-                       (or: apt-get install -y python3-aiosmtpd)";
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "flume-watcher-email-{}-{}-{what}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A test CA and a server certificate it signed, as PEM files.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn pki(dir: &Path) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "flume-watcher test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("leaf params");
-    leaf.is_ca = IsCa::ExplicitNoCa;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
-
-    let pki = Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    };
-    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&pki.cert, leaf_cert.pem()).unwrap();
-    std::fs::write(&pki.key, leaf_key.serialize_pem()).unwrap();
-    pki
-}
-
-/// aiosmtpd on a port of its choosing, keeping what it accepts in `dir/mail`. Killed when
-/// dropped (and it exits by itself once its stdin closes, should this process die).
-struct Smtp {
-    port: u16,
-    mail: PathBuf,
-    _stdin: ChildStdin,
-    _child: Child,
-}
-
-/// What the server got: the envelope and the mail as Python's parser reads it.
-#[derive(Debug)]
-struct Received {
-    envelope: serde_json::Value,
-    mail: serde_json::Value,
-}
-
-impl Smtp {
-    async fn start(dir: &Path, args: &[&str]) -> Smtp {
-        let probe = std::process::Command::new(PYTHON)
-            .args(["-c", "import aiosmtpd"])
-            .output();
-        match probe {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => panic!(
-                "{INSTALL}\n{PYTHON} cannot import aiosmtpd: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => panic!("{INSTALL}\ncannot run {PYTHON}: {e}"),
-        }
-        let mail = dir.join("mail");
-        std::fs::create_dir_all(&mail).unwrap();
-        let log = dir.join("smtp.log");
-        let mut child = Command::new(PYTHON)
-            .arg(fixture("smtp_server.py"))
-            .arg("--dir")
-            .arg(&mail)
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{INSTALL}\ncannot start {PYTHON}: {e}"));
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(WAIT, lines.next_line()).await;
-        let line = match ready {
-            Ok(Ok(Some(line))) => line,
-            other => panic!(
-                "the SMTP server did not say READY within {WAIT:?} ({other:?}): {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ),
-        };
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the SMTP server: {line:?}"));
-        Smtp {
-            port,
-            mail,
-            _stdin: stdin,
-            _child: child,
-        }
-    }
-
-    /// The messages received so far, in order.
-    fn received(&self) -> Vec<Received> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.mail)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|eml| {
-                let envelope = std::fs::read(eml.with_extension("json")).expect("envelope");
-                let out = std::process::Command::new(PYTHON)
-                    .arg(fixture("parse_mail.py"))
-                    .arg(eml)
-                    .env("PYTHONDONTWRITEBYTECODE", "1")
-                    .output()
-                    .expect("python3 parses the mail");
-                assert!(
-                    out.status.success(),
-                    "parse_mail.py failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                Received {
-                    envelope: serde_json::from_slice(&envelope).unwrap(),
-                    mail: serde_json::from_slice(&out.stdout).unwrap(),
-                }
-            })
-            .collect()
-    }
-
-    /// Exactly one message; the server has written it before its final `250`.
-    fn only(&self) -> Received {
-        let mut all = self.received();
-        assert_eq!(all.len(), 1, "{all:?}");
-        all.remove(0)
-    }
+fn pki(dir: &std::path::Path) -> Pki {
+    Pki::new(dir)
 }
 
 fn alert(agent: &str, host: &str) -> Alert {
@@ -298,7 +112,7 @@ fn assert_alert_mail(got: &Received, subject: &str) {
 #[tokio::test]
 async fn plain_smtp_with_tls_none() {
     let dir = TempDir::new("plain");
-    let server = Smtp::start(dir.path(), &[]).await;
+    let server = Smtp::start::<&str>(dir.path(), &[]);
     let mut s = spec(format!("smtp://127.0.0.1:{}", server.port));
     s.tls = Some("none".to_owned());
     let channel = build(&s);
@@ -329,7 +143,7 @@ async fn starttls_is_the_default_for_smtp_and_trusts_the_ca_file() {
     let pki = pki(dir.path());
     let cert = pki.cert.to_str().unwrap();
     let key = pki.key.to_str().unwrap();
-    let server = Smtp::start(dir.path(), &["--starttls", cert, key]).await;
+    let server = Smtp::start(dir.path(), &["--starttls", cert, key]);
     let mut s = spec(format!("smtp://127.0.0.1:{}", server.port));
 
     // Without the test CA the certificate is not trusted: retried, with a hint.
@@ -352,7 +166,7 @@ async fn starttls_is_the_default_for_smtp_and_trusts_the_ca_file() {
 async fn starttls_is_required_not_hoped_for() {
     let dir = TempDir::new("nostarttls");
     // A server that offers no STARTTLS: nothing is sent in plain text instead.
-    let server = Smtp::start(dir.path(), &[]).await;
+    let server = Smtp::start::<&str>(dir.path(), &[]);
     let s = spec(format!("smtp://127.0.0.1:{}", server.port));
     let err = deliver(&build(&s), &[alert("web7-a1", "web7")])
         .await
@@ -369,7 +183,7 @@ async fn smtps_with_the_test_ca_sends_one_mail_per_batch() {
     let pki = pki(dir.path());
     let cert = pki.cert.to_str().unwrap();
     let key = pki.key.to_str().unwrap();
-    let server = Smtp::start(dir.path(), &["--smtps", cert, key]).await;
+    let server = Smtp::start(dir.path(), &["--smtps", cert, key]);
     let mut s = spec(format!("smtps://127.0.0.1:{}", server.port));
     s.ca_file = Some(pki.ca.clone());
     let channel = build(&s);
@@ -404,8 +218,7 @@ async fn login_over_smtps_and_a_refused_login_is_permanent() {
     let server = Smtp::start(
         dir.path(),
         &["--smtps", cert, key, "--login", "watcher", "Pa55-w0rd"],
-    )
-    .await;
+    );
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, "Pa55-w0rd\n").unwrap();
     let mut s = spec(format!("smtps://127.0.0.1:{}", server.port));
@@ -443,8 +256,7 @@ async fn a_refused_recipient_is_permanent_a_busy_one_is_retried() {
             "--tempfail",
             "busy@example.com",
         ],
-    )
-    .await;
+    );
     let mut s = spec(format!("smtp://127.0.0.1:{}", server.port));
     s.tls = Some("none".to_owned());
     s.to = vec!["gone@example.com".to_owned()];
@@ -536,7 +348,7 @@ async fn build_lists_every_problem_at_once() {
 #[tokio::test]
 async fn text_beyond_ascii_arrives_intact() {
     let dir = TempDir::new("utf8");
-    let server = Smtp::start(dir.path(), &[]).await;
+    let server = Smtp::start::<&str>(dir.path(), &[]);
     let mut s = spec(format!("smtp://127.0.0.1:{}", server.port));
     s.tls = Some("none".to_owned());
     let mut a = alert("日志-a1", "杭州-web7");
