@@ -130,11 +130,13 @@ pub enum Garbled {
 }
 
 /// An identity node as a reader sees it: every field optional, and only the fields readers use.
-/// The watcher keeps one per agent, so the command line and labels stay out (with them, 10,000
-/// agents cost the watcher some 15 MB more).
+/// The watcher keeps one per agent, so the command line stays out; the labels are in (routes and
+/// messages use them), usually a few short pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdentityView {
     pub host: Option<String>,
+    /// The agent's labels; pairs whose value is not a string are left out.
+    pub labels: BTreeMap<String, String>,
     pub restarts: Option<u64>,
     pub last_exit: Option<ExitRecord>,
     pub state: Option<AgentState>,
@@ -323,6 +325,16 @@ fn replaced(v: &Value) -> Option<Replaced> {
     })
 }
 
+/// Labels as a map of strings; anything else is not labels.
+fn labels(v: &Value) -> Option<BTreeMap<String, String>> {
+    Some(
+        v.as_object()?
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect(),
+    )
+}
+
 impl IdentityView {
     /// Reads what can be used; the second value says what could not.
     pub fn parse(data: &[u8]) -> (IdentityView, Option<Garbled>) {
@@ -333,6 +345,7 @@ impl IdentityView {
             "state",
             "reregistering",
             "replaced",
+            "labels",
         ];
         let map = match fields(data, NAMES) {
             Ok(m) => m,
@@ -346,6 +359,7 @@ impl IdentityView {
             state: r.get(&map, "state", |v| AgentState::parse(v.as_str()?)),
             reregistering: r.get(&map, "reregistering", Value::as_i64),
             replaced: r.get(&map, "replaced", replaced),
+            labels: r.get(&map, "labels", labels).unwrap_or_default(),
         };
         (view, r.finish())
     }

@@ -219,9 +219,10 @@ fn a_channel_moved_from_a_flag_to_the_file_is_not_sent_again_what_it_took() {
     );
 }
 
-/// Routes through the real binary: `r-web*` agents go to one webhook, the rest to the default
-/// channel; each receiver gets only its agents' alerts, and every outage record is pruned in the
-/// end (a notice counts as done for the channels its routes skip).
+/// Routes through the real binary: `r-web*` agents and agents labelled `team=web` go to one
+/// webhook, the rest to the default channel; each receiver gets only its agents' alerts (with
+/// their labels), and every outage record is pruned in the end (a notice counts as done for the
+/// channels its routes skip).
 #[test]
 fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
     let dir = TempDir::new("config-routes");
@@ -239,7 +240,8 @@ fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
              default_channels = [\"rest\"]\n\
              [[channel]]\nname = \"web\"\ntype = \"webhook\"\nurl = \"{}\"\n\
              [[channel]]\nname = \"rest\"\ntype = \"webhook\"\nurl = \"{}\"\n\
-             [[route]]\nagents = [\"r-web*\"]\nchannels = [\"web\"]\n",
+             [[route]]\nagents = [\"r-web*\"]\nchannels = [\"web\"]\n\
+             [[route]]\nlabels = {{ team = \"web\" }}\nchannels = [\"web\"]\n",
             pair.connect,
             pair.root,
             web.url("/web"),
@@ -250,7 +252,9 @@ fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
     let check = watcher(&["config", "check", "--config", &path.to_string_lossy()]);
     let shown = text(&check.stdout);
     assert!(
-        shown.contains("  1. agent r-web* -> web\n  otherwise -> rest\n"),
+        shown.contains(
+            "  1. agent r-web* -> web\n  2. label team=web -> web\n  otherwise -> rest\n"
+        ),
         "{shown}{}",
         text(&check.stderr)
     );
@@ -259,7 +263,8 @@ fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
     pair.start_watcher_from(cmd);
     let _web1 = pair.watchdog("r-web1", &[], &["--exit-code", "3"]);
     let _db1 = pair.watchdog("r-db1", &[], &["--exit-code", "3"]);
-    for id in ["r-web1", "r-db1"] {
+    let _api1 = pair.watchdog("r-api1", &["--label", "team=web"], &["--exit-code", "3"]);
+    for id in ["r-web1", "r-db1", "r-api1"] {
         let pid = pair.agent_pid(id);
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).expect("signal");
     }
@@ -268,12 +273,27 @@ fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
         deadline(15),
         "r-web1's down and recovered at the web channel",
     );
+    web.wait_for(
+        |r| events_of(&receiver::alerts_of(r), "r-api1") == ["down", "recovered"],
+        deadline(15),
+        "r-api1's down and recovered at the web channel, by its label",
+    );
+    let api = receiver::alerts_of(&web.requests())
+        .into_iter()
+        .find(|a| a["agent"] == "r-api1")
+        .expect("r-api1's alert");
+    assert_eq!(
+        api["labels"]["team"], "web",
+        "the agent's labels go along: {api}"
+    );
     pair.wait_events("r-db1", &["down", "recovered"], 15);
     pair.sentinel("sentinel");
-    assert!(
-        events_of(&pair.receiver.alerts(), "r-web1").is_empty(),
-        "r-web1 is routed to the web channel only"
-    );
+    for id in ["r-web1", "r-api1"] {
+        assert!(
+            events_of(&pair.receiver.alerts(), id).is_empty(),
+            "{id} is routed to the web channel only"
+        );
+    }
     assert!(
         events_of(&receiver::alerts_of(&web.requests()), "r-db1").is_empty(),
         "r-db1 goes to the default channel only"

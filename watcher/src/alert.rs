@@ -1,6 +1,6 @@
 //! What the watcher tells people: one alert per outage transition.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -61,6 +61,9 @@ pub struct Alert {
     pub outage: Option<Duration>,
     /// The exit that caused it, when the watchdog recorded one.
     pub last_exit: Option<ExitRecord>,
+    /// The agent's labels (from its identity node), for routes and messages.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// The ZooKeeper transaction that made this transition visible (for a `down`, the creation of
     /// the liveness node that vanished; for a `recovered`, of the one that came back; for a
     /// `failed`, the identity write that said so), when known. Every watcher sees the same one,

@@ -99,6 +99,7 @@ impl Blindness {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 }

@@ -293,12 +293,13 @@ fn routes(
         };
         let agents = globs(&mut t, "agents");
         let hosts = globs(&mut t, "hosts");
-        if t.take::<toml::Value>("labels").is_some() {
-            t.problem(
-                "labels",
-                "matching on the agents' labels is not in this version yet (use agents or hosts)"
-                    .to_owned(),
-            );
+        let label_globs: BTreeMap<String, String> = t.take("labels").unwrap_or_default();
+        let mut labels = Vec::new();
+        for (name, glob) in &label_globs {
+            match Pattern::new(glob) {
+                Ok(p) => labels.push((name.clone(), p)),
+                Err(e) => t.problem(&format!("labels.{name}"), e),
+            }
         }
         let events: Vec<String> = t.take("events").unwrap_or_default();
         let mut kinds = BTreeSet::new();
@@ -352,6 +353,7 @@ fn routes(
             out.push(Route {
                 agents,
                 hosts,
+                labels,
                 events: kinds,
                 channels,
                 continue_,
@@ -571,6 +573,9 @@ fn where_alerts_go(cfg: &FileConfig) -> String {
             let globs: Vec<&str> = r.hosts.iter().map(|p| p.text.as_str()).collect();
             when.push(format!("host {}", globs.join(" or ")));
         }
+        for (name, p) in &r.labels {
+            when.push(format!("label {name}={}", p.text));
+        }
         if !r.events.is_empty() {
             let events: Vec<&str> = r.events.iter().map(|e| e.as_str()).collect();
             when.push(format!("event {}", events.join(" or ")));
@@ -660,7 +665,8 @@ type = "console"                         # one line per alert on stdout
 # channel). The watcher's own blind and sighted notices go to every channel.
 
 [[route]]
-agents = ["web-*", "api-?"]              # globs on the agent id; also hosts = ["db*"]
+agents = ["web-*", "api-?"]              # globs on the agent id; also hosts = ["db*"] and
+                                         # labels = { team = "logs" } (globs on the agent's labels)
 events = ["down", "failed"]              # optional: down, failed, recovered (default: all)
 channels = ["ops"]
 continue = true                          # and try the next routes too
@@ -763,7 +769,7 @@ type = "console"
 agents = ["web-["]
 events = ["down", "blind", "gone"]
 channels = ["ops", "pager"]
-labels = { team = "logs" }
+labels = { team = "logs[" }
 after = "10m"
 [[route]]
 agents = ["*"]
@@ -775,7 +781,7 @@ color = "red"
         let want = [
             "alerts.default_channels[0]: no channel is named `nobody` (named: ops)",
             "route[1].agents[0]: `web-[` is not a glob: ",
-            "route[1].labels: matching on the agents' labels is not in this version yet",
+            "route[1].labels.team: `logs[` is not a glob",
             "route[1].events[1]: `blind` is the watcher's own notice",
             "route[1].events[2]: `gone` is not an event (down, failed, recovered)",
             "route[1].after: escalation (after) is not in this version yet",

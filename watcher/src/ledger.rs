@@ -668,6 +668,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 
@@ -1507,6 +1508,7 @@ mod tests {
             vec![Route {
                 agents: vec![Pattern::new("web-*").expect("glob")],
                 hosts: vec![],
+                labels: vec![],
                 events: Default::default(),
                 channels: ["dingtalk".to_string()].into(),
                 continue_: false,

@@ -238,6 +238,10 @@ impl Style {
                 a.crashes.to_string(),
             ));
         }
+        if !a.labels.is_empty() {
+            let pairs: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            facts.push((label("Labels", "标签"), pairs.join(", ")));
+        }
         facts
     }
 }
@@ -348,6 +352,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 
@@ -473,6 +478,11 @@ mod tests {
             "Flume agent web7-a1 宕机"
         );
         assert_eq!(zh().title(&[a.clone(), a.clone()]), "2 条 Flume agent 告警");
+        a.labels = [
+            ("team".to_owned(), "logs".to_owned()),
+            ("dc".to_owned(), "bj".to_owned()),
+        ]
+        .into();
         let facts = zh().facts(&a);
         assert_eq!(
             facts,
@@ -482,6 +492,7 @@ mod tests {
                 ("原因", "退出码 3".to_owned()),
                 ("发生时间", "2026-11-21 09:02:03 +08:00".to_owned()),
                 ("重启次数", "4".to_owned()),
+                ("标签", "dc=bj, team=logs".to_owned()),
             ]
         );
         assert_eq!(zh_duration(Duration::from_millis(850)), "850毫秒");

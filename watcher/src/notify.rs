@@ -707,6 +707,7 @@ mod tests {
             key,
             ticket,
             not_for: Default::default(),
+            labels: Default::default(),
         };
         let key = NoticeKey {
             agent: "a1".to_owned(),

@@ -64,6 +64,8 @@ pub struct Live {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     host: Option<Arc<str>>,
+    /// The agent's labels, for routes and messages; most agents have a few or none.
+    labels: Option<Box<[(Box<str>, Box<str>)]>>,
     restarts: Option<u64>,
     last_exit: Option<Box<ExitRecord>>,
     marks: Option<Box<Marks>>,
@@ -89,8 +91,15 @@ impl From<Identity> for Registration {
                 replaced,
             })
         });
+        let labels = (!view.labels.is_empty()).then(|| {
+            view.labels
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect()
+        });
         Registration {
             host: view.host.map(Arc::from),
+            labels,
             restarts: view.restarts,
             last_exit: view.last_exit.map(Box::new),
             marks,
@@ -850,6 +859,15 @@ impl Monitor {
             })
             .map(str::to_owned);
         let last_exit = identity.and_then(|i| i.last_exit.as_deref());
+        let labels = identity
+            .and_then(|i| i.labels.as_deref())
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let exit_explains = self.explained_by_exit(id, vanished);
         let replaced = vanished.and_then(|v| self.replaced_by(id, v));
         let cause = match (last_exit, exit_explains, replaced) {
@@ -898,6 +916,7 @@ impl Monitor {
                 None
             },
             zxid,
+            labels,
             key: None,
             ticket: None,
             not_for: Default::default(),

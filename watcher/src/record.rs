@@ -8,7 +8,7 @@
 //! (so it delivers them, in order). A record is closed by its `recovered` notice and pruned once
 //! every notice reached every channel. This module is the pure part: decisions on a record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +78,9 @@ pub struct StoredNotice {
     /// time-based id they were sent with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zxid: Option<i64>,
+    /// The agent's labels when it was decided (routes and messages use them), optional as well.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -95,6 +98,7 @@ impl StoredNotice {
             outage_seconds: alert.outage.map(|d| d.as_millis() as f64 / 1000.0),
             last_exit: alert.last_exit.clone(),
             zxid: alert.zxid,
+            labels: alert.labels.clone(),
             unknown: Map::new(),
         }
     }
@@ -119,6 +123,7 @@ impl StoredNotice {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: self.labels.clone(),
         }
     }
 
@@ -333,6 +338,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 

@@ -19,6 +19,8 @@ pub struct Route {
     pub agents: Vec<Pattern>,
     /// Globs on the host; empty: any host. An alert without a host matches only `*`.
     pub hosts: Vec<Pattern>,
+    /// Globs on the agent's labels: each named label must be there and match; empty: any.
+    pub labels: Vec<(String, Pattern)>,
     /// Events it takes; empty: every event.
     pub events: BTreeSet<AlertKind>,
     pub channels: BTreeSet<String>,
@@ -56,6 +58,10 @@ impl Route {
                     .hosts
                     .iter()
                     .any(|p| p.matches(alert.host.as_deref().unwrap_or(""))))
+            && self
+                .labels
+                .iter()
+                .all(|(name, p)| alert.labels.get(name).is_some_and(|value| p.matches(value)))
     }
 }
 
@@ -140,6 +146,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: BTreeSet::new(),
+            labels: Default::default(),
         }
     }
 
@@ -151,6 +158,7 @@ mod tests {
         cont: bool,
     ) -> Route {
         Route {
+            labels: vec![],
             agents: agents
                 .iter()
                 .map(|a| Pattern::new(a).expect("glob"))
@@ -257,6 +265,35 @@ mod tests {
         assert!(Router::everywhere()
             .not_for(&alert("api-1", None, AlertKind::Down), &all())
             .is_empty());
+    }
+
+    #[test]
+    fn labels_must_be_there_and_match() {
+        let mut by_team = route(&[], &[], &[], &["ops"], false);
+        by_team.labels = vec![
+            ("team".into(), Pattern::new("logs").expect("glob")),
+            ("dc".into(), Pattern::new("bj*").expect("glob")),
+        ];
+        let router = Router::new(vec![by_team], Some(set(&["mail"])));
+        let labelled = |pairs: &[(&str, &str)]| Alert {
+            labels: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..alert("a1", Some("h"), AlertKind::Down)
+        };
+        for (pairs, to) in [
+            (&[("team", "logs"), ("dc", "bj2")][..], &["ops"][..]),
+            (&[("team", "logs")][..], &["mail"][..]),
+            (&[("team", "kafka"), ("dc", "bj2")][..], &["mail"][..]),
+            (&[][..], &["mail"][..]),
+        ] {
+            assert_eq!(
+                router.targets(&labelled(pairs), &all()),
+                set(to),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

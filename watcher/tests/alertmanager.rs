@@ -55,6 +55,7 @@ fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        labels: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn alert(agent: &str) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        labels: Default::default(),
     }
 }
 

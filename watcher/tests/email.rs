@@ -41,6 +41,7 @@ fn alert(agent: &str, host: &str) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        labels: Default::default(),
     }
 }
 

@@ -422,7 +422,16 @@ fn labels(
     alertname: &'static str,
     static_labels: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut labels = static_labels.clone();
+    // The agent's own labels first (their names made valid for Alertmanager), then the
+    // channel's static labels, then the four that say which alert this is: none of them can be
+    // overridden by a label of the same name.
+    let mut labels: BTreeMap<String, String> = alert
+        .labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (label_name(k), v.clone()))
+        .collect();
+    labels.extend(static_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     labels.insert("alertname".into(), alertname.into());
     labels.insert("agent".into(), alert.agent.clone());
     // An empty label is no label to Alertmanager: an unknown host is left out.
@@ -431,6 +440,18 @@ fn labels(
     }
     labels.insert("severity".into(), severity(alertname).into());
     labels
+}
+
+/// A label name as Alertmanager takes it (`[a-zA-Z_][a-zA-Z0-9_]*`): other characters become `_`.
+fn label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
 }
 
 /// `summary` (one line), `description` (the details, a line each) and `reason`.
@@ -980,6 +1001,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 
@@ -1397,5 +1419,25 @@ mod tests {
         // Kept for the first delivery, which starts the task.
         assert_eq!(channel.inner.lock().unsent.len(), 2);
         assert_eq!(channel.inner.lock().task, TaskState::NotStarted);
+    }
+
+    /// The agent's labels go along, their names made valid; they never replace the labels that
+    /// say which alert this is.
+    #[test]
+    fn the_agents_labels_go_along_and_never_replace_the_alerts_own() {
+        let mut a = alert(AlertKind::Down, "web7-a1", SystemTime::now());
+        a.labels = [
+            ("team".to_owned(), "logs".to_owned()),
+            ("k8s.io/zone".to_owned(), "bj".to_owned()),
+            ("agent".to_owned(), "spoofed".to_owned()),
+            ("9lives".to_owned(), "x".to_owned()),
+        ]
+        .into();
+        let got = labels(&a, "FlumeAgentDown", &BTreeMap::new());
+        assert_eq!(got["team"], "logs");
+        assert_eq!(got["k8s_io_zone"], "bj");
+        assert_eq!(got["_9lives"], "x");
+        assert_eq!(got["agent"], "web7-a1");
+        assert_eq!(got["alertname"], "FlumeAgentDown");
     }
 }

@@ -94,6 +94,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         };
         let text = lines(&[a.clone(), a.clone()]);
         let lines: Vec<&str> = text.lines().collect();
