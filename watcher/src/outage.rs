@@ -65,7 +65,7 @@ pub struct Live {
 pub struct Registration {
     host: Option<Arc<str>>,
     /// The agent's labels, for routes and messages; most agents have a few or none.
-    labels: Option<Box<[(Box<str>, Box<str>)]>>,
+    labels: Option<Box<[Label]>>,
     restarts: Option<u64>,
     last_exit: Option<Box<ExitRecord>>,
     marks: Option<Box<Marks>>,
@@ -73,6 +73,9 @@ pub struct Registration {
     /// Transaction of its last modification.
     mzxid: i64,
 }
+
+/// One label of an agent, compact (kept for every agent).
+type Label = (Box<str>, Box<str>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Marks {
