@@ -312,3 +312,50 @@ fn routes_send_each_agent_to_its_channels_and_records_are_pruned() {
         || format!("{:?}", pair.probe.children(&outages)),
     );
 }
+
+/// `test-alert` sends a test notice through each channel and says what each did: a webhook that
+/// takes it is `delivered`, one that answers 404 has FAILED (exit 1); `--channel` tests one.
+#[test]
+fn test_alert_says_what_each_channel_did() {
+    let dir = TempDir::new("config-test-alert");
+    let (good, bad) = (Receiver::start(), Receiver::start());
+    bad.set_reply(404, "no such hook");
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[channel]]\nname = \"good\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[channel]]\nname = \"bad\"\ntype = \"webhook\"\nurl = \"{}\"\n",
+            good.url("/hook"),
+            bad.url("/hook")
+        ),
+    )
+    .expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let both = watcher(&["test-alert", "--config", &path, "--wait", "3s"]);
+    let said = text(&both.stdout);
+    assert_eq!(both.status.code(), Some(1), "{said}{}", text(&both.stderr));
+    assert!(said.contains("good  delivered\n"), "{said}");
+    assert!(said.contains("bad   FAILED: refused for good"), "{said}");
+    let got = receiver::alerts_of(&good.requests());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["event"], "test");
+    assert!(
+        got[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nothing is wrong")),
+        "{}",
+        got[0]
+    );
+
+    let one = watcher(&["test-alert", "--config", &path, "--channel", "good"]);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one.stderr));
+    assert_eq!(text(&one.stdout), "good  delivered\n");
+    let none = watcher(&["test-alert", "--config", &path, "--channel", "nobody"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        text(&none.stderr).contains("--channel: no channel is named `nobody` (named: good, bad)"),
+        "{}",
+        text(&none.stderr)
+    );
+}

@@ -20,6 +20,9 @@ pub enum AlertKind {
     Blind,
     /// The watcher sees again after having been blind.
     Sighted,
+    /// `flume-watcher test-alert`: a clearly marked message that nothing is wrong, to check a
+    /// channel end to end. Never recorded.
+    Test,
 }
 
 impl AlertKind {
@@ -30,6 +33,7 @@ impl AlertKind {
             AlertKind::Failed => "failed",
             AlertKind::Blind => "blind",
             AlertKind::Sighted => "sighted",
+            AlertKind::Test => "test",
         }
     }
 }

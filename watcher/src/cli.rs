@@ -46,6 +46,95 @@ pub enum CliCommand {
     /// Check a configuration file, or print a commented example of one
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Send a clearly marked test message through every channel (or one) and print each result
+    #[command(after_help = TEST_ALERT_HELP)]
+    TestAlert(TestAlertArgs),
+}
+
+const TEST_ALERT_HELP: &str = concat!(
+    "Examples:\n",
+    "  flume-watcher test-alert --config /etc/flume-watchdog/watcher.toml\n",
+    "  flume-watcher test-alert --config watcher.toml --channel ops\n\n",
+    "Exit codes:\n",
+    "  0  every channel took the test message\n",
+    "  1  a channel refused it, or still failed when --wait ran out\n",
+    "  2  bad flags or configuration (every problem is listed)",
+);
+
+#[derive(Args, Debug)]
+pub struct TestAlertArgs {
+    /// The configuration file (TOML) whose channels to test
+    #[arg(long, env = "FLUME_WATCHER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Only the channel of this name (its `name` in the file)
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+    /// A generic webhook to test too (repeatable)
+    #[arg(long = "webhook", value_parser = parse_webhook, value_name = "URL")]
+    pub webhooks: Vec<WebhookConfig>,
+    /// A DingTalk robot to test too (repeatable)
+    #[arg(long = "dingtalk", value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
+    pub dingtalk: Vec<DingTalkConfig>,
+    /// Language of the message: en or zh [default: the file's, else en]
+    #[arg(long, value_parser = Lang::parse, value_name = "LANG")]
+    pub lang: Option<Lang>,
+    /// Time zone of the message's time [default: the file's, else this machine's]
+    #[arg(long, value_parser = Zone::parse, value_name = "ZONE")]
+    pub timezone: Option<Zone>,
+    /// How long a channel that fails may be retried before it counts as failed
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub wait: Duration,
+}
+
+/// `test-alert`, checked: the channels to test and how to write the message.
+#[derive(Debug)]
+pub struct TestAlertConfig {
+    pub channels: Vec<Configured>,
+    pub style: Style,
+    pub wait: Duration,
+}
+
+impl TestAlertArgs {
+    fn into_config(self) -> Result<TestAlertConfig, ConfigErrors> {
+        let file = match &self.config {
+            Some(path) => config::load(path).map_err(|p| ConfigErrors(in_file(path, p)))?,
+            None => FileConfig::default(),
+        };
+        let mut channels = file.channels;
+        channels.extend(self.webhooks.into_iter().map(Configured::unnamed));
+        channels.extend(self.dingtalk.into_iter().map(Configured::unnamed));
+        if let Some(name) = &self.channel {
+            let known: Vec<String> = channels.iter().map(|c| c.label.clone()).collect();
+            channels.retain(|c| &c.label == name);
+            if channels.is_empty() {
+                return Err(ConfigErrors(vec![format!(
+                    "--channel: no channel is named `{name}` (named: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )]));
+            }
+        }
+        if channels.is_empty() {
+            return Err(ConfigErrors(vec![
+                "no channel to test: give --config with [[channel]] tables, or --webhook, --dingtalk"
+                    .to_owned(),
+            ]));
+        }
+        Ok(TestAlertConfig {
+            channels,
+            style: Style {
+                lang: self.lang.or(file.alerts.lang).unwrap_or_default(),
+                zone: self
+                    .timezone
+                    .or(file.alerts.timezone)
+                    .unwrap_or_else(Zone::local),
+            },
+            wait: self.wait,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +280,8 @@ pub enum Config {
     },
     /// `config example`.
     Example,
+    /// `test-alert`.
+    TestAlert(TestAlertConfig),
 }
 
 #[derive(Debug)]
@@ -218,6 +309,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal
                 Err(problems) => Err(ConfigErrors(in_file(&check.config, problems))),
             },
             CliCommand::Config(ConfigCommand::Example) => Ok(Config::Example),
+            CliCommand::TestAlert(args) => args.into_config().map(Config::TestAlert),
         }
     })
 }

@@ -72,3 +72,81 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
     notifier.wait_stopped().await;
     Ok(())
 }
+
+/// What became of the test message at one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TestOutcome {
+    Delivered,
+    /// Refused for good (the reason is in the log).
+    Refused,
+    /// Still failing when the wait ran out, after this many retries.
+    StillFailing {
+        retries: u64,
+    },
+}
+
+/// `test-alert`: sends one clearly marked test notice through each channel and waits (at most
+/// `cfg.wait`) for each to take it or refuse it; the outcome per channel name, in order.
+pub async fn test_alert(cfg: cli::TestAlertConfig) -> Result<Vec<(String, TestOutcome)>, RunError> {
+    use std::time::{Duration, SystemTime};
+    let cancel = CancellationToken::new();
+    let ctx = channels::Context {
+        http: channels::http_client()?,
+        style: cfg.style,
+    };
+    // Quick retries: an operator is waiting at the terminal.
+    let policy = notify::RetryPolicy {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(2),
+    };
+    let notifier = notify::Notifier::start(&cfg.channels, &ctx, policy, cancel.clone());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok());
+    notifier.send(vec![alert::Alert {
+        event: alert::AlertKind::Test,
+        agent: "flume-watcher".to_owned(),
+        reason: format!(
+            "test alert from flume-watcher on {}: nothing is wrong",
+            host.as_deref().unwrap_or("this host")
+        ),
+        host,
+        at: SystemTime::now(),
+        restarts: None,
+        crashes: 0,
+        outage: None,
+        last_exit: None,
+        zxid: None,
+        key: None,
+        ticket: None,
+        not_for: Default::default(),
+        labels: Default::default(),
+    }]);
+    let deadline = tokio::time::Instant::now() + cfg.wait;
+    let outcome = |s: &notify::ChannelStats| {
+        if s.delivered > 0 {
+            Some(TestOutcome::Delivered)
+        } else if s.failed_permanently > 0 {
+            Some(TestOutcome::Refused)
+        } else {
+            None
+        }
+    };
+    loop {
+        let stats = notifier.stats();
+        let done = stats.iter().all(|s| outcome(s).is_some());
+        if done || tokio::time::Instant::now() >= deadline {
+            cancel.cancel();
+            // What is still failing is not tried again at length: its last attempt is bounded.
+            let _ = tokio::time::timeout(Duration::from_secs(3), notifier.wait_stopped()).await;
+            return Ok(stats
+                .iter()
+                .map(|s| {
+                    let o = outcome(s).unwrap_or(TestOutcome::StillFailing { retries: s.retries });
+                    (s.label.clone(), o)
+                })
+                .collect());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -46,6 +46,38 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Config::TestAlert(cfg) => {
+            let results = match runtime.block_on(watcher::test_alert(cfg)) {
+                Ok(r) => r,
+                Err(e) => {
+                    err(&format!("flume-watcher test-alert: {e}"));
+                    return ExitCode::from(1);
+                }
+            };
+            let width = results.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            let mut text = String::new();
+            let mut all = true;
+            for (name, outcome) in &results {
+                let said = match outcome {
+                    watcher::TestOutcome::Delivered => "delivered".to_owned(),
+                    watcher::TestOutcome::Refused => {
+                        "FAILED: refused for good (the reason is logged above)".to_owned()
+                    }
+                    watcher::TestOutcome::StillFailing { retries } => format!(
+                        "FAILED: still failing after {} attempts (the errors are logged above)",
+                        retries + 1
+                    ),
+                };
+                all &= *outcome == watcher::TestOutcome::Delivered;
+                text.push_str(&format!("{name:width$}  {said}\n"));
+            }
+            let _ = out(&text);
+            if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Config::Example => match out(watcher::config::EXAMPLE) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

@@ -158,11 +158,13 @@ impl Style {
             (Lang::En, AlertKind::Recovered) => "RECOVERED",
             (Lang::En, AlertKind::Blind) => "WATCHER BLIND",
             (Lang::En, AlertKind::Sighted) => "WATCHER SEES AGAIN",
+            (Lang::En, AlertKind::Test) => "TEST",
             (Lang::Zh, AlertKind::Down) => "宕机",
             (Lang::Zh, AlertKind::Failed) => "已放弃重启",
             (Lang::Zh, AlertKind::Recovered) => "已恢复",
             (Lang::Zh, AlertKind::Blind) => "监控失联",
             (Lang::Zh, AlertKind::Sighted) => "监控恢复",
+            (Lang::Zh, AlertKind::Test) => "测试",
         }
     }
 
@@ -327,6 +329,7 @@ fn zh_reason(a: &Alert, style: &Style) -> String {
             None => a.reason.clone(),
         },
         AlertKind::Sighted => "watcher 已重新连接 ZooKeeper，期间的故障将补报".to_owned(),
+        AlertKind::Test => "这是 flume-watcher 的测试消息，一切正常，无需处理".to_owned(),
         AlertKind::Down => cause(&a.reason),
     }
 }

@@ -52,8 +52,10 @@ impl Default for RetryPolicy {
 /// Counters of one channel, in alerts (not messages), except `retries` (failed attempts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChannelStats {
-    /// The channel's name (never a secret).
+    /// The channel's name (never a secret): the key of its receipts.
     pub channel: String,
+    /// Its name in the configuration file (or the same key).
+    pub label: String,
     pub delivered: u64,
     /// Dropped after a permanent error (a configuration problem).
     pub failed_permanently: u64,
@@ -279,6 +281,7 @@ impl Notifier {
                 let c = &lane.counters;
                 ChannelStats {
                     channel: lane.name.clone(),
+                    label: lane.label.clone(),
                     delivered: c.delivered.load(Ordering::Relaxed),
                     failed_permanently: c.failed_permanently.load(Ordering::Relaxed),
                     retries: c.retries.load(Ordering::Relaxed),

@@ -143,12 +143,13 @@ mod stored_event {
 
     use crate::alert::AlertKind;
 
-    const NAMES: [(AlertKind, &str); 5] = [
+    const NAMES: [(AlertKind, &str); 6] = [
         (AlertKind::Down, "down"),
         (AlertKind::Recovered, "recovered"),
         (AlertKind::Failed, "failed"),
         (AlertKind::Blind, "blind"),
         (AlertKind::Sighted, "sighted"),
+        (AlertKind::Test, "test"),
     ];
 
     pub fn serialize<S: Serializer>(kind: &AlertKind, s: S) -> Result<S::Ok, S::Error> {

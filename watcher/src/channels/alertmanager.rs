@@ -100,6 +100,10 @@ pub const AGENT_DOWN: &str = "FlumeAgentDown";
 pub const AGENT_FAILED: &str = "FlumeAgentFailed";
 /// `alertname` of a watcher that cannot see ZooKeeper (so cannot see outages).
 pub const WATCHER_BLIND: &str = "FlumeWatcherBlind";
+/// `flume-watcher test-alert`: fires once, ends on its own after [`TEST_LASTS`], never re-posted.
+pub const WATCHER_TEST: &str = "FlumeWatcherTest";
+/// How long a test alert stays active in Alertmanager: long enough to see it and be notified.
+pub const TEST_LASTS: Duration = Duration::from_secs(5 * 60);
 
 /// Re-post interval while firing, unless `repeat` says otherwise: what Prometheus uses.
 pub const DEFAULT_REPEAT: Duration = Duration::from_secs(60);
@@ -394,7 +398,8 @@ fn fires(kind: AlertKind) -> Option<&'static str> {
         AlertKind::Down => Some(AGENT_DOWN),
         AlertKind::Failed => Some(AGENT_FAILED),
         AlertKind::Blind => Some(WATCHER_BLIND),
-        AlertKind::Recovered | AlertKind::Sighted => None,
+        // A test is posted once, outside the set of firing alerts (see `deliver`).
+        AlertKind::Recovered | AlertKind::Sighted | AlertKind::Test => None,
     }
 }
 
@@ -403,14 +408,16 @@ fn resolves(kind: AlertKind) -> &'static [&'static str] {
     match kind {
         AlertKind::Recovered => &[AGENT_DOWN, AGENT_FAILED],
         AlertKind::Sighted => &[WATCHER_BLIND],
-        AlertKind::Down | AlertKind::Failed | AlertKind::Blind => &[],
+        AlertKind::Down | AlertKind::Failed | AlertKind::Blind | AlertKind::Test => &[],
     }
 }
 
 /// An agent that is down or failed pages someone; a blind watcher is a warning: the agents may
 /// be fine, only nobody can tell.
 fn severity(alertname: &str) -> &'static str {
-    if alertname == WATCHER_BLIND {
+    if alertname == WATCHER_TEST {
+        "info"
+    } else if alertname == WATCHER_BLIND {
         "warning"
     } else {
         "critical"
@@ -474,6 +481,7 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
         },
         AlertKind::Blind => format!("{agent} cannot see ZooKeeper, so cannot see outages"),
         AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
+        AlertKind::Test => format!("Test alert from {agent} on {host}: nothing is wrong"),
     };
     let what = match alert.event {
         AlertKind::Down => format!("Flume agent {agent} on {host} went down"),
@@ -481,6 +489,7 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
         AlertKind::Recovered => format!("Flume agent {agent} on {host} recovered"),
         AlertKind::Blind => format!("{agent} lost ZooKeeper"),
         AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
+        AlertKind::Test => format!("{agent} on {host} sent a test alert"),
     };
     let mut description = vec![
         format!("{what} at {}.", common::time::format(alert.at)),
@@ -911,10 +920,23 @@ impl Channel for AlertmanagerChannel {
             let now = SystemTime::now();
             let mut st = self.inner.lock();
             let mut keys = Vec::new();
-            for alert in batch {
+            for alert in batch.iter().filter(|a| a.event != AlertKind::Test) {
                 keys.extend(st.alerts.apply(alert, &self.inner.static_labels, now));
             }
-            st.alerts.render(&keys, now)
+            let mut body = st.alerts.render(&keys, now);
+            body.extend(
+                batch
+                    .iter()
+                    .filter(|a| a.event == AlertKind::Test)
+                    .map(|a| PostableAlert {
+                        labels: labels(a, WATCHER_TEST, &self.inner.static_labels),
+                        annotations: annotations(a),
+                        starts_at: common::time::format(now),
+                        ends_at: common::time::format(now + TEST_LASTS),
+                        generator_url: None,
+                    }),
+            );
+            body
         };
         if body.is_empty() {
             return Ok(());

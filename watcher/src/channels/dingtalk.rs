@@ -447,6 +447,7 @@ fn section(a: &Alert, style: &Style) -> String {
         AlertKind::Recovered => "🟢",
         AlertKind::Blind => "🙈",
         AlertKind::Sighted => "👀",
+        AlertKind::Test => "🧪",
     };
     let mut facts = style.facts(a).into_iter();
     // The agent is in the heading; the rest are list items, each within its budget.

@@ -876,6 +876,7 @@ fn colour(event: AlertKind) -> &'static str {
         AlertKind::Recovered => "#2e7d32",
         AlertKind::Blind => "#ef6c00",
         AlertKind::Sighted => "#1565c0",
+        AlertKind::Test => "#6a1b9a",
     }
 }
 
