@@ -70,10 +70,11 @@ pub struct TestAlertArgs {
     #[arg(long, value_name = "NAME")]
     pub channel: Option<String>,
     /// A generic webhook to test too (repeatable)
-    #[arg(long = "webhook", value_parser = parse_webhook, value_name = "URL")]
+    // hide_env_values: a refused value is shown with its secrets masked, as `run`'s (no variable).
+    #[arg(long = "webhook", hide_env_values = true, value_parser = parse_webhook, value_name = "URL")]
     pub webhooks: Vec<WebhookConfig>,
     /// A DingTalk robot to test too (repeatable)
-    #[arg(long = "dingtalk", value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
+    #[arg(long = "dingtalk", hide_env_values = true, value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
     pub dingtalk: Vec<DingTalkConfig>,
     /// Language of the message: en or zh [default: the file's, else en]
     #[arg(long, value_parser = Lang::parse, value_name = "LANG")]
