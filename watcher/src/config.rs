@@ -639,6 +639,19 @@ at_mobiles = ["13800000000"]             # optional: who is notified (@ in the t
 is_at_all = false                        # optional: notify the whole group
 
 [[channel]]
+name = "wecom"
+type = "wecom"                           # WeCom (企业微信) group robot, markdown (4,096 bytes a message)
+url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY"
+at_mobiles = ["13800000000"]             # optional: who is notified, by a short text message after
+at_all = false                           # optional: notify the whole group (@all)
+
+[[channel]]
+name = "feishu"
+type = "feishu"                          # Feishu / Lark custom bot, an interactive card
+url = "https://open.feishu.cn/open-apis/bot/v2/hook/HOOK_ID"
+# secret_file = "/etc/flume-watchdog/feishu.secret"  # optional: signed bot; or secret = "…"
+
+[[channel]]
 name = "mail"
 type = "email"
 smtp = "smtps://smtp.example.com:465"    # smtps:// implicit TLS; smtp:// STARTTLS (tls = "starttls",
@@ -688,7 +701,10 @@ mod tests {
     fn the_example_passes() {
         let cfg = parse(EXAMPLE).expect("the example is valid");
         let labels: Vec<&str> = cfg.channels.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels, ["hook", "ops", "mail", "am", "console"]);
+        assert_eq!(
+            labels,
+            ["hook", "ops", "wecom", "feishu", "mail", "am", "console"]
+        );
         assert_eq!(cfg.zookeeper.session_timeout, Some(Duration::from_secs(10)));
     }
 
@@ -736,7 +752,7 @@ url = "http://127.0.0.1:9/x"
             "channel[1] (ops).secret_file: cannot read /nonexistent/secret: ",
             "channel[1] (ops).url: DingTalk robot URL has no access_token",
             "channel[1] (ops).at_mobiles[0]: `138-abc` is not a mobile number",
-            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, email, alertmanager, console)",
+            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, wecom, feishu, email, alertmanager, console)",
             "channel[3] (ops).name: two channels are named `ops`",
             "channel[4].extra: unknown field `extra`, expected `url`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",

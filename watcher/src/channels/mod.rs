@@ -11,11 +11,14 @@
 //! two receivers that differ only in a hidden part still have different names.
 
 pub mod alertmanager;
+mod chat;
 pub mod console;
 pub mod dingtalk;
 pub mod email;
+pub mod feishu;
 pub mod kinds;
 pub mod webhook;
+pub mod wecom;
 
 use std::fmt;
 use std::time::Duration;
@@ -25,7 +28,9 @@ use sha2::{Digest, Sha256};
 
 pub use console::ConsoleChannel;
 pub use dingtalk::{DingTalkChannel, DingTalkConfig};
+pub use feishu::{FeishuChannel, FeishuConfig};
 pub use webhook::{WebhookChannel, WebhookConfig};
+pub use wecom::{WeComChannel, WeComConfig};
 
 use crate::alert::Alert;
 use crate::notify::Notifier;
