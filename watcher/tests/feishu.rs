@@ -37,6 +37,7 @@ fn alert(agent: &str, event: AlertKind) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        labels: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn alert(agent: &str) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        labels: Default::default(),
     }
 }
 

@@ -158,6 +158,7 @@ pub(crate) mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            labels: Default::default(),
         }
     }
 

@@ -403,7 +403,7 @@ fn colour(kind: AlertKind) -> &'static str {
         AlertKind::Down | AlertKind::Failed => "red",
         AlertKind::Recovered => "green",
         AlertKind::Blind => "orange",
-        AlertKind::Sighted => "blue",
+        AlertKind::Sighted | AlertKind::Test => "blue",
     }
 }
 

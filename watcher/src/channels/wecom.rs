@@ -366,7 +366,7 @@ fn render(batch: &[Alert], style: &Style, budgets: Budgets) -> String {
         let colour = match s.event {
             AlertKind::Down | AlertKind::Failed => "warning",
             AlertKind::Recovered => "info",
-            AlertKind::Blind | AlertKind::Sighted => "comment",
+            AlertKind::Blind | AlertKind::Sighted | AlertKind::Test => "comment",
         };
         let mut text = format!("### <font color=\"{colour}\">{}</font> {}", s.word, s.agent);
         for (label, value) in &s.lines {
