@@ -634,6 +634,12 @@ at_mobiles = ["13800000000"]             # optional: who is notified (@ in the t
 is_at_all = false                        # optional: notify the whole group
 
 [[channel]]
+name = "slack"
+type = "slack"                           # Slack incoming webhook: a header and the facts per alert
+url = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+                                         # the channel and the bot's name are the webhook's own
+
+[[channel]]
 name = "mail"
 type = "email"
 smtp = "smtps://smtp.example.com:465"    # smtps:// implicit TLS; smtp:// STARTTLS (tls = "starttls",
@@ -644,6 +650,14 @@ to = ["oncall@example.com"]
 # password_file = "/etc/flume-watchdog/smtp.password"
 # ca_file = "/etc/ssl/internal-ca.pem"   # extra CAs to trust (an internal CA)
 # timeout = "30s"
+
+[[channel]]
+name = "sms"
+type = "exec"                            # runs the command with {"alerts":[…]} on stdin, no shell;
+                                         # exit 0 delivered, 75 retried, anything else dropped
+command = ["/bin/cat"]                   # e.g. ["/usr/local/bin/send-sms", "--to", "13800000000"]
+timeout = "30s"                          # then it is killed with its children, and retried
+# env = { SMS_API_KEY = "…" }            # extra variables (values shown as ***)
 
 [[channel]]
 name = "am"
@@ -682,7 +696,10 @@ mod tests {
     fn the_example_passes() {
         let cfg = parse(EXAMPLE).expect("the example is valid");
         let labels: Vec<&str> = cfg.channels.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels, ["hook", "ops", "mail", "am", "console"]);
+        assert_eq!(
+            labels,
+            ["hook", "ops", "slack", "mail", "sms", "am", "console"]
+        );
         assert_eq!(cfg.zookeeper.session_timeout, Some(Duration::from_secs(10)));
     }
 
@@ -730,7 +747,7 @@ url = "http://127.0.0.1:9/x"
             "channel[1] (ops).secret_file: cannot read /nonexistent/secret: ",
             "channel[1] (ops).url: DingTalk robot URL has no access_token",
             "channel[1] (ops).at_mobiles[0]: `138-abc` is not a mobile number",
-            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, email, alertmanager, console)",
+            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, slack, email, exec, alertmanager, console)",
             "channel[3] (ops).name: two channels are named `ops`",
             "channel[4].extra: unknown field `extra`, expected `url`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",

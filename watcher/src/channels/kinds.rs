@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::{alertmanager, console, dingtalk, email, webhook, ChannelSpec};
+use super::{alertmanager, console, dingtalk, email, exec, slack, webhook, ChannelSpec};
 
 /// A problem with one key of a channel's table: the key (a path below the table, e.g. `url` or
 /// `labels.team`, empty for the table as a whole) and what is wrong, never echoing a secret.
@@ -30,7 +30,9 @@ pub struct Kind {
 pub const KINDS: &[Kind] = &[
     webhook::KIND,
     dingtalk::KIND,
+    slack::KIND,
     email::KIND,
+    exec::KIND,
     alertmanager::KIND,
     console::KIND,
 ];
