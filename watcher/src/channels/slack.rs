@@ -65,10 +65,10 @@ impl SlackConfig {
     /// echo the URL.
     pub fn parse(s: &str) -> Result<SlackConfig, String> {
         let url = super::parse_http_url(s, "Slack webhook")?;
-        if url
+        let has_path = url
             .path_segments()
-            .map_or(true, |mut s| s.all(str::is_empty))
-        {
+            .is_some_and(|mut s| s.any(|seg| !seg.is_empty()));
+        if !has_path {
             return Err("Slack webhook URL has no path \
                  (expected https://hooks.slack.com/services/T…/B…/X…)"
                 .to_owned());
