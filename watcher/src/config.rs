@@ -652,6 +652,12 @@ url = "https://open.feishu.cn/open-apis/bot/v2/hook/HOOK_ID"
 # secret_file = "/etc/flume-watchdog/feishu.secret"  # optional: signed bot; or secret = "…"
 
 [[channel]]
+name = "slack"
+type = "slack"                           # Slack incoming webhook: a header and the facts per alert
+url = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+                                         # the channel and the bot's name are the webhook's own
+
+[[channel]]
 name = "mail"
 type = "email"
 smtp = "smtps://smtp.example.com:465"    # smtps:// implicit TLS; smtp:// STARTTLS (tls = "starttls",
@@ -662,6 +668,14 @@ to = ["oncall@example.com"]
 # password_file = "/etc/flume-watchdog/smtp.password"
 # ca_file = "/etc/ssl/internal-ca.pem"   # extra CAs to trust (an internal CA)
 # timeout = "30s"
+
+[[channel]]
+name = "sms"
+type = "exec"                            # runs the command with {"alerts":[…]} on stdin, no shell;
+                                         # exit 0 delivered, 75 retried, anything else dropped
+command = ["/bin/cat"]                   # e.g. ["/usr/local/bin/send-sms", "--to", "13800000000"]
+timeout = "30s"                          # then it is killed with its children, and retried
+# env = { SMS_API_KEY = "…" }            # extra variables (values shown as ***)
 
 [[channel]]
 name = "am"
@@ -703,7 +717,7 @@ mod tests {
         let labels: Vec<&str> = cfg.channels.iter().map(|c| c.label.as_str()).collect();
         assert_eq!(
             labels,
-            ["hook", "ops", "wecom", "feishu", "mail", "am", "console"]
+            ["hook", "ops", "wecom", "feishu", "slack", "mail", "sms", "am", "console"]
         );
         assert_eq!(cfg.zookeeper.session_timeout, Some(Duration::from_secs(10)));
     }
@@ -752,7 +766,7 @@ url = "http://127.0.0.1:9/x"
             "channel[1] (ops).secret_file: cannot read /nonexistent/secret: ",
             "channel[1] (ops).url: DingTalk robot URL has no access_token",
             "channel[1] (ops).at_mobiles[0]: `138-abc` is not a mobile number",
-            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, wecom, feishu, email, alertmanager, console)",
+            "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, wecom, feishu, slack, email, exec, alertmanager, console)",
             "channel[3] (ops).name: two channels are named `ops`",
             "channel[4].extra: unknown field `extra`, expected `url`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",

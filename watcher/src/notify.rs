@@ -4,7 +4,8 @@
 //! queued (so alerts that arrive while a delivery is in flight go together in the next
 //! message), split into chunks of the channel's `max_batch`, in order. A retryable failure is
 //! retried with capped exponential backoff until it succeeds or the notifier is cancelled: the
-//! alerts queued meanwhile wait, nothing is dropped. A permanent failure is logged, counted and
+//! alerts queued meanwhile wait, nothing is dropped. A receiver that says when to come back (a
+//! 429 with `Retry-After`, [`DeliveryError::RetryAfter`]) is not tried before then. A permanent failure is logged, counted and
 //! skipped. On cancellation each task makes one last attempt for what is pending, bounded by
 //! [`SHUTDOWN_GRACE`], then stops.
 //!
@@ -469,7 +470,7 @@ impl<C: Channel> Worker<C> {
                 Attempt::Made(result) => result,
                 Attempt::TooLate(reason) => return Settled::TooLate(reason),
             };
-            let error = match result {
+            let (asked, error) = match result {
                 Ok(()) => {
                     self.receipt(chunk);
                     self.delivered(chunk.len(), attempt);
@@ -480,15 +481,19 @@ impl<C: Channel> Worker<C> {
                     self.failed(chunk.len(), attempt, &e);
                     return Settled::Done;
                 }
-                Err(DeliveryError::Retry(e)) if self.deadline.is_some() => {
-                    self.abandoned(chunk, &e);
+                Err(e @ (DeliveryError::Retry(_) | DeliveryError::RetryAfter(..)))
+                    if self.deadline.is_some() =>
+                {
+                    self.abandoned(chunk, &e.to_string());
                     return Settled::Done;
                 }
-                Err(DeliveryError::Retry(e)) => e,
+                Err(DeliveryError::Retry(e)) => (Duration::ZERO, e),
+                Err(DeliveryError::RetryAfter(after, e)) => (after, e),
             };
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
-            ready = now + backoff.next_delay();
+            // The receiver's `Retry-After`, when it gave one, or the backoff if that is longer.
+            ready = now + backoff.next_delay().max(asked);
             let next = next_start(self.last_end, self.channel.min_interval(), ready);
             warn!(
                 channel = %self.label,

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::{alertmanager, console, dingtalk, email, feishu, webhook, wecom, ChannelSpec};
+use super::{
+    alertmanager, console, dingtalk, email, exec, feishu, slack, webhook, wecom, ChannelSpec,
+};
 
 /// A problem with one key of a channel's table: the key (a path below the table, e.g. `url` or
 /// `labels.team`, empty for the table as a whole) and what is wrong, never echoing a secret.
@@ -32,7 +34,9 @@ pub const KINDS: &[Kind] = &[
     dingtalk::KIND,
     wecom::KIND,
     feishu::KIND,
+    slack::KIND,
     email::KIND,
+    exec::KIND,
     alertmanager::KIND,
     console::KIND,
 ];

@@ -15,8 +15,10 @@ mod chat;
 pub mod console;
 pub mod dingtalk;
 pub mod email;
+pub mod exec;
 pub mod feishu;
 pub mod kinds;
+pub mod slack;
 pub mod webhook;
 pub mod wecom;
 
@@ -28,7 +30,9 @@ use sha2::{Digest, Sha256};
 
 pub use console::ConsoleChannel;
 pub use dingtalk::{DingTalkChannel, DingTalkConfig};
+pub use exec::{ExecChannel, ExecConfig};
 pub use feishu::{FeishuChannel, FeishuConfig};
+pub use slack::{SlackChannel, SlackConfig};
 pub use webhook::{WebhookChannel, WebhookConfig};
 pub use wecom::{WeComChannel, WeComConfig};
 
@@ -68,6 +72,11 @@ pub enum DeliveryError {
     /// Might work later: the same message should be sent again.
     #[error("{0}")]
     Retry(String),
+    /// Might work once the receiver's `Retry-After` has passed (a 429 that says when): the same
+    /// message is sent again, not before then. The notifier keeps the longer of this and its own
+    /// backoff, so a receiver that says "now" cannot make it hammer.
+    #[error("{1}")]
+    RetryAfter(Duration, String),
     /// Will not work without a configuration change: the message is dropped.
     #[error("{0}")]
     Permanent(String),
@@ -75,13 +84,17 @@ pub enum DeliveryError {
 
 impl DeliveryError {
     pub fn is_retry(&self) -> bool {
-        matches!(self, DeliveryError::Retry(_))
+        matches!(
+            self,
+            DeliveryError::Retry(_) | DeliveryError::RetryAfter(..)
+        )
     }
 
     /// The same error with every `secret` in its text replaced by `***`.
     pub(crate) fn scrub(self, secrets: &[String]) -> DeliveryError {
         match self {
             DeliveryError::Retry(m) => DeliveryError::Retry(scrub(&m, secrets)),
+            DeliveryError::RetryAfter(d, m) => DeliveryError::RetryAfter(d, scrub(&m, secrets)),
             DeliveryError::Permanent(m) => DeliveryError::Permanent(scrub(&m, secrets)),
         }
     }
@@ -348,6 +361,20 @@ pub(crate) fn status_error(status: StatusCode, body: &str) -> DeliveryError {
     } else {
         DeliveryError::Permanent(text)
     }
+}
+
+/// The longest `Retry-After` honoured: a receiver asking for more (or a broken one asking for
+/// days) is tried again after this, so that alerts are not held back for longer than an operator
+/// would wait to notice.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// A reply's `Retry-After` in delay-seconds (the form rate-limited robots such as Slack send),
+/// at most [`MAX_RETRY_AFTER`]. The HTTP-date form is not read: the caller then falls back to
+/// its own backoff.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 /// Reads at most `limit` bytes of a reply body (errors end the read), lossily as UTF-8.

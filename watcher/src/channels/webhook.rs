@@ -105,6 +105,22 @@ struct Item<'a> {
     alert: &'a Alert,
 }
 
+/// `{"alerts":[…]}`, each alert with its notice id first: the body of the generic webhook, and
+/// what the exec channel writes to its command's stdin (one format for machine receivers).
+pub(crate) fn body(batch: &[Alert]) -> Vec<u8> {
+    let body = Body {
+        alerts: batch
+            .iter()
+            .map(|alert| Item {
+                id: alert.notice_id(),
+                alert,
+            })
+            .collect(),
+    };
+    // Serializing plain structs of strings and numbers into memory does not fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
 impl WebhookChannel {
     pub const MAX_BATCH: usize = 500;
 
@@ -121,15 +137,8 @@ impl WebhookChannel {
         let resp = self
             .http
             .post(self.config.url.clone())
-            .json(&Body {
-                alerts: batch
-                    .iter()
-                    .map(|alert| Item {
-                        id: alert.notice_id(),
-                        alert,
-                    })
-                    .collect(),
-            })
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body(batch))
             .send()
             .await
             .map_err(transport_error)?;
