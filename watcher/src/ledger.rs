@@ -27,8 +27,10 @@ use crate::outbox::Recorded;
 use crate::record::OutageRecord;
 use crate::routing::Router;
 
-/// Outage records written at once (each a read and a write, pipelined on the session).
-pub const RECORD_WINDOW: usize = 1000;
+/// Outage records written at once (each a create, pipelined on the session). A node event that
+/// comes meanwhile waits for the window in flight: 250 keeps that wait to a few tens of
+/// milliseconds on a slow disk, while a rack's records still take few round trips.
+pub const RECORD_WINDOW: usize = 250;
 /// Delivery receipts noted at once, between which events are taken.
 pub const RECEIPT_WINDOW: usize = 250;
 /// A follower remembers at most this many alerts the leader has not recorded yet.
@@ -548,9 +550,17 @@ impl Ledger {
                 }
             }
         }
+        let mut actions = deliver_all(recorded_now);
+        if self.unrecorded.front().is_some_and(|a| a.ticket.is_some()) {
+            // What is left was handed over already: its records wait for the next turn of the
+            // loop, so that a node event (a crash) never waits behind a burst's records.
+            self.flush = Flush::Idle;
+            actions.push(Action::RetryAt(now));
+            return actions;
+        }
         // Recorded: on its way while the next window is written.
-        let first = first && recorded_now.is_empty();
-        self.record_next(first, deliver_all(recorded_now))
+        let first = first && actions.is_empty();
+        self.record_next(first, actions)
     }
 
     /// One window of receipts per flush, one receipt per record at a time: after a rack's burst,
@@ -756,20 +766,30 @@ mod tests {
         fn record_all(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
             let mut all = Vec::new();
             let mut seqs: BTreeMap<String, u32> = BTreeMap::new();
-            while let Some(Action::Record(window)) = actions.last().cloned() {
-                all.extend(actions);
-                let results = window
-                    .iter()
-                    .map(|a| {
-                        let seq = seqs.entry(a.agent.clone()).or_default();
-                        *seq += 1;
-                        Ok(Recorded::Deliver(Box::new(keyed(a, *seq - 1))))
-                    })
-                    .collect();
-                actions = self.on(Event::Recorded {
-                    results,
-                    now: self.now,
-                });
+            loop {
+                match actions.last().cloned() {
+                    Some(Action::Record(window)) => {
+                        all.extend(actions);
+                        let results = window
+                            .iter()
+                            .map(|a| {
+                                let seq = seqs.entry(a.agent.clone()).or_default();
+                                *seq += 1;
+                                Ok(Recorded::Deliver(Box::new(keyed(a, *seq - 1))))
+                            })
+                            .collect();
+                        actions = self.on(Event::Recorded {
+                            results,
+                            now: self.now,
+                        });
+                    }
+                    // The loop's next turn, as `watch.rs` gives it: a flush.
+                    Some(Action::RetryAt(at)) if at == self.now => {
+                        all.extend(actions);
+                        actions = self.on(Event::Flush);
+                    }
+                    _ => break,
+                }
             }
             all.extend(actions);
             all
@@ -864,6 +884,12 @@ mod tests {
             let flush = t.on(Event::Flush);
             let actions = t.record_all(flush);
             assert_eq!(windows(&actions), c.windows, "{}", c.what);
+            assert_eq!(
+                actions.contains(&Action::RetryAt(t.now)),
+                c.windows.len() > 1,
+                "{}: one window a turn of the loop, so that node events come between",
+                c.what
+            );
             assert_eq!(
                 delivered(&actions),
                 vec![],
