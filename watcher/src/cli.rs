@@ -69,18 +69,18 @@ pub struct TestAlertArgs {
     /// Only the channel of this name (its `name` in the file)
     #[arg(long, value_name = "NAME")]
     pub channel: Option<String>,
-    /// A generic webhook to test too (repeatable)
-    // hide_env_values: a refused value is shown with its secrets masked, as `run`'s (no variable).
-    #[arg(long = "webhook", hide_env_values = true, value_parser = parse_webhook, value_name = "URL")]
+    /// A generic webhook to test too (repeatable; the variable, as run's, holds URLs separated by
+    /// spaces): the channels run would use are tested
+    #[arg(long = "webhook", env = "FLUME_WATCHER_WEBHOOK", hide_env_values = true, value_parser = parse_webhook, value_name = "URL")]
     pub webhooks: Vec<WebhookConfig>,
-    /// A DingTalk robot to test too (repeatable)
-    #[arg(long = "dingtalk", hide_env_values = true, value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
+    /// A DingTalk robot to test too (repeatable; the variable, as run's)
+    #[arg(long = "dingtalk", env = "FLUME_WATCHER_DINGTALK", hide_env_values = true, value_parser = parse_dingtalk, value_name = "URL[,secret=S]")]
     pub dingtalk: Vec<DingTalkConfig>,
     /// Language of the message: en or zh [default: the file's, else en]
-    #[arg(long, value_parser = Lang::parse, value_name = "LANG")]
+    #[arg(long, env = "FLUME_WATCHER_LANG", value_parser = Lang::parse, value_name = "LANG")]
     pub lang: Option<Lang>,
     /// Time zone of the message's time [default: the file's, else this machine's]
-    #[arg(long, value_parser = Zone::parse, value_name = "ZONE")]
+    #[arg(long, env = "FLUME_WATCHER_TIMEZONE", value_parser = Zone::parse, value_name = "ZONE")]
     pub timezone: Option<Zone>,
     /// How long a channel that fails may be retried before it counts as failed
     #[arg(long, default_value = "15s", value_parser = duration)]
