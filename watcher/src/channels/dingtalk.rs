@@ -11,6 +11,7 @@ use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::chat::fit;
 use super::kinds::{self, KeyProblem, Kind};
 use super::{
     excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
@@ -487,31 +488,6 @@ fn section(a: &Alert, style: &Style) -> String {
         }
     }
     s
-}
-
-/// `s` on one line, cut so that its JSON-escaped form takes at most `max` bytes (with `…` when cut).
-fn fit(s: &str, max: usize) -> String {
-    let escaped_len = |c: char| match c {
-        '"' | '\\' => 2,
-        c => c.len_utf8(),
-    };
-    let clean = s.chars().map(|c| if c.is_control() { ' ' } else { c });
-    let total: usize = clean.clone().map(escaped_len).sum();
-    if total <= max {
-        return clean.collect();
-    }
-    let budget = max.saturating_sub('…'.len_utf8());
-    let mut out = String::new();
-    let mut used = 0;
-    for c in clean {
-        if used + escaped_len(c) > budget {
-            break;
-        }
-        used += escaped_len(c);
-        out.push(c);
-    }
-    out.push('…');
-    out
 }
 
 #[cfg(test)]
