@@ -629,6 +629,10 @@ retry_max = "60s"                        # longest delay between delivery attemp
 name = "hook"
 type = "webhook"                         # POST {"alerts":[…]} as JSON
 url = "http://127.0.0.1:8080/alerts"
+# template = "{% for a in alerts %}{{ a.agent }} {{ a.event }}: {{ a.reason }} {% endfor %}"
+#                                        # optional: a minijinja body from the same alerts (or
+#                                        # template_file = "/path"), checked by config check
+# content_type = "text/plain"            # with a template (default application/json)
 
 [[channel]]
 name = "ops"
@@ -768,7 +772,7 @@ url = "http://127.0.0.1:9/x"
             "channel[1] (ops).at_mobiles[0]: `138-abc` is not a mobile number",
             "channel[2].type: unknown channel type `pager` (known: webhook, dingtalk, wecom, feishu, slack, email, exec, alertmanager, console)",
             "channel[3] (ops).name: two channels are named `ops`",
-            "channel[4].extra: unknown field `extra`, expected `url`",
+            "channel[4].extra: unknown field `extra`, expected one of `url`, `template`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",
             "bogus: unknown section",
         ];

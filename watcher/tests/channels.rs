@@ -115,6 +115,45 @@ async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
 // ---------------------------------------------------------------------------------------------
 // Webhook
 
+/// A webhook with a body template from the file posts the operator's body, with its content
+/// type, made from the same alerts.
+#[tokio::test]
+async fn a_webhook_template_makes_the_body() {
+    let rx = Receiver::start();
+    let table: toml::Table = toml::from_str(&format!(
+        "url = '{}'\ncontent_type = 'text/plain; charset=utf-8'\n\
+         template = '{{% for a in alerts %}}{{{{ a.event|upper }}}} {{{{ a.agent }}}} on {{{{ a.host }}}}: {{{{ a.reason }}}}{{% endfor %}}'",
+        rx.url("/sms")
+    ))
+    .expect("toml");
+    let spec = (watcher::channels::kinds::find("webhook")
+        .expect("kind")
+        .read)(table)
+    .expect("valid");
+    let cancel = CancellationToken::new();
+    let notifier = Notifier::start(
+        &[Configured {
+            label: "sms".into(),
+            spec,
+        }],
+        &ctx(),
+        FAST,
+        cancel.clone(),
+    );
+    notifier.send(vec![alert("a1")]);
+    let req = rx.next("the templated POST").await;
+    assert_eq!(
+        req.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        "DOWN a1 on web-3: killed by SIGKILL"
+    );
+    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel).await;
+}
+
 #[tokio::test]
 async fn webhook_posts_alerts_as_json() {
     let rx = Receiver::scripted([Reply::new(204, "")]);

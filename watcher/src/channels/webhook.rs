@@ -1,6 +1,9 @@
-//! Generic webhook: `POST {"alerts":[<alert>, …]}` as JSON; any 2xx is success.
+//! Generic webhook: `POST {"alerts":[<alert>, …]}` as JSON, or a body of the operator's own made
+//! by a template from the same data; any 2xx is success.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::Url;
 use serde::Serialize;
@@ -24,17 +27,160 @@ pub const KIND: Kind = Kind {
 #[serde(deny_unknown_fields)]
 struct Keys {
     url: String,
+    /// A minijinja template of the body, given inline or in a file.
+    template: Option<String>,
+    template_file: Option<PathBuf>,
+    /// The body's `Content-Type` (default `application/json`).
+    content_type: Option<String>,
 }
 
 fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
     let keys: Keys = kinds::keys(table)?;
-    let config = WebhookConfig::parse(&keys.url).map_err(|e| vec![("url".to_owned(), e)])?;
-    Ok(Box::new(config))
+    let mut problems = Vec::new();
+    let url = WebhookConfig::parse(&keys.url)
+        .map_err(|e| problems.push(("url".to_owned(), e)))
+        .ok();
+    let source = match (keys.template, &keys.template_file) {
+        (Some(_), Some(_)) => {
+            problems.push((
+                "template".to_owned(),
+                "give template or template_file, not both".to_owned(),
+            ));
+            None
+        }
+        (Some(t), None) => Some(("template", t)),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(("template_file", t)),
+            Err(e) => {
+                problems.push((
+                    "template_file".to_owned(),
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let template = match source {
+        Some((key, text)) => {
+            let content_type = keys
+                .content_type
+                .unwrap_or_else(|| "application/json".to_owned());
+            BodyTemplate::new(text, content_type)
+                .map_err(|e| problems.push((key.to_owned(), e)))
+                .ok()
+        }
+        None => {
+            if keys.content_type.is_some() {
+                problems.push((
+                    "content_type".to_owned(),
+                    "only with a template (the built-in body is JSON)".to_owned(),
+                ));
+            }
+            None
+        }
+    };
+    match url {
+        Some(mut config) if problems.is_empty() => {
+            config.template = template.map(Arc::new);
+            Ok(Box::new(config))
+        }
+        _ => Err(problems),
+    }
 }
+
+/// Most work one rendering may do (minijinja's fuel: about one unit an instruction): far more
+/// than any body of a few hundred alerts needs, and a loop that never ends stops there instead.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// A body template: the operator's minijinja source, compiled once. It sees `alerts`, the list
+/// the built-in body holds (each alert with its `id`), and minijinja's filters (`tojson` among
+/// them). An undefined name is an error, not an empty string, so that a typo fails the check.
+pub struct BodyTemplate {
+    env: minijinja::Environment<'static>,
+    source: String,
+    content_type: String,
+}
+
+impl BodyTemplate {
+    /// Compiles `source` and renders it once with a sample alert, so that what would fail at
+    /// 3 a.m. (a syntax error, an unknown filter, a misspelt field) fails `config check` instead.
+    pub fn new(source: String, content_type: String) -> Result<BodyTemplate, String> {
+        let mut env = minijinja::Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template_owned("body", source.clone())
+            .map_err(|e| template_error(&e))?;
+        let template = BodyTemplate {
+            env,
+            source,
+            content_type,
+        };
+        template.render(&[sample()])?;
+        Ok(template)
+    }
+
+    fn render(&self, batch: &[Alert]) -> Result<String, String> {
+        let data: serde_json::Value =
+            serde_json::from_slice(&body(batch)).unwrap_or(serde_json::Value::Null);
+        let template = self
+            .env
+            .get_template("body")
+            .map_err(|e| template_error(&e))?;
+        template.render(&data).map_err(|e| template_error(&e))
+    }
+}
+
+/// minijinja's error with its line, on one line.
+fn template_error(e: &minijinja::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(line) = e.line() {
+        if !text.contains("line") {
+            text.push_str(&format!(" (line {line})"));
+        }
+    }
+    text.replace('\n', " ")
+}
+
+/// An alert with every field set, to try a template on.
+fn sample() -> Alert {
+    Alert {
+        event: crate::alert::AlertKind::Down,
+        agent: "web7-a1".to_owned(),
+        host: Some("web7".to_owned()),
+        reason: "exited with code 3".to_owned(),
+        at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_222_923),
+        restarts: Some(1),
+        crashes: 1,
+        outage: Some(std::time::Duration::from_secs(5)),
+        last_exit: Some(common::ExitRecord {
+            code: Some(3),
+            signal: None,
+            at: "2026-11-21T01:02:03.000Z".to_owned(),
+            error: None,
+        }),
+        zxid: Some(0x1a2f),
+        labels: [("team".to_owned(), "logs".to_owned())].into(),
+        key: None,
+        ticket: None,
+        not_for: Default::default(),
+    }
+}
+
+impl PartialEq for BodyTemplate {
+    fn eq(&self, other: &BodyTemplate) -> bool {
+        self.source == other.source && self.content_type == other.content_type
+    }
+}
+
+impl Eq for BodyTemplate {}
 
 impl ChannelSpec for WebhookConfig {
     fn describe(&self) -> String {
-        format!("webhook {self}")
+        match &self.template {
+            Some(t) => format!("webhook {self}, body from a template ({})", t.content_type),
+            None => format!("webhook {self}"),
+        }
     }
     fn key(&self) -> String {
         self.channel_name()
@@ -49,12 +195,15 @@ impl ChannelSpec for WebhookConfig {
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     url: Url,
+    /// Not part of the channel's key: a new body for the same receiver is the same channel.
+    template: Option<Arc<BodyTemplate>>,
 }
 
 impl WebhookConfig {
     pub fn parse(s: &str) -> Result<WebhookConfig, String> {
         Ok(WebhookConfig {
             url: super::parse_http_url(s, "webhook")?,
+            template: None,
         })
     }
 
@@ -82,6 +231,7 @@ impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
             .field("url", &redact_url(&self.url))
+            .field("template", &self.template.is_some())
             .finish()
     }
 }
@@ -134,11 +284,20 @@ impl WebhookChannel {
     }
 
     async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+        let (content_type, data) = match &self.config.template {
+            None => ("application/json", body(batch)),
+            Some(t) => {
+                let rendered = t.render(batch).map_err(|e| {
+                    DeliveryError::Permanent(format!("the webhook's template failed: {e}"))
+                })?;
+                (t.content_type.as_str(), rendered.into_bytes())
+            }
+        };
         let resp = self
             .http
             .post(self.config.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body(batch))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(data)
             .send()
             .await
             .map_err(transport_error)?;
@@ -218,6 +377,77 @@ mod tests {
             let name = WebhookChannel::new(c.clone(), reqwest::Client::new()).name();
             assert_eq!(name, c.channel_name());
             assert!(!name.contains("SECRET"), "{name}");
+        }
+    }
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).expect("toml")
+    }
+
+    /// A template makes the body from the same alerts, with the content type asked for; it does
+    /// not change the channel's key.
+    #[test]
+    fn a_template_makes_the_body() {
+        let spec = read_table(table(
+            "url = 'http://127.0.0.1:9/x'\ncontent_type = 'text/plain'\n\
+             template = '{% for a in alerts %}{{ a.event|upper }} {{ a.agent }}@{{ a.host }}: {{ a.reason }} [{{ a.id }}] {% endfor %}'",
+        ))
+        .expect("valid");
+        assert_eq!(
+            spec.key(),
+            WebhookConfig::parse("http://127.0.0.1:9/x")
+                .expect("url")
+                .channel_name()
+        );
+        assert!(
+            spec.describe()
+                .ends_with("body from a template (text/plain)"),
+            "{}",
+            spec.describe()
+        );
+        let keys: Keys = kinds::keys(table(
+            "url = 'http://127.0.0.1:9/x'\ntemplate = '{{ alerts|tojson }}'",
+        ))
+        .expect("keys");
+        let t = BodyTemplate::new(keys.template.expect("template"), "application/json".into())
+            .expect("compiles");
+        let rendered: serde_json::Value =
+            serde_json::from_str(&t.render(&[sample()]).expect("renders")).expect("json");
+        assert_eq!(rendered[0]["id"], "web7-a1/down/0x1a2f");
+        let t = BodyTemplate::new(
+            "{% for a in alerts %}{{ a.event|upper }} {{ a.agent }}{% endfor %}".into(),
+            "text/plain".into(),
+        )
+        .expect("compiles");
+        assert_eq!(t.render(&[sample()]).expect("renders"), "DOWN web7-a1");
+    }
+
+    /// What would fail at night fails the check: syntax, a misspelt field, an unknown filter, a
+    /// loop without end (fuel), an unreadable file, a content type without a template.
+    #[test]
+    fn a_broken_template_fails_the_check() {
+        for (text, key, says) in [
+            ("template = '{% for a in alerts %}'", "template", "syntax error"),
+            ("template = '{{ alerts[0].agnet }}'", "template", "undefined"),
+            ("template = '{{ alerts|nosuchfilter }}'", "template", "unknown filter"),
+            (
+                "template = '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}'",
+                "template",
+                "fuel",
+            ),
+            ("template_file = '/nonexistent/body.j2'", "template_file", "cannot read /nonexistent/body.j2"),
+            ("content_type = 'text/plain'", "content_type", "only with a template"),
+        ] {
+            let problems = match read_table(table(&format!("url = 'http://127.0.0.1:9/x'\n{text}"))) {
+                Ok(_) => panic!("{text}: accepted"),
+                Err(p) => p,
+            };
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert_eq!(problems[0].0, key, "{text}: {problems:?}");
+            assert!(
+                problems[0].1.to_lowercase().contains(says),
+                "{text}: {problems:?}"
+            );
         }
     }
 }
