@@ -114,6 +114,12 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
         .iter()
         .map(|c| (c.label.as_str(), c.spec.key()))
         .collect();
+    if default_channels.as_ref().is_some_and(Vec::is_empty) {
+        problems.push(
+            "alerts.default_channels: empty: what no route takes would go nowhere (leave the key out for every channel)"
+                .to_owned(),
+        );
+    }
     if let Some(names) = default_channels {
         cfg.default_channels = Some(
             names
@@ -829,6 +835,16 @@ color = "red"
             assert!(text.contains(w), "{w:?} missing in:\n{text}");
         }
         assert_eq!(found.len(), want.len(), "{text}");
+    }
+
+    #[test]
+    fn nothing_is_left_unrouted() {
+        let found = problems("[alerts]\ndefault_channels = []\n[[channel]]\ntype = \"console\"\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("alerts.default_channels: empty"),
+            "{found:?}"
+        );
     }
 
     #[test]
