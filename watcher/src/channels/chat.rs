@@ -7,6 +7,7 @@
 //! when that would not fit with [`Budgets::TIGHT`], whose worst case its tests check: real alerts
 //! (short ids, one-line reasons) read whole, and a pathological one is cut visibly, with `…`.
 
+use super::{excerpt, read_body, status_error, transport_error, DeliveryError};
 use crate::alert::{Alert, AlertKind};
 use crate::message::{Lang, Style};
 
@@ -129,6 +130,61 @@ pub(crate) fn is_mobile(s: &str) -> bool {
     (5..=20).contains(&digits)
         && s.chars()
             .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+}
+
+/// Posts a robot's JSON `body` to `url` and reads the reply the way DingTalk and WeCom give it:
+/// HTTP 200 with `{"errcode":0}` is success; another 2xx, a body that is not JSON or one without
+/// `errcode` may work later (retried); HTTP errors follow the shared rule; a non-zero `errcode` is
+/// judged by `classify` (the robot's own codes). `robot` names it in errors.
+pub(crate) async fn post_errcode(
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    body: Vec<u8>,
+    robot: &str,
+    classify: fn(i64, &str) -> DeliveryError,
+) -> Result<(), DeliveryError> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        errcode: Option<i64>,
+        errmsg: Option<String>,
+    }
+    let resp = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_body(resp, 1024).await.unwrap_or_default();
+        return Err(status_error(status, &excerpt(&body, 200)));
+    }
+    if status != reqwest::StatusCode::OK {
+        return Err(DeliveryError::Retry(format!(
+            "{robot} replied HTTP {status} instead of 200"
+        )));
+    }
+    let body = read_body(resp, 64 * 1024).await.map_err(transport_error)?;
+    let reply: Reply = serde_json::from_str(&body).map_err(|_| {
+        DeliveryError::Retry(format!(
+            "{robot} replied with a body that is not JSON: {}",
+            excerpt(&body, 200)
+        ))
+    })?;
+    let errmsg = reply
+        .errmsg
+        .as_deref()
+        .map(|m| excerpt(m, 200))
+        .unwrap_or_default();
+    match reply.errcode {
+        Some(0) => Ok(()),
+        None => Err(DeliveryError::Retry(format!(
+            "{robot} reply has no errcode: {}",
+            excerpt(&body, 200)
+        ))),
+        Some(code) => Err(classify(code, &errmsg)),
+    }
 }
 
 #[cfg(test)]

@@ -6,16 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use serde::Deserialize;
 use sha2::Sha256;
 
 use super::chat::fit;
 use super::kinds::{self, KeyProblem, Kind};
 use super::{
-    excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
-    url_secrets, Channel, ChannelSpec, DeliveryError,
+    fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
 use crate::message::{Lang, Style};
@@ -284,12 +282,6 @@ pub struct DingTalkChannel {
     secrets: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Reply {
-    errcode: Option<i64>,
-    errmsg: Option<String>,
-}
-
 impl DingTalkChannel {
     /// 20 alerts of at most ~950 JSON bytes each stay under [`MAX_BODY_BYTES`].
     pub const MAX_BATCH: usize = 20;
@@ -320,44 +312,15 @@ impl DingTalkChannel {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let resp = self
-            .http
-            .post(self.config.request_url(now_ms))
-            .header(CONTENT_TYPE, "application/json")
-            .body(message_body(batch, &self.config.mentions, &self.style))
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = read_body(resp, 1024).await.unwrap_or_default();
-            return Err(status_error(status, &excerpt(&body, 200)));
-        }
-        if status != StatusCode::OK {
-            return Err(DeliveryError::Retry(format!(
-                "DingTalk replied HTTP {status} instead of 200"
-            )));
-        }
-        let body = read_body(resp, 64 * 1024).await.map_err(transport_error)?;
-        let reply: Reply = serde_json::from_str(&body).map_err(|_| {
-            DeliveryError::Retry(format!(
-                "DingTalk replied with a body that is not JSON: {}",
-                excerpt(&body, 200)
-            ))
-        })?;
-        let errmsg = reply
-            .errmsg
-            .as_deref()
-            .map(|m| excerpt(m, 200))
-            .unwrap_or_default();
-        match reply.errcode {
-            Some(0) => Ok(()),
-            None => Err(DeliveryError::Retry(format!(
-                "DingTalk reply has no errcode: {}",
-                excerpt(&body, 200)
-            ))),
-            Some(code) => Err(errcode_error(code, &errmsg)),
-        }
+        let body = message_body(batch, &self.config.mentions, &self.style);
+        super::chat::post_errcode(
+            &self.http,
+            self.config.request_url(now_ms),
+            body,
+            "DingTalk",
+            errcode_error,
+        )
+        .await
     }
 }
 

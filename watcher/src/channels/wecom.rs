@@ -11,16 +11,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use serde::Deserialize;
 use tracing::warn;
 
 use super::chat::{self, Budgets};
 use super::kinds::{self, KeyProblem, Kind};
 use super::{
-    excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
-    url_secrets, Channel, ChannelSpec, DeliveryError,
+    fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
 use crate::message::{Lang, Style};
@@ -172,12 +170,6 @@ pub struct WeComChannel {
     secrets: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Reply {
-    errcode: Option<i64>,
-    errmsg: Option<String>,
-}
-
 impl WeComChannel {
     /// The most alerts whose worst case, at [`Budgets::TIGHT`], fits [`MAX_CONTENT_BYTES`] in
     /// either language (a test checks): real alerts go whole, six to a message.
@@ -203,44 +195,14 @@ impl WeComChannel {
 
     /// Posts one message body and reads WeCom's answer.
     async fn post(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
-        let resp = self
-            .http
-            .post(self.config.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = read_body(resp, 1024).await.unwrap_or_default();
-            return Err(status_error(status, &excerpt(&body, 200)));
-        }
-        if status != StatusCode::OK {
-            return Err(DeliveryError::Retry(format!(
-                "WeCom replied HTTP {status} instead of 200"
-            )));
-        }
-        let body = read_body(resp, 64 * 1024).await.map_err(transport_error)?;
-        let reply: Reply = serde_json::from_str(&body).map_err(|_| {
-            DeliveryError::Retry(format!(
-                "WeCom replied with a body that is not JSON: {}",
-                excerpt(&body, 200)
-            ))
-        })?;
-        let errmsg = reply
-            .errmsg
-            .as_deref()
-            .map(|m| excerpt(m, 200))
-            .unwrap_or_default();
-        match reply.errcode {
-            Some(0) => Ok(()),
-            None => Err(DeliveryError::Retry(format!(
-                "WeCom reply has no errcode: {}",
-                excerpt(&body, 200)
-            ))),
-            Some(code) => Err(errcode_error(code, &errmsg)),
-        }
+        super::chat::post_errcode(
+            &self.http,
+            self.config.url.clone(),
+            body,
+            "WeCom",
+            errcode_error,
+        )
+        .await
     }
 
     async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
