@@ -277,14 +277,18 @@ impl Watcher {
         while let Ok(receipt) = self.receipts.try_recv() {
             self.ledger.on_event(receipt_event(receipt));
         }
-        // Every receipt now, window after window, as long as ZooKeeper takes them.
+        // Every record and receipt now, window after window (a flush does one a turn), as long
+        // as ZooKeeper takes them: an alert handed over but not recorded would be lost to the
+        // next leader if its channel did not take it.
         loop {
-            let before = self.ledger.unnoted();
+            let left = |l: &Ledger| l.unrecorded() + l.unnoted();
+            let before = left(&self.ledger);
             if let Err(e) = self.flush(client).await {
-                warn!(error = %e, "could not note the last deliveries; the next leader may repeat them");
+                warn!(error = %e, unrecorded = self.ledger.unrecorded(), "could not record or note the last alerts; the next leader may repeat them");
                 break;
             }
-            if self.ledger.unnoted() == 0 || self.ledger.unnoted() >= before {
+            let now = left(&self.ledger);
+            if now == 0 || now >= before {
                 break;
             }
         }
