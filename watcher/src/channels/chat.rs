@@ -187,6 +187,23 @@ pub(crate) async fn post_errcode(
     }
 }
 
+/// A robot's refusal (`errcode`/`code` other than 0) as a delivery error: a code with a `hint`
+/// (a configuration problem, said how to fix) is permanent; any other (a rate limit, a busy
+/// server, a code not known here) may work later. `what` names it: `DingTalk errcode`.
+pub(crate) fn refusal(what: &str, code: i64, msg: &str, hint: Option<&str>) -> DeliveryError {
+    let mut text = format!("{what} {code}");
+    if !msg.is_empty() {
+        text.push_str(&format!(": {msg}"));
+    }
+    match hint {
+        Some(hint) => {
+            text.push_str(&format!(" ({hint})"));
+            DeliveryError::Permanent(text)
+        }
+        None => DeliveryError::Retry(text),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -337,18 +337,8 @@ fn errcode_error(code: i64, errmsg: &str) -> DeliveryError {
         400105 => Some("message type not supported"),
         _ => None,
     };
-    let mut text = format!("DingTalk errcode {code}");
-    if !errmsg.is_empty() {
-        text.push_str(&format!(": {errmsg}"));
-    }
-    match hint {
-        Some(hint) => {
-            text.push_str(&format!(" ({hint})"));
-            DeliveryError::Permanent(text)
-        }
-        // 130101 (sending too fast), 410100 (rate limited) and anything unknown: later may work.
-        None => DeliveryError::Retry(text),
-    }
+    // 130101 (sending too fast), 410100 (rate limited) and anything unknown: later may work.
+    super::chat::refusal("DingTalk errcode", code, errmsg, hint)
 }
 
 impl Channel for DingTalkChannel {
@@ -460,29 +450,7 @@ mod tests {
 
     const URL: &str = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN123abc";
 
-    fn alert(agent: &str, reason: &str) -> Alert {
-        Alert {
-            event: AlertKind::Down,
-            agent: agent.to_owned(),
-            host: Some("web-3".to_owned()),
-            reason: reason.to_owned(),
-            at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-            restarts: Some(4),
-            crashes: 2,
-            outage: None,
-            last_exit: Some(ExitRecord {
-                code: Some(3),
-                signal: None,
-                at: "2025-11-21T04:40:00.123Z".to_owned(),
-                error: None,
-            }),
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            labels: Default::default(),
-        }
-    }
+    use crate::channels::chat::tests::alert;
 
     #[test]
     fn parses_url_and_secret() {

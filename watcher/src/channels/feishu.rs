@@ -310,18 +310,8 @@ fn code_error(code: i64, msg: &str) -> DeliveryError {
         9499 => Some("the request was refused as malformed"),
         _ => None,
     };
-    let mut text = format!("Feishu code {code}");
-    if !msg.is_empty() {
-        text.push_str(&format!(": {msg}"));
-    }
-    match hint {
-        Some(hint) => {
-            text.push_str(&format!(" ({hint})"));
-            DeliveryError::Permanent(text)
-        }
-        // 11232 (too many requests) and anything unknown: later may work.
-        None => DeliveryError::Retry(text),
-    }
+    // 11232 (too many requests) and anything unknown: later may work.
+    super::chat::refusal("Feishu code", code, msg, hint)
 }
 
 impl Channel for FeishuChannel {

@@ -243,18 +243,8 @@ fn errcode_error(code: i64, errmsg: &str) -> DeliveryError {
         40058 => Some("the message is longer than WeCom allows"),
         _ => None,
     };
-    let mut text = format!("WeCom errcode {code}");
-    if !errmsg.is_empty() {
-        text.push_str(&format!(": {errmsg}"));
-    }
-    match hint {
-        Some(hint) => {
-            text.push_str(&format!(" ({hint})"));
-            DeliveryError::Permanent(text)
-        }
-        // 45009 (api freq out of limit), -1 (system busy) and anything unknown: later may work.
-        None => DeliveryError::Retry(text),
-    }
+    // 45009 (api freq out of limit), -1 (system busy) and anything unknown: later may work.
+    super::chat::refusal("WeCom errcode", code, errmsg, hint)
 }
 
 impl Channel for WeComChannel {
