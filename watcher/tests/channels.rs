@@ -6,46 +6,17 @@ use receiver::{Receiver, Reply, Request};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind, NoticeKey};
+use watcher::alert::{Alert, NoticeKey};
 use watcher::channels::{
     dingtalk, http_client, parse_dingtalk, parse_webhook, Channel, ChannelSpec, Configured,
-    Context, DeliveryError, DingTalkChannel, WebhookChannel,
+    DeliveryError, DingTalkChannel, WebhookChannel,
 };
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy, SHUTDOWN_GRACE};
+use watcher::notify::{Notifier, RetryPolicy, SHUTDOWN_GRACE};
+
+mod support;
+use support::{alert, ctx, stop, wait_stats, FAST};
 
 const WAIT: Duration = Duration::from_secs(10);
-const FAST: RetryPolicy = RetryPolicy {
-    initial: Duration::from_millis(50),
-    max: Duration::from_millis(200),
-};
-
-fn alert(agent: &str) -> Alert {
-    Alert {
-        event: AlertKind::Down,
-        agent: agent.to_owned(),
-        host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-        restarts: Some(2),
-        crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        labels: Default::default(),
-    }
-}
-
-/// English and UTC, with the shared HTTP client.
-fn ctx() -> Context {
-    Context {
-        http: client(),
-        style: Default::default(),
-    }
-}
-
 fn client() -> reqwest::Client {
     http_client().expect("http client")
 }
@@ -81,37 +52,6 @@ fn gaps(requests: &[Request]) -> Vec<Duration> {
         .collect()
 }
 
-/// Polls the notifier's stats (they change only inside its tasks) until `done` or the deadline.
-async fn wait_stats(
-    notifier: &Notifier,
-    what: &str,
-    done: impl Fn(&ChannelStats) -> bool,
-) -> ChannelStats {
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            let stats = notifier.stats().remove(0);
-            if done(&stats) {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| {
-        panic!(
-            "within {WAIT:?}, stats never showed {what}; last: {:?}",
-            notifier.stats()
-        )
-    })
-}
-
-async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
-    cancel.cancel();
-    tokio::time::timeout(WAIT, notifier.wait_stopped())
-        .await
-        .expect("notifier tasks stop after cancel");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Webhook
 
@@ -136,7 +76,7 @@ async fn a_webhook_template_makes_the_body() {
             label: "sms".into(),
             spec,
         }],
-        &ctx(),
+        &ctx(Default::default()),
         FAST,
         cancel.clone(),
     );
@@ -150,15 +90,20 @@ async fn a_webhook_template_makes_the_body() {
         String::from_utf8_lossy(&req.body),
         "DOWN a1 on web-3: killed by SIGKILL"
     );
-    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel, WAIT).await;
 }
 
 #[tokio::test]
 async fn webhook_posts_alerts_as_json() {
     let rx = Receiver::scripted([Reply::new(204, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/hook")],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
     let url = rx.url("/hook");
     assert_eq!(
         notifier.stats()[0].channel,
@@ -191,13 +136,13 @@ async fn webhook_posts_alerts_as_json() {
         "the notice id receivers may drop repeats by: {v}"
     );
 
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.pending, stats.retries, stats.failed_permanently),
         (0, 0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one alert, one request");
 }
 
@@ -209,7 +154,12 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
         Reply::new(200, ""),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/hook")],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     for what in [
@@ -224,13 +174,13 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
             "every attempt carries the same alert ({what})"
         );
     }
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently, stats.pending),
         (2, 0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the third attempt");
 }
 
@@ -238,11 +188,16 @@ async fn webhook_5xx_is_retried_until_the_receiver_recovers() {
 async fn webhook_404_is_permanent_counted_and_not_retried() {
     let rx = Receiver::scripted([Reply::new(404, "no such hook"), Reply::new(200, "")]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/wrong")], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/wrong")],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     assert_eq!(rx.next("the attempt answered 404").await.agents(), ["a1"]);
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
@@ -261,8 +216,8 @@ async fn webhook_404_is_permanent_counted_and_not_retried() {
         ["a2"],
         "a1 must not be retried"
     );
-    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("404 is not retried");
 }
 
@@ -271,7 +226,12 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
     let (held, release) = Reply::new(200, "").held();
     let rx = Receiver::scripted([held]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/hook")],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     let first = rx.next("the first delivery (held by the receiver)").await;
@@ -295,9 +255,9 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
         ["a2", "a3", "a4"],
         "the three queued alerts go together, in order"
     );
-    let stats = wait_stats(&notifier, "delivered == 4", |s| s.delivered == 4).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 4", |s| s.delivered == 4).await;
     assert_eq!(stats.pending, 0, "{stats:?}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("exactly two requests for four alerts");
     assert_eq!(rx.taken(), 2);
 }
@@ -306,7 +266,12 @@ async fn alerts_arriving_during_a_delivery_go_together_in_the_next_message() {
 async fn batches_bigger_than_max_batch_are_split_in_order() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/hook")],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
     let many: Vec<Alert> = (0..WebhookChannel::MAX_BATCH + 3)
         .map(|i| alert(&format!("a{i}")))
         .collect();
@@ -315,8 +280,8 @@ async fn batches_bigger_than_max_batch_are_split_in_order() {
     let second = rx.next("the second chunk").await.agents();
     assert_eq!((first.len(), second.len()), (WebhookChannel::MAX_BATCH, 3));
     assert_eq!((first[0].as_str(), second[2].as_str()), ("a0", "a502"));
-    wait_stats(&notifier, "all delivered", |s| s.delivered == 503).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "all delivered", |s| s.delivered == 503).await;
+    stop(&notifier, &cancel, WAIT).await;
 }
 
 #[tokio::test]
@@ -327,12 +292,18 @@ async fn cancellation_makes_one_last_attempt_then_stops() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(&[webhook(&rx, "/hook")], &ctx(), slow, cancel.clone());
+    let notifier = Notifier::start(
+        &[webhook(&rx, "/hook")],
+        &ctx(Default::default()),
+        slow,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     rx.next("the first attempt (500)").await;
     wait_stats(
         &notifier,
+        WAIT,
         "retries == 1 (now in a 10-minute backoff)",
         |s| s.retries == 1,
     )
@@ -401,6 +372,7 @@ async fn last_attempts_at_shutdown_keep_the_channel_spacing() {
     let first = rx.next("the first attempt (500)").await;
     wait_stats(
         &notifier,
+        WAIT,
         "retries == 1 (now in a 10-minute backoff)",
         |s| s.retries == 1,
     )
@@ -491,7 +463,12 @@ fn python_sign(secret: &str, timestamp: &str) -> (String, String) {
 async fn dingtalk_signs_requests_like_the_reference_implementation() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[dingtalk_spec(&rx, true)],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -555,8 +532,8 @@ async fn dingtalk_signs_requests_like_the_reference_implementation() {
     assert_eq!(v["at"]["isAtAll"], false, "{v}");
     assert_eq!(v["at"]["atMobiles"], serde_json::json!([]), "{v}");
 
-    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel, WAIT).await;
 }
 
 #[tokio::test]
@@ -566,16 +543,21 @@ async fn dingtalk_security_failure_is_permanent() {
         r#"{"errcode":310000,"errmsg":"sign not match"}"#,
     )]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, true)], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[dingtalk_spec(&rx, true)],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 310000").await;
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
     assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("310000 is not retried");
 }
 
@@ -587,7 +569,12 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
         Reply::new(200, r#"{"errcode":0,"errmsg":"ok"}"#),
     ]);
     let cancel = CancellationToken::new();
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[dingtalk_spec(&rx, false)],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1"), alert("a2")]);
     for what in [
@@ -604,14 +591,14 @@ async fn dingtalk_too_fast_is_retried_until_ok() {
         );
         assert_eq!(req.json()["markdown"]["title"], "2 Flume agent alerts");
     }
-    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 2", |s| s.delivered == 2).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (2, 0),
         "{stats:?}"
     );
     assert_eq!(rx.script_left(), 0);
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the third attempt");
 }
 
@@ -622,7 +609,12 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
     let rx = Receiver::scripted([Reply::new(200, TOO_FAST), Reply::new(200, TOO_FAST)]);
     let cancel = CancellationToken::new();
     // A 50 ms backoff: without the spacing the retries would follow at once.
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), FAST, cancel.clone());
+    let notifier = Notifier::start(
+        &[dingtalk_spec(&rx, false)],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     let mut requests = Vec::new();
@@ -633,7 +625,7 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
     ] {
         requests.push(rx.next(what).await);
     }
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(stats.retries, 2, "{stats:?}");
     let spacing = DingTalkChannel::MIN_INTERVAL;
     let gaps = gaps(&requests);
@@ -647,7 +639,7 @@ async fn dingtalk_retries_of_too_fast_keep_the_3s_spacing() {
             "a retry waits for the spacing, not for much more: {gaps:?}"
         );
     }
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the third attempt");
 }
 
@@ -659,11 +651,16 @@ async fn dingtalk_makes_no_last_attempt_sooner_than_3s_after_the_one_before() {
         initial: Duration::from_secs(600),
         max: Duration::from_secs(600),
     };
-    let notifier = Notifier::start(&[dingtalk_spec(&rx, false)], &ctx(), slow, cancel.clone());
+    let notifier = Notifier::start(
+        &[dingtalk_spec(&rx, false)],
+        &ctx(Default::default()),
+        slow,
+        cancel.clone(),
+    );
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 130101").await;
-    wait_stats(&notifier, "retries == 1", |s| s.retries == 1).await;
+    wait_stats(&notifier, WAIT, "retries == 1", |s| s.retries == 1).await;
     notifier.send(vec![alert("a2")]);
     // Cancelled at once (well within 1 s of the refusal): the 3 s spacing ends after the 2 s
     // grace period, so no last attempt may be made.
@@ -790,7 +787,7 @@ async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         &[robot(TOKEN), robot(OTHER_TOKEN)],
-        &ctx(),
+        &ctx(Default::default()),
         FAST,
         cancel.clone(),
     );
@@ -843,7 +840,7 @@ async fn two_robots_at_one_address_are_two_channels_with_their_own_receipts() {
     let mut expected = names.clone();
     expected.sort();
     assert_eq!(receipted, expected);
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one message per robot");
 }
 
@@ -853,15 +850,15 @@ async fn the_same_webhook_given_twice_is_one_channel() {
     let cancel = CancellationToken::new();
     let notifier = Notifier::start(
         &[webhook(&rx, "/hook"), webhook(&rx, "/hook")],
-        &ctx(),
+        &ctx(Default::default()),
         FAST,
         cancel.clone(),
     );
     assert_eq!(notifier.channel_names().len(), 1);
     notifier.send(vec![alert("a1")]);
     assert_eq!(rx.next("the alert").await.agents(), ["a1"]);
-    wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("the receiver does not get every alert twice");
 }
 

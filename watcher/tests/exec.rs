@@ -8,39 +8,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind};
 use watcher::channels::{Channel, DeliveryError, ExecChannel, ExecConfig};
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+use watcher::notify::Notifier;
+
+mod support;
+use support::{alert, stop, wait_stats, FAST};
 
 const WAIT: Duration = Duration::from_secs(10);
-const FAST: RetryPolicy = RetryPolicy {
-    initial: Duration::from_millis(50),
-    max: Duration::from_millis(200),
-};
-
-fn alert(agent: &str) -> Alert {
-    Alert {
-        event: AlertKind::Down,
-        agent: agent.to_owned(),
-        host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-        restarts: Some(2),
-        crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        labels: Default::default(),
-    }
-}
-
 /// A directory of its own for one test, removed when dropped.
 struct Scratch(PathBuf);
 
@@ -91,36 +69,6 @@ fn notifier(channel: ExecChannel, cancel: &CancellationToken) -> Notifier {
     notifier
 }
 
-async fn wait_stats(
-    notifier: &Notifier,
-    what: &str,
-    done: impl Fn(&ChannelStats) -> bool,
-) -> ChannelStats {
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            let stats = notifier.stats().remove(0);
-            if done(&stats) {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| {
-        panic!(
-            "within {WAIT:?}, stats never showed {what}; last: {:?}",
-            notifier.stats()
-        )
-    })
-}
-
-async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
-    cancel.cancel();
-    tokio::time::timeout(WAIT, notifier.wait_stopped())
-        .await
-        .expect("notifier tasks stop after cancel");
-}
-
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("the script's stdin copy {}: {e}", path.display()));
@@ -141,7 +89,7 @@ async fn the_alerts_arrive_on_stdin_as_the_webhooks_json() {
     let notifier = notifier(channel, &cancel);
 
     notifier.send(vec![alert("a1"), alert("a2")]);
-    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 2", |s| s.delivered == 2).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (0, 0),
@@ -155,7 +103,7 @@ async fn the_alerts_arrive_on_stdin_as_the_webhooks_json() {
     assert_eq!(alerts[0]["agent"], "a1", "{v}");
     assert_eq!(alerts[0]["reason"], "killed by SIGKILL", "{v}");
     assert_eq!(alerts[1]["agent"], "a2", "{v}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
 }
 
 #[tokio::test]
@@ -171,7 +119,7 @@ async fn exit_75_is_retried_then_delivered() {
     let notifier = notifier(channel, &cancel);
 
     notifier.send(vec![alert("a1")]);
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (1, 0),
@@ -181,7 +129,7 @@ async fn exit_75_is_retried_then_delivered() {
         read_json(&dir.path("stdin.json"))["alerts"][0]["agent"],
         "a1"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
 }
 
 #[tokio::test]
@@ -195,12 +143,12 @@ async fn exit_1_is_permanent_and_counted() {
     let notifier = notifier(exec(&script, "10s", &[("KEY", "K3YSECRET")]), &cancel);
 
     notifier.send(vec![alert("a1")]);
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
     assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
 
     // The error as the notifier logs it: the code and stderr, the variable's value scrubbed.
     let err = exec(&script, "10s", &[("KEY", "K3YSECRET")])

@@ -8,45 +8,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use receiver::{Receiver, Reply};
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind};
-use watcher::channels::{feishu, http_client, Configured, Context, FeishuChannel, FeishuConfig};
+use watcher::alert::AlertKind;
+use watcher::channels::{feishu, Configured, FeishuChannel, FeishuConfig};
 use watcher::message::{Lang, Style, Zone};
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+use watcher::notify::Notifier;
+
+mod support;
+use support::{alert_of, ctx, stop, wait_stats, FAST};
 
 const WAIT: Duration = Duration::from_secs(15);
-const FAST: RetryPolicy = RetryPolicy {
-    initial: Duration::from_millis(50),
-    max: Duration::from_millis(200),
-};
 const HOOK: &str = "0d1c3e4f-aaaa-bbbb-cccc-123456789abc";
 const SECRET: &str = "fs3cr3tKEYqwerty+/=";
 const OK: &str = r#"{"code":0,"msg":"success","data":{}}"#;
-
-fn alert(agent: &str, event: AlertKind) -> Alert {
-    Alert {
-        event,
-        agent: agent.to_owned(),
-        host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-        restarts: Some(2),
-        crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        labels: Default::default(),
-    }
-}
-
-fn ctx(style: Style) -> Context {
-    Context {
-        http: http_client().expect("http client"),
-        style,
-    }
-}
 
 fn bot(rx: &Receiver, secret: Option<&str>) -> Configured {
     let url = rx.url(&format!("/open-apis/bot/v2/hook/{HOOK}"));
@@ -69,36 +42,6 @@ fn python_sign(secret: &str, timestamp: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-async fn wait_stats(
-    notifier: &Notifier,
-    what: &str,
-    done: impl Fn(&ChannelStats) -> bool,
-) -> ChannelStats {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let stats = notifier.stats().remove(0);
-            if done(&stats) {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "within {WAIT:?}, stats never showed {what}; last: {:?}",
-            notifier.stats()
-        )
-    })
-}
-
-async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
-    cancel.cancel();
-    tokio::time::timeout(WAIT, notifier.wait_stopped())
-        .await
-        .expect("notifier tasks stop after cancel");
 }
 
 fn now_s() -> u64 {
@@ -129,7 +72,7 @@ async fn a_signed_card_reaches_the_bot_signed_like_the_reference() {
     assert!(!name.contains(HOOK) && !name.contains(SECRET), "{name}");
 
     let before = now_s();
-    notifier.send(vec![alert("a1", AlertKind::Down)]);
+    notifier.send(vec![alert_of("a1", AlertKind::Down)]);
     let req = rx.next("the signed card").await;
     let after = now_s();
     assert_eq!(req.path(), format!("/open-apis/bot/v2/hook/{HOOK}"));
@@ -158,13 +101,13 @@ async fn a_signed_card_reaches_the_bot_signed_like_the_reference() {
         serde_json::json!([{"tag": "markdown", "content":
             "<font color='red'>**DOWN**</font> **a1**\n**Host:** web-3\n**Reason:** killed by SIGKILL\n**Since:** 2025-11-21 04:40:00 +00:00\n**Restarts:** 2"}])
     );
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one alert, one card");
 }
 
@@ -185,8 +128,8 @@ async fn the_rate_answer_is_retried_and_an_older_success_counts() {
     };
     let notifier = Notifier::start(&[bot(&rx, None)], &ctx(zh), FAST, cancel.clone());
     notifier.send(vec![
-        alert("a1", AlertKind::Recovered),
-        alert("a2", AlertKind::Recovered),
+        alert_of("a1", AlertKind::Recovered),
+        alert_of("a2", AlertKind::Recovered),
     ]);
     let first = rx.next("the attempt answered 11232").await;
     let second = rx.next("the retry").await;
@@ -208,13 +151,13 @@ async fn the_rate_answer_is_retried_and_an_older_success_counts() {
         text.starts_with("<font color='green'>**已恢复**</font> **a1**\n**主机:** web-3\n**原因:** 已恢复在线\n**恢复时间:** 2025-11-21 12:40:00 +08:00"),
         "{text}"
     );
-    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 2", |s| s.delivered == 2).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (1, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the second attempt");
 }
 
@@ -231,14 +174,14 @@ async fn a_signature_mismatch_is_permanent_and_not_retried() {
         FAST,
         cancel.clone(),
     );
-    notifier.send(vec![alert("a1", AlertKind::Down)]);
+    notifier.send(vec![alert_of("a1", AlertKind::Down)]);
     rx.next("the attempt answered 19021").await;
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
     assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("19021 is not retried");
 }
 
@@ -256,12 +199,12 @@ async fn a_400_is_permanent() {
         FAST,
         cancel.clone(),
     );
-    notifier.send(vec![alert("a1", AlertKind::Down)]);
+    notifier.send(vec![alert_of("a1", AlertKind::Down)]);
     rx.next("the attempt answered 400").await;
-    wait_stats(&notifier, "failed_permanently == 1", |s| {
+    wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("400 is not retried");
 }

@@ -2,44 +2,23 @@
 //! incoming webhooks do: `200 ok` as text, `429` with `Retry-After` in seconds, 4xx with Slack's
 //! word for the problem (`no_service`, `invalid_payload`, …), 5xx when Slack has trouble.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use receiver::{Receiver, Reply};
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind};
 use watcher::channels::{
-    http_client, Channel, Configured, Context, DeliveryError, SlackChannel, SlackConfig,
+    http_client, Channel, Configured, DeliveryError, SlackChannel, SlackConfig,
 };
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+use watcher::notify::Notifier;
+
+mod support;
+use support::{alert, ctx, stop, wait_stats, FAST};
 
 const WAIT: Duration = Duration::from_secs(10);
-const FAST: RetryPolicy = RetryPolicy {
-    initial: Duration::from_millis(50),
-    max: Duration::from_millis(200),
-};
 /// A Slack webhook path: the three tokens are the credential.
 const PATH: &str = "/services/T0TEAMAAA/B0HOOKBBB/SecretPartXyz123abc";
 const TOKENS: [&str; 3] = ["T0TEAMAAA", "B0HOOKBBB", "SecretPartXyz123abc"];
-
-fn alert(agent: &str) -> Alert {
-    Alert {
-        event: AlertKind::Down,
-        agent: agent.to_owned(),
-        host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-        restarts: Some(2),
-        crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        labels: Default::default(),
-    }
-}
 
 /// Slack's success: `ok` as text.
 fn slack_ok() -> Reply {
@@ -55,41 +34,12 @@ fn slack_receiver(script: Vec<Reply>) -> Receiver {
 
 fn start(rx: &Receiver, cancel: &CancellationToken) -> Notifier {
     let spec = SlackConfig::parse(&rx.url(PATH)).expect("a Slack URL");
-    let ctx = Context {
-        http: http_client().expect("http client"),
-        style: Default::default(),
-    };
-    Notifier::start(&[Configured::unnamed(spec)], &ctx, FAST, cancel.clone())
-}
-
-async fn wait_stats(
-    notifier: &Notifier,
-    what: &str,
-    done: impl Fn(&ChannelStats) -> bool,
-) -> ChannelStats {
-    let waited = tokio::time::timeout(WAIT, async {
-        loop {
-            let stats = notifier.stats().remove(0);
-            if done(&stats) {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    waited.unwrap_or_else(|_| {
-        panic!(
-            "within {WAIT:?}, stats never showed {what}; last: {:?}",
-            notifier.stats()
-        )
-    })
-}
-
-async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
-    cancel.cancel();
-    tokio::time::timeout(WAIT, notifier.wait_stopped())
-        .await
-        .expect("notifier tasks stop after cancel");
+    Notifier::start(
+        &[Configured::unnamed(spec)],
+        &ctx(Default::default()),
+        FAST,
+        cancel.clone(),
+    )
 }
 
 #[tokio::test]
@@ -118,13 +68,13 @@ async fn an_alert_arrives_as_text_and_blocks() {
         "*Host:* web-3\n*Reason:* killed by SIGKILL\n*Since:* 2025-11-21 04:40:00 +00:00\n*Restarts:* 2",
         "{v}"
     );
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one alert, one message");
 }
 
@@ -160,13 +110,13 @@ async fn a_429_is_retried_no_sooner_than_its_retry_after() {
         limited.json()["text"],
         "the same message"
     );
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (1, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the second attempt");
 }
 
@@ -182,13 +132,13 @@ async fn a_5xx_is_retried() {
     rx.next("the attempt answered 500").await;
     let retry = rx.next("the retry").await;
     assert_eq!(retry.json()["blocks"][0]["text"]["text"], "🔴 DOWN · a1");
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (1, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the second attempt");
 }
 
@@ -203,7 +153,7 @@ async fn no_service_is_permanent_counted_and_says_slacks_word_without_the_tokens
 
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 404").await;
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
@@ -212,7 +162,7 @@ async fn no_service_is_permanent_counted_and_says_slacks_word_without_the_tokens
         (0, 0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("a permanent failure is not retried");
 
     // The error itself, as the notifier logs it: Slack's word, no token (even echoed back).

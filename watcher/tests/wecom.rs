@@ -1,85 +1,27 @@
 //! The WeCom robot through the notifier, against a receiver on 127.0.0.1 answering as WeCom does:
 //! `{"errcode":0,"errmsg":"ok"}`, 45009 when sent too fast, 93000 for a key it does not know.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use receiver::{Receiver, Reply};
 use tokio_util::sync::CancellationToken;
 
-use watcher::alert::{Alert, AlertKind};
+use watcher::alert::Alert;
 use watcher::channels::wecom::{Mentions, MAX_CONTENT_BYTES};
-use watcher::channels::{http_client, Configured, Context, WeComChannel, WeComConfig};
+use watcher::channels::{Configured, WeComChannel, WeComConfig};
 use watcher::message::{Lang, Style, Zone};
-use watcher::notify::{ChannelStats, Notifier, RetryPolicy};
+use watcher::notify::Notifier;
+
+mod support;
+use support::{alert, ctx, stop, wait_stats, FAST};
 
 const WAIT: Duration = Duration::from_secs(15);
-const FAST: RetryPolicy = RetryPolicy {
-    initial: Duration::from_millis(50),
-    max: Duration::from_millis(200),
-};
 const KEY: &str = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa";
 const OK: &str = r#"{"errcode":0,"errmsg":"ok"}"#;
-
-fn alert(agent: &str) -> Alert {
-    Alert {
-        event: AlertKind::Down,
-        agent: agent.to_owned(),
-        host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
-        restarts: Some(2),
-        crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        labels: Default::default(),
-    }
-}
-
-fn ctx(style: Style) -> Context {
-    Context {
-        http: http_client().expect("http client"),
-        style,
-    }
-}
 
 fn robot(rx: &Receiver, mentions: Mentions) -> Configured {
     let url = rx.url(&format!("/cgi-bin/webhook/send?key={KEY}"));
     Configured::unnamed(WeComConfig::new(&url, mentions).expect("a valid robot"))
-}
-
-/// Polls the notifier's stats until `done` or the deadline.
-async fn wait_stats(
-    notifier: &Notifier,
-    what: &str,
-    done: impl Fn(&ChannelStats) -> bool,
-) -> ChannelStats {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let stats = notifier.stats().remove(0);
-            if done(&stats) {
-                return stats;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "within {WAIT:?}, stats never showed {what}; last: {:?}",
-            notifier.stats()
-        )
-    })
-}
-
-async fn stop(notifier: &Notifier, cancel: &CancellationToken) {
-    cancel.cancel();
-    tokio::time::timeout(WAIT, notifier.wait_stopped())
-        .await
-        .expect("notifier tasks stop after cancel");
 }
 
 fn content(req: &receiver::Request) -> String {
@@ -121,13 +63,13 @@ async fn a_markdown_message_reaches_the_robot_and_the_key_is_never_shown() {
         text,
         "### <font color=\"warning\">DOWN</font> a1\n> **Host:** web-3\n> **Reason:** killed by SIGKILL\n> **Since:** 2025-11-21 04:40:00 +00:00\n> **Restarts:** 2"
     );
-    let stats = wait_stats(&notifier, "delivered == 1", |s| s.delivered == 1).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 1", |s| s.delivered == 1).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (0, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one alert, one message, no mentions configured");
 }
 
@@ -155,13 +97,13 @@ async fn the_rate_answer_is_retried_after_the_spacing() {
         gap >= WeComChannel::MIN_INTERVAL,
         "retried after {gap:?}, sooner than the spacing"
     );
-    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 2", |s| s.delivered == 2).await;
     assert_eq!(
         (stats.retries, stats.failed_permanently),
         (1, 0),
         "{stats:?}"
     );
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("delivered on the second attempt");
 }
 
@@ -180,14 +122,14 @@ async fn an_invalid_key_is_permanent_and_not_retried() {
     );
     notifier.send(vec![alert("a1")]);
     rx.next("the attempt answered 93000").await;
-    let stats = wait_stats(&notifier, "failed_permanently == 1", |s| {
+    let stats = wait_stats(&notifier, WAIT, "failed_permanently == 1", |s| {
         s.failed_permanently == 1
     })
     .await;
     assert_eq!((stats.delivered, stats.retries), (0, 0), "{stats:?}");
     let shown = format!("{stats:?}");
     assert!(!shown.contains(KEY), "{shown}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("93000 is not retried");
 }
 
@@ -219,9 +161,9 @@ async fn mentions_follow_the_markdown_as_a_text_message() {
             "content": "以上 2 条 Flume agent 告警",
             "mentioned_mobile_list": ["13800000000", "+86-13900000000", "@all"]}})
     );
-    let stats = wait_stats(&notifier, "delivered == 2", |s| s.delivered == 2).await;
+    let stats = wait_stats(&notifier, WAIT, "delivered == 2", |s| s.delivered == 2).await;
     assert_eq!(stats.retries, 0, "{stats:?}");
-    stop(&notifier, &cancel).await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("one markdown and one text message");
 }
 
@@ -268,7 +210,10 @@ async fn a_big_batch_of_long_chinese_alerts_goes_in_messages_that_fit() {
     }
     let expected: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     assert_eq!(agents, expected, "every alert once, in order");
-    wait_stats(&notifier, "all delivered", |s| s.delivered == n as u64).await;
-    stop(&notifier, &cancel).await;
+    wait_stats(&notifier, WAIT, "all delivered", |s| {
+        s.delivered == n as u64
+    })
+    .await;
+    stop(&notifier, &cancel, WAIT).await;
     rx.assert_no_more("two messages");
 }
