@@ -10,13 +10,13 @@ use reqwest::Url;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::chat::fit;
+use super::chat::{self, Budgets};
 use super::kinds::{self, KeyProblem, Kind};
 use super::{
     fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
-use crate::message::{Lang, Style};
+use crate::message::Style;
 use crate::notify::Notifier;
 
 /// `[[channel]] type = "dingtalk"`.
@@ -360,10 +360,7 @@ impl Channel for DingTalkChannel {
 }
 
 /// Field budgets, in JSON-escaped bytes, so that one alert always fits (see `MAX_BATCH`).
-const AGENT_BYTES: usize = 100;
-const HOST_BYTES: usize = 100;
-const REASON_BYTES: usize = 400;
-const EXIT_BYTES: usize = 80;
+const BUDGETS: Budgets = Budgets::FULL;
 
 /// The JSON body for `batch`, notifying `mentions`.
 pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) -> Vec<u8> {
@@ -383,17 +380,11 @@ pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) 
 
 /// Title (the notification preview) and markdown text, in `style`'s language and zone.
 pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String) {
-    let title = match batch {
-        [one] => style.title(&[Alert {
-            agent: fit(&one.agent, AGENT_BYTES),
-            ..one.clone()
-        }]),
-        many => style.title(many),
-    };
     let sections: Vec<String> = batch.iter().map(|a| section(a, style)).collect();
-    (title, sections.join("\n\n"))
+    (chat::title(batch, style, BUDGETS), sections.join("\n\n"))
 }
 
+/// One alert as markdown: a heading with its mark, then its facts as a list.
 fn section(a: &Alert, style: &Style) -> String {
     let mark = match a.event {
         AlertKind::Down => "🔴",
@@ -403,42 +394,13 @@ fn section(a: &Alert, style: &Style) -> String {
         AlertKind::Sighted => "👀",
         AlertKind::Test => "🧪",
     };
-    let mut facts = style.facts(a).into_iter();
-    // The agent is in the heading; the rest are list items, each within its budget.
-    let agent = facts.next().map(|(_, v)| v).unwrap_or_default();
-    let mut s = format!(
-        "#### {mark} **{}** {}",
-        style.event(a.event),
-        fit(&agent, AGENT_BYTES)
-    );
-    for (i, (label, value)) in facts.enumerate() {
-        let budget = match i {
-            0 => HOST_BYTES,
-            1 => REASON_BYTES,
-            _ => EXIT_BYTES,
-        };
+    let section = chat::section(a, style, BUDGETS);
+    let mut s = format!("#### {mark} **{}** {}", section.word, section.agent);
+    for (i, (label, value)) in section.lines.iter().enumerate() {
         s.push_str(&format!(
-            "{}- **{label}:** {}",
-            if i == 0 { "\n\n" } else { "\n" },
-            fit(&value, budget)
+            "{}- **{label}:** {value}",
+            if i == 0 { "\n\n" } else { "\n" }
         ));
-    }
-    if let Some(exit) = &a.last_exit {
-        let described = exit.describe();
-        if !a.reason.contains(&described) {
-            let at = exit
-                .at_time()
-                .map(|t| style.time(t))
-                .unwrap_or_else(|| exit.at.clone());
-            let label = match style.lang {
-                Lang::En => "Last exit",
-                Lang::Zh => "最后一次退出",
-            };
-            s.push_str(&format!(
-                "\n- **{label}:** {}",
-                fit(&format!("{described} ({at})"), EXIT_BYTES)
-            ));
-        }
     }
     s
 }
@@ -446,6 +408,7 @@ fn section(a: &Alert, style: &Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Lang;
     use common::ExitRecord;
 
     const URL: &str = "https://oapi.dingtalk.com/robot/send?access_token=TOKEN123abc";
@@ -713,13 +676,5 @@ mod tests {
         .unwrap();
         let problems = read_table(table).expect_err("too many");
         assert_eq!(problems[0].0, "at_mobiles", "{problems:?}");
-    }
-
-    #[test]
-    fn fit_cuts_on_char_boundaries() {
-        assert_eq!(fit("abc", 3), "abc");
-        assert_eq!(fit("a\nb", 10), "a b");
-        assert_eq!(fit("🔥🔥🔥", 8), "🔥…");
-        assert_eq!(fit("\"\"\"\"", 6), "\"…");
     }
 }
