@@ -3,6 +3,7 @@
 //! sent again what it took.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use receiver::Receiver;
@@ -357,5 +358,108 @@ fn test_alert_says_what_each_channel_did() {
         text(&none.stderr).contains("--channel: no channel is named `nobody` (named: good, bad)"),
         "{}",
         text(&none.stderr)
+    );
+}
+
+/// An escalation route (`after`): the phone gets the down of an outage still open `after` its
+/// down, not before, and then its recovered; an outage that ended sooner never reaches it. The
+/// chat channel gets every alert at once. Premise: the short outage (a restart after 100 ms,
+/// then `recovered_after` 1 s) ends well within the 4 s wait even on a loaded machine, and the
+/// long one (a restart only after 8 s) is still open when the wait runs out.
+#[test]
+fn an_escalation_rings_only_for_an_outage_still_open() {
+    let dir = TempDir::new("config-escalation");
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("config_escalation"),
+    );
+    let phone = Receiver::start();
+    let after = Duration::from_secs(4);
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[zookeeper]\nconnect = \"{}\"\nroot = \"{}\"\n\
+             [alerts]\nrecovered_after = \"1s\"\nretry_initial = \"100ms\"\nretry_max = \"1s\"\n\
+             [[channel]]\nname = \"chat\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[channel]]\nname = \"phone\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[route]]\nchannels = [\"chat\"]\ncontinue = true\n\
+             [[route]]\nafter = \"4s\"\nchannels = [\"phone\"]\n",
+            pair.connect,
+            pair.root,
+            pair.receiver.url("/alerts"),
+            phone.url("/phone"),
+        ),
+    )
+    .expect("write");
+    let check = watcher(&["config", "check", "--config", &path.to_string_lossy()]);
+    let shown = text(&check.stdout);
+    assert!(
+        shown.contains("  2. every alert -> phone after 4s if still down (then its recovered)\n"),
+        "{shown}{}",
+        text(&check.stderr)
+    );
+    let mut cmd = Command::new(bin("flume-watcher"));
+    cmd.args(["run", "--config", &path.to_string_lossy()]);
+    pair.start_watcher_from(cmd);
+    let _long = pair.watchdog(
+        "e-long",
+        &["--backoff-initial", "8s"],
+        &["--exit-code", "3"],
+    );
+    let _short = pair.watchdog(
+        "e-short",
+        &["--backoff-initial", "100ms"],
+        &["--exit-code", "3"],
+    );
+    for id in ["e-long", "e-short"] {
+        let pid = pair.agent_pid(id);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).expect("signal");
+    }
+    let short = pair.wait_events("e-short", &["down", "recovered"], 15);
+    let lasted = short[1]["outage_seconds"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        lasted < after.as_secs_f64() - 1.0,
+        "premise: the short outage ends well before the escalation ({lasted} s)"
+    );
+    pair.wait_events("e-long", &["down"], 10);
+    phone.wait_for(
+        |r| events_of(&receiver::alerts_of(r), "e-long") == ["down", "recovered"],
+        deadline(25),
+        "e-long's down, escalated, then its recovered at the phone",
+    );
+    let requests = phone.requests();
+    let first = requests
+        .iter()
+        .find(|r| events_of(r.alerts(), "e-long") == ["down"])
+        .expect("the phone's first request carries e-long's down");
+    let down = &first.alerts()[0];
+    let at = common::time::parse(down["at"].as_str().unwrap_or_default()).expect("the down's time");
+    let waited = first
+        .received_wall
+        .duration_since(at)
+        .unwrap_or(Duration::ZERO);
+    assert!(
+        waited >= after - Duration::from_millis(50),
+        "escalated {waited:?} after the down: before its 4 s"
+    );
+    assert!(
+        waited < after + Duration::from_secs(3),
+        "escalated {waited:?} after the down: late"
+    );
+    pair.wait_events("e-long", &["down", "recovered"], 15);
+    pair.sentinel("sentinel");
+    phone.wait_for(
+        |r| {
+            receiver::alerts_of(r)
+                .iter()
+                .any(|a| a["agent"] == "sentinel")
+        },
+        deadline(10),
+        "the sentinel's down escalated too (it stays down)",
+    );
+    assert!(
+        events_of(&receiver::alerts_of(&phone.requests()), "e-short").is_empty(),
+        "the short outage never rings the phone"
     );
 }

@@ -150,3 +150,110 @@ fn a_leader_killed_while_its_message_is_in_flight_is_repeated_with_the_same_noti
         "dropping repeats by id leaves each notice once: {alerts:?}"
     );
 }
+
+/// An escalation survives a failover: the leader that held a down back from the phone is killed
+/// before it falls due; the follower takes over, holds it again from the outage record and sends
+/// it when due — not at once, not twice. Premise: the leader's session (2 s) ends and the
+/// follower takes over well within the 8 s wait, and the agent (restarted only after 20 s) is
+/// still down when it runs out.
+#[test]
+fn an_escalation_held_by_a_dead_leader_is_sent_by_the_next_when_due() {
+    use std::time::Duration;
+    let dir = scenarios::TempDir::new("ha-escalation");
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("ha_escalation"),
+    );
+    let phone = scenarios::receiver::Receiver::start();
+    let after = Duration::from_secs(8);
+    let path = dir.join("watcher.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[zookeeper]\nconnect = \"{}\"\nroot = \"{}\"\nsession_timeout = \"{}\"\n\
+             [alerts]\nrecovered_after = \"1s\"\nretry_initial = \"100ms\"\nretry_max = \"1s\"\n\
+             [[channel]]\nname = \"chat\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[channel]]\nname = \"phone\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+             [[route]]\nchannels = [\"chat\"]\ncontinue = true\n\
+             [[route]]\nafter = \"8s\"\nchannels = [\"phone\"]\n",
+            pair.connect,
+            pair.root,
+            scenarios::pair::SESSION_TIMEOUT,
+            pair.receiver.url("/alerts"),
+            phone.url("/phone"),
+        ),
+    )
+    .expect("write");
+    let run = || {
+        let mut cmd = std::process::Command::new(scenarios::bin("flume-watcher"));
+        cmd.args(["run", "--config", &path.to_string_lossy()]);
+        cmd
+    };
+    pair.start_watcher_from(run());
+    let follower = scenarios::Proc::spawn("follower", run());
+    follower.wait_for_line(
+        "another watcher leads; following",
+        deadline(15),
+        "the second watcher to follow",
+    );
+    let _wd = pair.watchdog(
+        "h-esc",
+        &["--backoff-initial", "20s"],
+        &["--exit-code", "3"],
+    );
+    let pid = pair.agent_pid("h-esc");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1)
+        .expect("signal the agent");
+    let down = pair.wait_events("h-esc", &["down"], 10);
+    let at = common::time::parse(down[0]["at"].as_str().unwrap_or_default()).expect("its time");
+    let leader = pair.watcher.take().expect("leader");
+    leader.signal(Signal::SIGKILL);
+    leader.wait_exit(deadline(5));
+    follower.wait_for_line(
+        "delivers alerts now",
+        deadline(15),
+        "the follower to take over once the leader's session ended",
+    );
+    let took_over = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    assert!(
+        took_over < after - Duration::from_secs(2),
+        "premise: taken over {took_over:?} after the down, well before the escalation"
+    );
+    assert!(
+        events_of(&alerts_of(&phone.requests()), "h-esc").is_empty(),
+        "nothing rang the phone before the escalation was due"
+    );
+    phone.wait_for(
+        |r| events_of(&alerts_of(r), "h-esc") == ["down"],
+        deadline(20),
+        "the held down, from the new leader, when due",
+    );
+    let request = phone
+        .requests()
+        .into_iter()
+        .find(|r| !events_of(r.alerts(), "h-esc").is_empty())
+        .expect("the phone's request");
+    let waited = request.received_wall.duration_since(at).unwrap_or_default();
+    assert!(
+        waited >= after - Duration::from_millis(50),
+        "escalated {waited:?} after the down, before its 8 s"
+    );
+    assert_eq!(
+        request.alerts()[0]["id"],
+        down[0]["id"],
+        "the same notice id as the chat's"
+    );
+    pair.sentinel("sentinel");
+    phone.wait_for(
+        |r| alerts_of(r).iter().any(|a| a["agent"] == "sentinel"),
+        deadline(20),
+        "the sentinel's down escalated too",
+    );
+    assert_eq!(
+        events_of(&alerts_of(&phone.requests()), "h-esc"),
+        ["down"],
+        "once"
+    );
+}

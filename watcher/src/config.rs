@@ -329,10 +329,22 @@ fn routes(
         }
         let names: Option<Vec<String>> = t.take("channels");
         let continue_ = t.take::<bool>("continue").unwrap_or(false);
-        if t.take::<toml::Value>("after").is_some() {
+        let after = t.duration("after");
+        if after == Some(Duration::ZERO) {
             t.problem(
                 "after",
-                "escalation (after) is not in this version yet".to_owned(),
+                "0s: leave `after` out for a route that sends at once".to_owned(),
+            );
+        }
+        if after.is_some()
+            && !kinds.is_empty()
+            && !kinds.contains(&AlertKind::Down)
+            && !kinds.contains(&AlertKind::Failed)
+        {
+            t.problem(
+                "after",
+                "an escalation holds back a down or failed: its events must name one of them"
+                    .to_owned(),
             );
         }
         let place = t.place.clone();
@@ -363,6 +375,7 @@ fn routes(
                 events: kinds,
                 channels,
                 continue_,
+                after,
             });
         }
     }
@@ -591,8 +604,14 @@ fn where_alerts_go(cfg: &FileConfig) -> String {
         } else {
             when.join(", ")
         };
+        let escalation = r.after.map_or(String::new(), |after| {
+            format!(
+                " after {} if still down (then its recovered)",
+                common::time::human(after)
+            )
+        });
         out.push_str(&format!(
-            "  {}. {when} -> {}{}\n",
+            "  {}. {when} -> {}{escalation}{}\n",
             i + 1,
             list(&r.channels),
             if r.continue_ { " (and continue)" } else { "" }
@@ -708,6 +727,12 @@ events = ["down", "failed"]              # optional: down, failed, recovered (de
 channels = ["ops"]
 continue = true                          # and try the next routes too
 
+[[route]]                                # escalation: the phone rings only for an outage still
+agents = ["web-*"]                       # open 10 minutes after its down (or failed), and then
+after = "10m"                            # hears its recovered; a shorter outage never reaches it
+channels = ["sms"]
+continue = true
+
 [[route]]
 agents = ["web-*"]
 channels = ["hook"]
@@ -810,9 +835,13 @@ agents = ["web-["]
 events = ["down", "blind", "gone"]
 channels = ["ops", "pager"]
 labels = { team = "logs[" }
-after = "10m"
+after = "soon"
 [[route]]
 agents = ["*"]
+[[route]]
+events = ["recovered"]
+after = "10m"
+channels = ["ops"]
 [[route]]
 channels = []
 color = "red"
@@ -824,11 +853,12 @@ color = "red"
             "route[1].labels.team: `logs[` is not a glob",
             "route[1].events[1]: `blind` is the watcher's own notice",
             "route[1].events[2]: `gone` is not an event (down, failed, recovered)",
-            "route[1].after: escalation (after) is not in this version yet",
+            "route[1].after: `soon`: ",
             "route[1].channels[1]: no channel is named `pager` (named: ops)",
             "route[2].channels: missing",
-            "route[3].color: unknown key",
-            "route[3].channels: empty",
+            "route[3].after: an escalation holds back a down or failed",
+            "route[4].color: unknown key",
+            "route[4].channels: empty",
         ];
         let text = found.join("\n");
         for w in want {
@@ -850,11 +880,12 @@ color = "red"
     #[test]
     fn the_check_says_where_alerts_go() {
         let cfg = parse(EXAMPLE).expect("valid");
-        assert_eq!(cfg.routes.len(), 2);
+        assert_eq!(cfg.routes.len(), 3);
         let shown = summary(Path::new("w.toml"), &cfg);
         for want in [
             "  1. agent web-* or api-?, event down or failed -> ops (and continue)\n",
-            "  2. agent web-* -> hook\n",
+            "  2. agent web-* -> sms after 10m if still down (then its recovered) (and continue)\n",
+            "  3. agent web-* -> hook\n",
             "  otherwise -> every channel (the file's and the flags')\n",
         ] {
             assert!(shown.contains(want), "{want:?} missing in:\n{shown}");

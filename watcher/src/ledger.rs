@@ -18,13 +18,14 @@
 //! handed over but had not recorded when it died is sent again, with the same notice id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info};
 
 use crate::alert::{Alert, AlertKind, NoticeKey, Ticket};
+use crate::escalation::{Escalations, Held};
 use crate::outbox::Recorded;
-use crate::record::OutageRecord;
+use crate::record::{NoticeRecord, OutageRecord};
 use crate::routing::Router;
 
 /// Outage records written at once (each a create, pipelined on the session). A node event that
@@ -96,6 +97,8 @@ pub enum Event {
         result: Result<(), Failure>,
         now: Instant,
     },
+    /// The time asked for by [`Action::EscalateAt`] has come (`wall`: the clock now).
+    Due { wall: SystemTime },
 }
 
 /// Where alerts go.
@@ -125,6 +128,9 @@ pub enum Action {
     StillOpen(Vec<Alert>),
     /// This agent's outage (if any) ended without a notice: a planned stop.
     EndedQuietly(String),
+    /// Send [`Event::Due`] at this wall-clock time (the latest asked for wins): an escalation
+    /// falls due.
+    EscalateAt(SystemTime),
 }
 
 /// Where a flush stands: which operation's result the ledger waits for.
@@ -182,6 +188,8 @@ pub struct Ledger {
     unreceipted: Vec<(NoticeKey, String)>,
     /// Recorded notices handed to a channel and not yet receipted: never queued twice.
     queued: HashSet<(NoticeKey, String)>,
+    /// Notices held back from escalation channels until due.
+    escalations: Escalations,
     flush: Flush,
 }
 
@@ -199,6 +207,7 @@ impl Ledger {
             to_close: BTreeSet::new(),
             unreceipted: Vec::new(),
             queued: HashSet::new(),
+            escalations: Escalations::default(),
             flush: Flush::Idle,
         }
     }
@@ -221,7 +230,22 @@ impl Ledger {
         self.unreceipted.len()
     }
 
+    /// Notices held back from escalation channels, not yet due.
+    pub fn escalations(&self) -> usize {
+        self.escalations.len()
+    }
+
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
+        let next = self.escalations.next();
+        let mut actions = self.decide(event);
+        match self.escalations.next() {
+            Some(at) if Some(at) != next => actions.push(Action::EscalateAt(at)),
+            _ => {}
+        }
+        actions
+    }
+
+    fn decide(&mut self, event: Event) -> Vec<Action> {
         match event {
             Event::Decided(alerts) => {
                 if self.leader {
@@ -237,6 +261,10 @@ impl Ledger {
                 // A follower leaves it to the leader, which saw the same stop.
                 if !self.leader {
                     return vec![];
+                }
+                // The outage ended without a notice: nothing left to escalate.
+                for held in self.escalations.of_agent(&id) {
+                    self.skip(held);
                 }
                 self.to_close.insert(id.clone());
                 vec![Action::EndedQuietly(id)]
@@ -261,12 +289,19 @@ impl Ledger {
             }
             Event::SteppedDown => {
                 self.leader = false;
+                // The records keep them pending: whoever leads next holds them again.
+                for held in self.escalations.clear() {
+                    if let Some(key) = self.key_of(&held) {
+                        self.queued.remove(&(key, held.channel));
+                    }
+                }
                 vec![]
             }
             Event::RecordsLoaded(records) => {
                 if self.leader {
+                    let requeued = self.requeue(&records);
                     let mut actions = self.still_open(&records);
-                    actions.extend(self.requeue(&records));
+                    actions.extend(requeued);
                     actions
                 } else {
                     for (agent, record) in &records {
@@ -318,28 +353,86 @@ impl Ledger {
                     Err(f) => self.failed(f, now, vec![]),
                 }
             }
+            Event::Due { wall } => {
+                if !self.leader {
+                    return vec![];
+                }
+                let due = self.escalations.due(wall);
+                let mut actions = release(due);
+                // Asked again even when unchanged: a clock set back makes a timer early.
+                actions.extend(self.escalations.next().map(Action::EscalateAt));
+                actions
+            }
         }
+    }
+
+    /// The outage of `ended.agent` is over: what was held back from a channel that its end goes
+    /// to (the outage lasted long enough, the wait ran out before this turn) goes now, ahead of
+    /// it; the rest never goes, and counts as done.
+    fn settle(&mut self, ended: &Alert, goes_to: &BTreeSet<String>) -> Vec<Action> {
+        let mut due = Vec::new();
+        for held in self.escalations.of_agent(&ended.agent) {
+            if goes_to.contains(&held.channel) {
+                due.push(held);
+            } else {
+                self.skip(held);
+            }
+        }
+        release(due)
+    }
+
+    /// A held notice that will not be sent: done for its channel.
+    fn skip(&mut self, held: Held) {
+        debug!(agent = %held.alert.agent, channel = %held.channel, "outage over before its escalation; not escalated");
+        match (held.alert.ticket, held.alert.key) {
+            (Some(ticket), _) => self.ticket_done(ticket, &held.channel),
+            (None, Some(key)) => {
+                self.queued.remove(&(key.clone(), held.channel.clone()));
+                self.unreceipted.push((key, held.channel));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The key of a held notice's record, when known.
+    fn key_of(&self, held: &Held) -> Option<NoticeKey> {
+        held.alert.key.clone().or_else(|| {
+            match held.alert.ticket.and_then(|t| self.handed.get(&t)) {
+                Some(Handed::Recorded { key, .. }) => Some(key.clone()),
+                _ => None,
+            }
+        })
     }
 
     /// Hands freshly decided alerts to every channel at once, each with a ticket, and queues them
     /// for their records; behind alerts that must be recorded first, they wait their turn.
+    ///
+    /// A notice an escalation route holds back is handed to its other channels only; its record
+    /// keeps it pending for the escalation's, and it waits in [`Escalations`] until due.
     fn hand_over(&mut self, alerts: Vec<Alert>) -> Vec<Action> {
         let mut now = Vec::new();
+        let mut released = Vec::new();
         for mut alert in alerts {
             alert.not_for = self.router.not_for(&alert, &self.channels);
+            let plan = self.router.plan(&alert, &self.channels);
+            if alert.event == AlertKind::Recovered {
+                released.extend(self.settle(&alert, &plan.now));
+            }
             if self.unsent == 0 {
                 let ticket = Ticket(self.next_ticket);
                 self.next_ticket += 1;
                 alert.ticket = Some(ticket);
                 self.handed
                     .insert(ticket, Handed::Unrecorded { done: Vec::new() });
-                now.push(alert.clone());
+                self.escalations.hold(&alert, &plan.later);
+                now.push(held_back(alert.clone(), &plan.later));
             } else {
                 self.unsent += 1;
             }
             self.unrecorded.push_back(alert);
         }
-        deliver_all(now)
+        released.extend(deliver_all(now));
+        released
     }
 
     /// `channel` is done with a ticketed alert: noted under its key once it has one.
@@ -382,6 +475,16 @@ impl Ledger {
             .filter(|c| !alert.not_for.contains(*c))
             .collect();
         let waiting = targets.iter().filter(|c| !done.contains(c)).count();
+        // Held back when handed over, and let go when this watcher stepped down before the
+        // record was written: held again now that it leads and the record says it is pending.
+        if self.router.escalates() {
+            let id = alert.notice_id();
+            let mut unheld = self.router.plan(alert, &self.channels).later;
+            unheld.retain(|c, _| !done.contains(c) && !self.escalations.holds(&id, c));
+            if !unheld.is_empty() {
+                self.escalations.hold(alert, &unheld);
+            }
+        }
         match key {
             Some(key) => {
                 for channel in targets {
@@ -423,6 +526,15 @@ impl Ledger {
             .map(|n| {
                 let mut alert = n.notice.to_alert();
                 alert.not_for = self.router.not_for(&alert, &self.channels);
+                // An escalation not yet due is not kept alive where it has not been sent.
+                let id = alert.notice_id();
+                let held: Vec<String> = self
+                    .channels
+                    .iter()
+                    .filter(|c| self.escalations.holds(&id, c))
+                    .cloned()
+                    .collect();
+                alert.not_for.extend(held);
                 alert
             })
             .collect();
@@ -464,8 +576,18 @@ impl Ledger {
                         .any(|(k, c)| *k == key && c == channel);
                     if !done_here && self.queued.insert((key.clone(), channel.clone())) {
                         let mut alert = n.notice.to_alert();
-                        alert.key = Some(key);
-                        alerts.push(alert);
+                        alert.key = Some(key.clone());
+                        match self.escalation(r, n, &alert, channel) {
+                            Escalation::No | Escalation::Due => alerts.push(alert),
+                            Escalation::Wait(wait) => {
+                                let later = BTreeMap::from([(channel.clone(), wait)]);
+                                self.escalations.hold(&alert, &later);
+                            }
+                            Escalation::Never => {
+                                self.queued.remove(&(key.clone(), channel.clone()));
+                                self.unreceipted.push((key, channel.clone()));
+                            }
+                        }
                     }
                 }
             }
@@ -479,6 +601,41 @@ impl Ledger {
             }
         }
         actions
+    }
+
+    /// What a pending notice of a loaded record is for `channel`, when an escalation route takes
+    /// it there: still to wait (the outage is open), due (it ended, and its end goes to the
+    /// channel: it lasted long enough), or never (it ended sooner).
+    fn escalation(
+        &self,
+        record: &OutageRecord,
+        notice: &NoticeRecord,
+        alert: &Alert,
+        channel: &str,
+    ) -> Escalation {
+        let plan = self.router.plan(alert, &self.channels);
+        let Some(wait) = plan.later.get(channel) else {
+            return Escalation::No;
+        };
+        if !record.closed && notice.seq >= record.first_seq {
+            return Escalation::Wait(*wait);
+        }
+        let ended = record
+            .notices
+            .iter()
+            .find(|n| n.seq > notice.seq && n.notice.event == AlertKind::Recovered);
+        match ended {
+            Some(end)
+                if self
+                    .router
+                    .plan(&end.notice.to_alert(), &self.channels)
+                    .now
+                    .contains(channel) =>
+            {
+                Escalation::Due
+            }
+            _ => Escalation::Never,
+        }
     }
 
     /// The next window of alerts to record; once none is left, the receipts. Alerts of distinct
@@ -518,11 +675,16 @@ impl Ledger {
         };
         debug!(alerts = results.len(), "recorded");
         let mut recorded_now = Vec::new();
+        // Escalations released by an outage's end recorded here, sent ahead of it.
+        let mut released = Vec::new();
         for result in results.into_iter().take(window) {
             let recorded = match result {
                 Ok(r) => r,
                 // What follows stays queued; a record it did write is recognised then.
-                Err(f) => return self.failed(f, now, deliver_all(recorded_now)),
+                Err(f) => {
+                    released.extend(deliver_all(recorded_now));
+                    return self.failed(f, now, released);
+                }
             };
             let Some(alert) = self.unrecorded.pop_front() else {
                 break;
@@ -545,12 +707,18 @@ impl Ledger {
                                 }
                             }
                         }
-                        recorded_now.push(*alert);
+                        let plan = self.router.plan(&alert, &self.channels);
+                        if alert.event == AlertKind::Recovered {
+                            released.extend(self.settle(&alert, &plan.now));
+                        }
+                        self.escalations.hold(&alert, &plan.later);
+                        recorded_now.push(held_back(*alert, &plan.later));
                     }
                 }
             }
         }
-        let mut actions = deliver_all(recorded_now);
+        let mut actions = released;
+        actions.extend(deliver_all(recorded_now));
         if self.unrecorded.front().is_some_and(|a| a.ticket.is_some()) {
             // What is left was handed over already: its records wait for the next turn of the
             // loop, so that a node event (a crash) never waits behind a burst's records.
@@ -633,6 +801,38 @@ impl Ledger {
         }
         actions
     }
+}
+
+/// What [`Ledger::escalation`] makes of a pending notice for one channel.
+enum Escalation {
+    /// Not an escalation there: sent as any pending notice.
+    No,
+    Wait(Duration),
+    Due,
+    Never,
+}
+
+/// `alert` as handed to the channels at once: not to those that wait for it (its record keeps
+/// it pending for them).
+fn held_back(mut alert: Alert, later: &BTreeMap<String, Duration>) -> Alert {
+    alert.not_for.extend(later.keys().cloned());
+    alert
+}
+
+/// Held notices handed to their channels, one delivery per channel, in order.
+fn release(due: Vec<Held>) -> Vec<Action> {
+    let mut by_channel: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
+    for held in due {
+        info!(agent = %held.alert.agent, channel = %held.channel, event = held.alert.event.as_str(), "outage still open: escalated");
+        by_channel.entry(held.channel).or_default().push(held.alert);
+    }
+    by_channel
+        .into_iter()
+        .map(|(channel, alerts)| Action::Deliver {
+            to: To::Channel(channel),
+            alerts,
+        })
+        .collect()
 }
 
 fn deliver_all(alerts: Vec<Alert>) -> Vec<Action> {
@@ -1450,6 +1650,274 @@ mod tests {
         assert_eq!(t.requeued(Event::RecordsLoaded(listed)), vec![]);
     }
 
+    /// Every alert to the webhook at once; to DingTalk (the phone, here) only an outage still
+    /// open ten minutes after its down, and then its recovered.
+    fn escalating() -> T {
+        let mut t = T::leader();
+        let now = crate::routing::Route {
+            agents: vec![],
+            hosts: vec![],
+            labels: vec![],
+            events: Default::default(),
+            channels: ["webhook".to_string()].into(),
+            continue_: true,
+            after: None,
+        };
+        let later = crate::routing::Route {
+            channels: ["dingtalk".to_string()].into(),
+            continue_: false,
+            after: Some(ESCALATE),
+            ..now.clone()
+        };
+        t.l.router = Router::new(vec![now, later], None);
+        t
+    }
+
+    const ESCALATE: Duration = Duration::from_secs(600);
+
+    fn lasting(a: &Alert, secs: u64) -> Alert {
+        Alert {
+            event: Recovered,
+            at: a.at + Duration::from_secs(secs),
+            outage: Some(Duration::from_secs(secs)),
+            ..a.clone()
+        }
+    }
+
+    fn escalate_at(actions: &[Action]) -> Option<SystemTime> {
+        actions.iter().rev().find_map(|a| match a {
+            Action::EscalateAt(at) => Some(*at),
+            _ => None,
+        })
+    }
+
+    fn noted(actions: &[Action]) -> Vec<(NoticeKey, String)> {
+        actions
+            .iter()
+            .flat_map(|a| match a {
+                Action::NoteDone(w) => w.clone(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    /// An outage still open when its escalation falls due: the down goes to the phone then,
+    /// not before, and the receipt notes it in the record as any delivery.
+    #[test]
+    fn an_open_outage_is_escalated_when_due() {
+        let a = alert("a", Down, 0);
+        let mut t = escalating();
+        let handed = t.decided(std::slice::from_ref(&a));
+        assert_eq!(
+            delivered(&handed),
+            vec![(To::All, vec![("a".into(), Down)])]
+        );
+        let Some(Action::Deliver { alerts, .. }) = handed.first() else {
+            panic!("handed over: {handed:?}")
+        };
+        assert!(
+            alerts[0].not_for.contains("dingtalk"),
+            "not to the phone yet"
+        );
+        assert_eq!(escalate_at(&handed), Some(a.at + ESCALATE));
+        // Its record keeps it pending for the phone.
+        let flush = t.on(Event::Flush);
+        assert_eq!(flush, vec![Action::Record(vec![ticketed(&a, 0)])]);
+        t.record_all(flush);
+        let early = t.on(Event::Due {
+            wall: a.at + ESCALATE - Duration::from_secs(1),
+        });
+        assert_eq!(early, vec![Action::EscalateAt(a.at + ESCALATE)], "not yet");
+        let due = t.on(Event::Due {
+            wall: a.at + ESCALATE,
+        });
+        assert_eq!(
+            due,
+            vec![Action::Deliver {
+                to: To::Channel("dingtalk".into()),
+                alerts: vec![ticketed(&a, 0)],
+            }]
+        );
+        assert_eq!(t.l.escalations(), 0);
+        t.on(Event::Receipt {
+            channel: "dingtalk".into(),
+            keys: vec![],
+            tickets: vec![Ticket(0)],
+        });
+        assert_eq!(
+            noted(&t.on(Event::Flush)),
+            vec![(key("a", 0), "dingtalk".to_string())]
+        );
+        // The recovered follows it to the phone.
+        let back = t.decided(&[lasting(&a, 900)]);
+        assert_eq!(
+            delivered(&back),
+            vec![(To::All, vec![("a".into(), Recovered)])]
+        );
+        let Some(Action::Deliver { alerts, .. }) = back.first() else {
+            panic!("handed over: {back:?}")
+        };
+        assert!(alerts[0].not_for.is_empty(), "{:?}", alerts[0].not_for);
+    }
+
+    /// An outage that ended sooner never reaches the phone, down or recovered, and counts as
+    /// done there (the record can be pruned); a planned stop ends the wait the same way.
+    #[test]
+    fn an_outage_that_ended_sooner_is_never_escalated() {
+        let (a, p) = (alert("a", Down, 0), alert("p", Down, 0));
+        let mut t = escalating();
+        t.decided(&[a.clone(), p.clone()]);
+        let flush = t.on(Event::Flush);
+        t.record_all(flush);
+        let back = t.decided(&[lasting(&a, 30)]);
+        assert_eq!(
+            delivered(&back),
+            vec![(To::All, vec![("a".into(), Recovered)])]
+        );
+        let Some(Action::Deliver { alerts, .. }) = back.first() else {
+            panic!("handed over: {back:?}")
+        };
+        assert!(alerts[0].not_for.contains("dingtalk"));
+        t.on(Event::PlannedStop("p".into()));
+        assert_eq!(t.l.escalations(), 0);
+        let flush = t.on(Event::Flush);
+        let all = t.record_all(flush);
+        let mut noted = noted(&all);
+        noted.sort();
+        assert_eq!(
+            noted,
+            vec![
+                (key("a", 0), "dingtalk".to_string()),
+                (key("p", 0), "dingtalk".to_string())
+            ],
+            "skipped, so done: {all:?}"
+        );
+        assert_eq!(
+            delivered(&t.on(Event::Due {
+                wall: a.at + ESCALATE
+            })),
+            vec![]
+        );
+    }
+
+    /// Due, but its turn not yet taken when the recovered comes: the down goes to the phone
+    /// first, then the recovered.
+    #[test]
+    fn a_recovered_after_the_due_time_releases_the_down_first() {
+        let a = alert("a", Down, 0);
+        let mut t = escalating();
+        t.decided(std::slice::from_ref(&a));
+        let back = t.decided(&[lasting(&a, 700)]);
+        assert_eq!(
+            delivered(&back),
+            vec![
+                (To::Channel("dingtalk".into()), vec![("a".into(), Down)]),
+                (To::All, vec![("a".into(), Recovered)]),
+            ]
+        );
+    }
+
+    /// A new leader holds again, from the records, what the old one held: due at the same
+    /// time; sends now what fell due in between, and marks done what ended too soon.
+    #[test]
+    fn escalations_survive_a_failover() {
+        let (open, long, short) = (
+            alert("open", Down, 0),
+            alert("long", Down, 0),
+            alert("short", Down, 0),
+        );
+        let loaded = records(vec![
+            record(std::slice::from_ref(&open), &[(0, "webhook")]),
+            record(
+                &[long.clone(), lasting(&long, 700)],
+                &[(0, "webhook"), (1, "webhook")],
+            ),
+            record(
+                &[short.clone(), lasting(&short, 30)],
+                &[(0, "webhook"), (1, "webhook"), (1, "dingtalk")],
+            ),
+        ]);
+        let mut t = escalating();
+        let listed = t.requeued(Event::RecordsLoaded(loaded.clone()));
+        assert_eq!(
+            delivered(&listed),
+            vec![(
+                To::Channel("dingtalk".into()),
+                vec![("long".into(), Down), ("long".into(), Recovered)]
+            )],
+            "the long outage's, at once"
+        );
+        assert_eq!(escalate_at(&listed), Some(open.at + ESCALATE));
+        assert_eq!(
+            noted(&t.on(Event::Flush)),
+            vec![(key("short", 0), "dingtalk".to_string())]
+        );
+        assert_eq!(
+            t.on(Event::Due {
+                wall: open.at + ESCALATE
+            }),
+            vec![Action::Deliver {
+                to: To::Channel("dingtalk".into()),
+                alerts: vec![keyed(&open, 0)],
+            }]
+        );
+        // One that stepped down and leads again holds it again from the records.
+        let mut t = escalating();
+        t.requeued(Event::RecordsLoaded(loaded.clone()));
+        t.on(Event::SteppedDown);
+        assert_eq!(
+            t.on(Event::Due {
+                wall: open.at + ESCALATE
+            }),
+            vec![],
+            "a follower escalates nothing"
+        );
+        t.on(Event::BecameLeader { took_over: true });
+        let again = t.requeued(Event::RecordsLoaded(loaded));
+        assert_eq!(escalate_at(&again), Some(open.at + ESCALATE));
+        assert_eq!(
+            delivered(&t.on(Event::Due {
+                wall: open.at + ESCALATE
+            })),
+            vec![(To::Channel("dingtalk".into()), vec![("open".into(), Down)])]
+        );
+    }
+
+    /// Let go when it stepped down before the record was written: held again once recorded.
+    #[test]
+    fn an_escalation_let_go_before_its_record_is_held_again_once_recorded() {
+        let a = alert("a", Down, 0);
+        let mut t = escalating();
+        t.decided(std::slice::from_ref(&a));
+        t.on(Event::SteppedDown);
+        t.on(Event::BecameLeader { took_over: false });
+        assert_eq!(t.l.escalations(), 0);
+        let flush = t.on(Event::Flush);
+        let all = t.record_all(flush);
+        assert_eq!(escalate_at(&all), Some(a.at + ESCALATE), "{all:?}");
+        assert_eq!(
+            delivered(&t.on(Event::Due {
+                wall: a.at + ESCALATE
+            })),
+            vec![(To::Channel("dingtalk".into()), vec![("a".into(), Down)])]
+        );
+    }
+
+    /// Alertmanager is not kept firing for an escalation not yet due.
+    #[test]
+    fn an_escalation_not_yet_due_is_not_kept_alive() {
+        let a = alert("a", Down, 0);
+        let mut t = escalating();
+        let listed = t.on(Event::RecordsLoaded(records(vec![record(
+            std::slice::from_ref(&a),
+            &[(0, "webhook")],
+        )])));
+        let Some(Action::StillOpen(open)) = listed.first() else {
+            panic!("{listed:?}")
+        };
+        assert!(open[0].not_for.contains("dingtalk"));
+    }
+
     /// A planned stop closes the agent's record, after its notices are recorded and receipts
     /// noted; a failed close is tried again.
     #[test]
@@ -1538,6 +2006,7 @@ mod tests {
                 events: Default::default(),
                 channels: ["dingtalk".to_string()].into(),
                 continue_: false,
+                after: None,
             }],
             None,
         );

@@ -11,6 +11,7 @@ pub mod blind;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod escalation;
 pub mod leadership;
 pub mod ledger;
 pub mod message;

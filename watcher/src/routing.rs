@@ -5,8 +5,14 @@
 //! channels. An alert no route matches goes to the default channels (`[alerts] default_channels`,
 //! every channel unless said otherwise), so nothing is ever left unrouted. The watcher's own
 //! notices (`blind`, `sighted`) go to every channel: a watcher that cannot see must be heard.
+//!
+//! A route with `after` escalates: its channels get an outage's `down` (and `failed`) only if the
+//! outage is still open that long after the notice, and then its `recovered`; an outage that ended
+//! sooner never reaches them. The router only says which channels wait and how long
+//! ([`Plan::later`]); holding the notices back, across a watcher failover too, is the ledger's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
 
@@ -25,6 +31,19 @@ pub struct Route {
     pub events: BTreeSet<AlertKind>,
     pub channels: BTreeSet<String>,
     pub continue_: bool,
+    /// Escalation: its channels get a `down` or `failed` only once the outage has lasted this
+    /// long, and then the `recovered`.
+    pub after: Option<Duration>,
+}
+
+/// Where one alert goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Channels (by key) it goes to at once.
+    pub now: BTreeSet<String>,
+    /// Channels it goes to only if its outage is still open this long after it: escalations.
+    /// Never one of `now`.
+    pub later: BTreeMap<String, Duration>,
 }
 
 /// A glob as written (for `config check`) and compiled.
@@ -50,8 +69,19 @@ impl Pattern {
 }
 
 impl Route {
+    /// An escalation takes the `recovered` of what it escalated, whatever its `events` say: the
+    /// phone that rang for a `down` hears that it is over.
+    fn takes(&self, event: AlertKind) -> bool {
+        self.events.is_empty()
+            || self.events.contains(&event)
+            || (self.after.is_some()
+                && event == AlertKind::Recovered
+                && (self.events.contains(&AlertKind::Down)
+                    || self.events.contains(&AlertKind::Failed)))
+    }
+
     fn matches(&self, alert: &Alert) -> bool {
-        (self.events.is_empty() || self.events.contains(&alert.event))
+        self.takes(alert.event)
             && (self.agents.is_empty() || self.agents.iter().any(|p| p.matches(&alert.agent)))
             && (self.hosts.is_empty()
                 || self
@@ -91,41 +121,77 @@ impl Router {
         self.default.as_ref()
     }
 
-    /// The channels (by key) `alert` goes to, out of `all`.
-    pub fn targets(&self, alert: &Alert, all: &[String]) -> BTreeSet<String> {
+    /// Some route escalates (has `after`).
+    pub fn escalates(&self) -> bool {
+        self.routes.iter().any(|r| r.after.is_some())
+    }
+
+    /// Where `alert` goes, out of `all` (channel keys).
+    pub fn plan(&self, alert: &Alert, all: &[String]) -> Plan {
         if matches!(
             alert.event,
             AlertKind::Blind | AlertKind::Sighted | AlertKind::Test
         ) {
-            return all.iter().cloned().collect();
+            return Plan {
+                now: all.iter().cloned().collect(),
+                later: BTreeMap::new(),
+            };
         }
-        let mut out = BTreeSet::new();
+        let mut plan = Plan::default();
         let mut matched = false;
         for route in &self.routes {
-            if route.matches(alert) {
-                matched = true;
-                out.extend(route.channels.iter().cloned());
-                if !route.continue_ {
-                    break;
+            if !route.matches(alert) {
+                continue;
+            }
+            matched = true;
+            match (route.after, alert.event) {
+                (None, _) => plan.now.extend(route.channels.iter().cloned()),
+                // A `recovered` goes where its outage was escalated: it lasted long enough.
+                // One that ended sooner matches all the same (nothing falls through to the
+                // default channels) and goes nowhere here.
+                (Some(after), AlertKind::Recovered) => {
+                    if alert.outage.is_some_and(|lasted| lasted >= after) {
+                        plan.now.extend(route.channels.iter().cloned());
+                    }
                 }
+                (Some(after), _) => {
+                    for c in &route.channels {
+                        let wait = plan.later.entry(c.clone()).or_insert(after);
+                        *wait = (*wait).min(after);
+                    }
+                }
+            }
+            if !route.continue_ {
+                break;
             }
         }
         if !matched {
             match &self.default {
-                Some(d) => out.extend(d.iter().cloned()),
-                None => out.extend(all.iter().cloned()),
+                Some(d) => plan.now.extend(d.iter().cloned()),
+                None => plan.now.extend(all.iter().cloned()),
             }
         }
-        out
+        // A channel that has it now does not wait for it too.
+        plan.later.retain(|c, _| !plan.now.contains(c));
+        plan
     }
 
-    /// The channels of `all` that `alert` does not go to: its notice counts as done for them.
+    /// The channels (by key) `alert` goes to at once, out of `all`.
+    pub fn targets(&self, alert: &Alert, all: &[String]) -> BTreeSet<String> {
+        self.plan(alert, all).now
+    }
+
+    /// The channels of `all` that `alert` does not go to, now or later: its notice counts as
+    /// done for them.
     pub fn not_for(&self, alert: &Alert, all: &[String]) -> BTreeSet<String> {
         if self.routes.is_empty() && self.default.is_none() {
             return BTreeSet::new();
         }
-        let to = self.targets(alert, all);
-        all.iter().filter(|c| !to.contains(*c)).cloned().collect()
+        let plan = self.plan(alert, all);
+        all.iter()
+            .filter(|c| !plan.now.contains(*c) && !plan.later.contains_key(*c))
+            .cloned()
+            .collect()
     }
 }
 
@@ -173,6 +239,7 @@ mod tests {
             events: events.iter().copied().collect(),
             channels: to.iter().map(|c| c.to_string()).collect(),
             continue_: cont,
+            after: None,
         }
     }
 
@@ -297,6 +364,111 @@ mod tests {
                 "{pairs:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_escalation_waits_and_takes_the_recovered_only_of_what_it_escalated() {
+        use AlertKind::*;
+        let ten = Duration::from_secs(600);
+        let mut sms = route(&["web-*"], &[], &[], &["sms"], false);
+        sms.after = Some(ten);
+        let mut sms_down_only = route(&["db-*"], &[], &[Down], &["sms"], false);
+        sms_down_only.after = Some(ten);
+        let mut mail_soon = route(&["web-*"], &[], &[], &["mail"], true);
+        mail_soon.after = Some(Duration::from_secs(60));
+        let router = Router::new(
+            vec![
+                route(&["web-*", "db-*"], &[], &[Down, Failed], &["ops"], true),
+                mail_soon,
+                sms,
+                sms_down_only,
+            ],
+            Some(set(&["am"])),
+        );
+        let recovered = |agent: &str, lasted: u64| Alert {
+            outage: Some(Duration::from_secs(lasted)),
+            ..alert(agent, Some("h"), Recovered)
+        };
+        let later = |pairs: &[(&str, u64)]| -> BTreeMap<String, Duration> {
+            pairs
+                .iter()
+                .map(|(c, s)| (c.to_string(), Duration::from_secs(*s)))
+                .collect()
+        };
+        struct Case {
+            what: &'static str,
+            alert: Alert,
+            now: &'static [&'static str],
+            later: BTreeMap<String, Duration>,
+        }
+        let cases = [
+            Case {
+                what: "a down: the chat group now, mail after a minute, the phone after ten",
+                alert: alert("web-1", Some("h"), Down),
+                now: &["ops"],
+                later: later(&[("mail", 60), ("sms", 600)]),
+            },
+            Case {
+                what: "failed escalates too",
+                alert: alert("web-1", Some("h"), Failed),
+                now: &["ops"],
+                later: later(&[("mail", 60), ("sms", 600)]),
+            },
+            Case {
+                what:
+                    "an outage of 30 s: its recovered reaches neither escalation, nor the default",
+                alert: recovered("web-1", 30),
+                now: &[],
+                later: later(&[]),
+            },
+            Case {
+                what: "an outage of 5 min: mail was told, the phone was not",
+                alert: recovered("web-1", 300),
+                now: &["mail"],
+                later: later(&[]),
+            },
+            Case {
+                what: "an outage of exactly 10 min: both were told",
+                alert: recovered("web-1", 600),
+                now: &["mail", "sms"],
+                later: later(&[]),
+            },
+            Case {
+                what: "events = [down] still takes the recovered of what it escalated",
+                alert: recovered("db-1", 900),
+                now: &["sms"],
+                later: later(&[]),
+            },
+            Case {
+                what: "events = [down] does not escalate a failed",
+                alert: alert("db-1", Some("h"), Failed),
+                now: &["ops"],
+                later: later(&[]),
+            },
+        ];
+        for c in cases {
+            let plan = router.plan(&c.alert, &all());
+            assert_eq!(plan.now, set(c.now), "{}", c.what);
+            assert_eq!(plan.later, c.later, "{}", c.what);
+            let not_for = router.not_for(&c.alert, &all());
+            for ch in all() {
+                let goes = plan.now.contains(&ch) || plan.later.contains_key(&ch);
+                assert_eq!(!goes, not_for.contains(&ch), "{}: {ch}", c.what);
+            }
+        }
+    }
+
+    #[test]
+    fn a_channel_told_now_is_not_told_again_later() {
+        let mut late = route(&[], &[], &[], &["ops", "sms"], false);
+        late.after = Some(Duration::from_secs(600));
+        let router = Router::new(vec![route(&[], &[], &[], &["ops"], true), late], None);
+        let plan = router.plan(&alert("a1", Some("h"), AlertKind::Down), &all());
+        assert_eq!(plan.now, set(&["ops"]));
+        assert_eq!(
+            plan.later.keys().cloned().collect::<BTreeSet<_>>(),
+            set(&["sms"])
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         receipts,
         flush_again: None,
         cut_off: false,
+        escalate_at: None,
         blind: Blindness::new(
             cfg_blind_after,
             std::time::Instant::now(),
@@ -144,6 +145,8 @@ struct Watcher {
     /// Cut off from ZooKeeper since the last listing: the next one starts a settling window
     /// (`outage::SETTLE_WINDOW`), as ZooKeeper itself may have been away.
     cut_off: bool,
+    /// The ledger asked to hear when this (wall-clock) time has come: an escalation is due.
+    escalate_at: Option<SystemTime>,
 }
 
 impl Watcher {
@@ -209,6 +212,13 @@ impl Watcher {
                     _ = tokio::time::sleep_until(tick.unwrap_or_else(Instant::now)), if tick.is_some() => {
                         self.next_tick = None;
                         self.apply(Event::Tick { now: Instant::now().into_std(), wall: SystemTime::now() });
+                        self.flush(client).await?;
+                        continue;
+                    }
+                    _ = wall_timer(self.escalate_at), if self.escalate_at.is_some() => {
+                        self.escalate_at = None;
+                        let actions = self.ledger.on_event(ledger::Event::Due { wall: SystemTime::now() });
+                        self.carry_out(client, actions).await?;
                         self.flush(client).await?;
                         continue;
                     }
@@ -511,7 +521,7 @@ impl Watcher {
 
     /// Carries out what the ledger asks of the channels; deciding and planned stops ask nothing
     /// of ZooKeeper.
-    fn tell(&self, action: ledger::Action) {
+    fn tell(&mut self, action: ledger::Action) {
         match action {
             ledger::Action::Deliver {
                 to: To::All,
@@ -523,6 +533,7 @@ impl Watcher {
             } => self.notifier.send_to(&channel, alerts),
             ledger::Action::StillOpen(alerts) => self.notifier.still_open(&alerts),
             ledger::Action::EndedQuietly(agent) => self.notifier.ended_quietly(&agent),
+            ledger::Action::EscalateAt(at) => self.escalate_at = Some(at),
             other => {
                 debug!(action = ?other, "a record operation asked for outside a flush; it waits for the next one")
             }
@@ -560,7 +571,8 @@ impl Watcher {
             let (result, error) = match action {
                 action @ (ledger::Action::Deliver { .. }
                 | ledger::Action::StillOpen(_)
-                | ledger::Action::EndedQuietly(_)) => {
+                | ledger::Action::EndedQuietly(_)
+                | ledger::Action::EscalateAt(_)) => {
                     self.tell(action);
                     continue;
                 }
@@ -669,6 +681,17 @@ fn found<T>(r: Result<T, zk::Error>) -> Result<Option<T>, zk::Error> {
         Ok(v) => Ok(Some(v)),
         Err(zk::Error::NoNode) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Sleeps until the wall clock reads `at` (as far as it can tell now: a clock set meanwhile makes
+/// it early or late, and the ledger asks again).
+async fn wall_timer(at: Option<SystemTime>) {
+    if let Some(at) = at {
+        let wait = at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
     }
 }
 
