@@ -8,6 +8,7 @@
 
 pub mod alert;
 pub mod blind;
+pub mod burst;
 pub mod channels;
 pub mod cli;
 pub mod config;

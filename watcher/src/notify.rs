@@ -9,6 +9,13 @@
 //! skipped. On cancellation each task makes one last attempt for what is pending, bounded by
 //! [`SHUTDOWN_GRACE`], then stops.
 //!
+//! A channel read by people ([`Channel::summarizes`]) sends a batch that more than one message
+//! would carry — a rack lost at once — as one summary instead: the first alert of a quiet period
+//! still goes alone and at once, and what piles up behind it is gathered for [`BURST_GATHER`]
+//! after it (or the channel's spacing, if longer) and summarised in one message. The summary
+//! counts the alerts sent just before it in the same burst too (the first loss), so that it
+//! reads "2,000 agents lost contact", not 1,999; receipts cover what it carried new.
+//!
 //! Every attempt — a first try, a retry, a last attempt at shutdown — keeps the channel's
 //! [`min_interval`](Channel::min_interval) after the end of the one before: a receiver that
 //! blocks senders for going too fast (DingTalk: for 10 minutes) must not be hammered by retries
@@ -33,6 +40,12 @@ use crate::channels::{Channel, Configured, Context, DeliveryError};
 
 /// How long, after cancellation, a channel may spend on its last attempt.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long after the first alert of a burst a summarising channel gathers the rest before it
+/// sends the summary: a rack whose agents' sessions expire over a second or two is one message,
+/// and the summary still leaves within a few seconds of the first loss (this, or the channel's
+/// spacing when longer: 3 s for DingTalk and WeCom).
+pub const BURST_GATHER: Duration = Duration::from_secs(2);
 
 /// Backoff between attempts of one message: `initial`, doubling, at most `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +181,7 @@ impl Notifier {
             last_end: None,
             deadline: None,
             receipts: self.receipts.clone(),
+            lead: Vec::new(),
         };
         let task = tokio::spawn(worker.run());
         lock(&self.tasks).push(task);
@@ -341,7 +355,14 @@ struct Worker<C> {
     /// Set once cancelled: the end of the last attempts.
     deadline: Option<Instant>,
     receipts: mpsc::UnboundedSender<Receipt>,
+    /// The alerts of the messages sent in the current burst before a summary was needed (the
+    /// first loss): a summary counts them too. Emptied by a summary or a quiet period.
+    lead: Vec<Alert>,
 }
+
+/// Most alerts kept in [`Worker::lead`]: what was sent before a burst showed itself is a message
+/// or two; a channel that keeps sending ordinary messages is not in a burst.
+const LEAD_MAX: usize = 100;
 
 /// When the next attempt to a channel may start: not before `ready` (now, or the end of a retry
 /// backoff), and `min_interval` after the previous attempt ended.
@@ -396,17 +417,30 @@ impl<C: Channel> Worker<C> {
                     None => break,
                 },
             };
+            let taken = Instant::now();
+            if self
+                .last_end
+                .is_none_or(|end| taken.saturating_duration_since(end) > BURST_GATHER)
+            {
+                // A quiet period ended: a new burst, if any, starts here.
+                self.lead.clear();
+            }
             let mut batch = vec![first];
             // What arrives while the spacing holds this message back goes with it.
             self.wait_for_spacing().await;
             self.drain(&mut batch);
-            self.deliver_all(&batch, max).await;
+            if self.deadline.is_none() && self.pack(&batch, max) == Packing::Summary {
+                // A burst: what is still on its way goes into the same summary.
+                self.wait_until(taken + BURST_GATHER).await;
+                self.drain(&mut batch);
+            }
+            self.deliver_batch(&batch, max).await;
         }
         if self.cancel.is_cancelled() {
             self.start_shutdown();
             let mut rest = Vec::new();
             self.drain(&mut rest);
-            self.deliver_all(&rest, max).await;
+            self.deliver_batch(&rest, max).await;
         }
         info!(channel = %self.label, "alert channel stopped");
     }
@@ -445,28 +479,60 @@ impl<C: Channel> Worker<C> {
         }
     }
 
-    /// Delivers `alerts` in chunks of `max`, in order. Once the shutdown deadline leaves no room
-    /// for another attempt, the rest is abandoned in one go (one log line, not one per chunk).
-    async fn deliver_all(&mut self, alerts: &[Alert], max: usize) {
-        let mut from = 0;
-        while from < alerts.len() {
-            let to = (from + max).min(alerts.len());
-            if let Settled::TooLate(reason) = self.deliver(&alerts[from..to]).await {
+    /// How `alerts` go out on this channel.
+    fn pack(&self, alerts: &[Alert], max: usize) -> Packing {
+        let channel = &*self.channel;
+        pack(alerts.len(), max, channel.summarizes(), |range| {
+            channel.fits(&alerts[range])
+        })
+    }
+
+    /// Delivers `alerts` as [`pack`] says: one summary, or messages in order. Once the shutdown
+    /// deadline leaves no room for another attempt, the rest is abandoned in one go (one log
+    /// line, not one per message).
+    async fn deliver_batch(&mut self, alerts: &[Alert], max: usize) {
+        let messages = match self.pack(alerts, max) {
+            Packing::Summary => {
+                info!(
+                    channel = %self.label,
+                    alerts = alerts.len(),
+                    "more alerts than one message carries: sending one summary"
+                );
+                let lead = std::mem::take(&mut self.lead);
+                let message = Message::Summary {
+                    lead: &lead,
+                    alerts,
+                };
+                if let Settled::TooLate(reason) = self.deliver(message).await {
+                    self.abandoned(alerts, reason);
+                }
+                return;
+            }
+            Packing::Messages(messages) => messages,
+        };
+        for range in messages {
+            let from = range.start;
+            if let Settled::TooLate(reason) =
+                self.deliver(Message::Alerts(&alerts[range.clone()])).await
+            {
                 self.abandoned(&alerts[from..], reason);
                 return;
             }
-            from = to;
+            if self.lead.len() + range.len() <= LEAD_MAX {
+                self.lead.extend_from_slice(&alerts[range]);
+            }
         }
     }
 
-    /// Delivers `chunk`, retrying until done, a permanent error, or cancellation (then one last
+    /// Delivers `message`, retrying until done, a permanent error, or cancellation (then one last
     /// attempt, if the spacing lets it start before the deadline).
-    async fn deliver(&mut self, chunk: &[Alert]) -> Settled {
+    async fn deliver(&mut self, message: Message<'_>) -> Settled {
+        let chunk = message.alerts();
         let mut backoff = Backoff::new(self.policy.initial, self.policy.max);
         let mut attempt: u32 = 1;
         let mut ready = Instant::now();
         loop {
-            let result = match self.attempt(chunk, ready).await {
+            let result = match self.attempt(message, ready).await {
                 Attempt::Made(result) => result,
                 Attempt::TooLate(reason) => return Settled::TooLate(reason),
             };
@@ -509,7 +575,7 @@ impl<C: Channel> Worker<C> {
 
     /// One attempt, once `ready` (the end of a retry backoff) and the channel's spacing allow it.
     /// Cancellation cuts the backoff short (the last attempt goes at once) but never the spacing.
-    async fn attempt(&mut self, chunk: &[Alert], ready: Instant) -> Attempt {
+    async fn attempt(&mut self, message: Message<'_>, ready: Instant) -> Attempt {
         let spacing = self.channel.min_interval();
         if self.deadline.is_none() {
             self.wait_until(next_start(self.last_end, spacing, ready))
@@ -529,16 +595,26 @@ impl<C: Channel> Worker<C> {
             }
             tokio::time::sleep_until(at).await;
         }
-        let result = self.send(chunk).await;
+        let result = self.send(message).await;
         self.last_end = Some(Instant::now());
         Attempt::Made(result)
     }
 
     /// Sends one message; once cancelled, bounded by the shutdown deadline.
-    async fn send(&mut self, chunk: &[Alert]) -> Result<(), DeliveryError> {
+    async fn send(&mut self, message: Message<'_>) -> Result<(), DeliveryError> {
         let grace_ended = || DeliveryError::Retry("shutdown grace period ended".to_owned());
-        debug!(channel = %self.label, alerts = chunk.len(), "sending");
-        let delivery = self.channel.deliver(chunk);
+        debug!(channel = %self.label, alerts = message.alerts().len(), "sending");
+        let channel = self.channel.clone();
+        let delivery = async move {
+            match message {
+                Message::Alerts(alerts) => channel.deliver(alerts).await,
+                Message::Summary { lead: [], alerts } => channel.deliver_summary(alerts).await,
+                Message::Summary { lead, alerts } => {
+                    let all: Vec<Alert> = lead.iter().chain(alerts).cloned().collect();
+                    channel.deliver_summary(&all).await
+                }
+            }
+        };
         tokio::pin!(delivery);
         if let Some(deadline) = self.deadline {
             return tokio::time::timeout_at(deadline, delivery)
@@ -632,6 +708,62 @@ impl<C: Channel> Worker<C> {
             );
         }
     }
+}
+
+/// One message to a channel: some alerts, or a summary of many.
+#[derive(Clone, Copy)]
+enum Message<'a> {
+    Alerts(&'a [Alert]),
+    /// `alerts`, and the `lead` of the same burst already sent, summarised together.
+    Summary {
+        lead: &'a [Alert],
+        alerts: &'a [Alert],
+    },
+}
+
+impl<'a> Message<'a> {
+    /// The alerts it carries for the first time: what its receipt and counters cover.
+    fn alerts(self) -> &'a [Alert] {
+        match self {
+            Message::Alerts(alerts) | Message::Summary { alerts, .. } => alerts,
+        }
+    }
+}
+
+/// How a batch of alerts goes out on a channel.
+#[derive(Debug, PartialEq, Eq)]
+enum Packing {
+    /// Messages in order, each a range of the batch.
+    Messages(Vec<std::ops::Range<usize>>),
+    /// One summary of them all.
+    Summary,
+}
+
+/// Packs `len` alerts (the batch is in order) into messages of at most `max` that `fits` accepts,
+/// greedily, in order; a single alert is always a message of its own (its channel splits or
+/// refuses it). A channel that `summarizes` sends what needs more than one message as one
+/// summary instead.
+fn pack(
+    len: usize,
+    max: usize,
+    summarizes: bool,
+    fits: impl Fn(std::ops::Range<usize>) -> bool,
+) -> Packing {
+    let max = max.max(1);
+    if summarizes && len > 1 && (len > max || !fits(0..len)) {
+        return Packing::Summary;
+    }
+    let mut messages = Vec::new();
+    let mut from = 0;
+    while from < len {
+        let mut to = from + 1;
+        while to < len && to - from < max && fits(from..to + 1) {
+            to += 1;
+        }
+        messages.push(from..to);
+        from = to;
+    }
+    Packing::Messages(messages)
 }
 
 /// How many of `alerts` are (or are being written) in an outage record, and how many are not.
@@ -731,6 +863,43 @@ mod tests {
             (3, 1)
         );
         assert_eq!(split_recorded(&[]), (0, 0));
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // A message is a range of the batch.
+    fn batches_are_packed_in_order_or_summarised() {
+        use Packing::{Messages, Summary};
+        let by_count = |_: std::ops::Range<usize>| true;
+        // (alerts, max, summarizes, most alerts that fit one message, expected)
+        let table: Vec<(usize, usize, bool, usize, Packing)> = vec![
+            (1, 20, false, 20, Messages(vec![0..1])),
+            (1, 20, true, 20, Messages(vec![0..1])),
+            (20, 20, true, 20, Messages(vec![0..20])),
+            (45, 20, false, 20, Messages(vec![0..20, 20..40, 40..45])),
+            (21, 20, true, 20, Summary),
+            (2_000, 20, true, 20, Summary),
+            // Measured: as many as fit, in order.
+            (10, 100, false, 4, Messages(vec![0..4, 4..8, 8..10])),
+            (10, 100, true, 4, Summary),
+            (4, 100, true, 4, Messages(vec![0..4])),
+            // A single alert that does not fit still goes, alone.
+            (3, 100, false, 0, Messages(vec![0..1, 1..2, 2..3])),
+            (1, 100, true, 0, Messages(vec![0..1])),
+            (0, 20, true, 20, Messages(vec![])),
+        ];
+        for (len, max, summarizes, fit, expected) in table {
+            let got = pack(len, max, summarizes, |r: std::ops::Range<usize>| {
+                r.len() <= fit
+            });
+            assert_eq!(
+                got, expected,
+                "{len} alerts, max {max}, summarizes {summarizes}, {fit} fit"
+            );
+        }
+        assert_eq!(
+            pack(3, 0, false, by_count),
+            Messages(vec![0..1, 1..2, 2..3])
+        );
     }
 
     /// A channel that never delivers, to look at the notifier's lanes.

@@ -170,7 +170,7 @@ async fn mentions_follow_the_markdown_as_a_text_message() {
 /// More alerts than one message holds, every field long and in Chinese: split by the notifier
 /// into messages that each fit 4,096 bytes, in order, none refused.
 #[tokio::test]
-async fn a_big_batch_of_long_chinese_alerts_goes_in_messages_that_fit() {
+async fn long_chinese_alerts_go_in_messages_that_fit_and_a_burst_in_one_summary() {
     let rx = Receiver::start();
     let cancel = CancellationToken::new();
     let zh = Style {
@@ -184,36 +184,43 @@ async fn a_big_batch_of_long_chinese_alerts_goes_in_messages_that_fit() {
         cancel.clone(),
     );
     let long = "采集通道故障".repeat(200);
-    let n = WeComChannel::MAX_BATCH + 2;
-    let batch: Vec<Alert> = (0..n)
-        .map(|i| Alert {
-            host: Some(long.clone()),
-            reason: long.clone(),
-            ..alert(&format!("a{i}-{long}"))
-        })
+    let long_alert = |i: usize| Alert {
+        host: Some(long.clone()),
+        reason: long.clone(),
+        ..alert(&format!("a{i}-{long}"))
+    };
+    // As many as fit one message go in it, every field cut visibly.
+    notifier.send((0..3).map(long_alert).collect());
+    let text = content(&rx.next("the message of three").await);
+    assert!(text.len() <= MAX_CONTENT_BYTES, "{} bytes", text.len());
+    assert!(text.contains('…'), "long fields are cut visibly: {text}");
+    let agents: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("### <font color=\"warning\">宕机</font> "))
+        .map(|a| a.split('-').next().unwrap_or_default())
         .collect();
-    notifier.send(batch);
-    let mut agents = Vec::new();
-    for what in ["the first message", "the second message"] {
-        let text = content(&rx.next(what).await);
-        assert!(
-            text.len() <= MAX_CONTENT_BYTES,
-            "{what}: {} bytes",
-            text.len()
-        );
-        assert!(text.contains('…'), "long fields are cut visibly: {text}");
-        agents.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("### <font color=\"warning\">宕机</font> "))
-                .map(|a| a.split('-').next().unwrap_or_default().to_owned()),
-        );
-    }
-    let expected: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
-    assert_eq!(agents, expected, "every alert once, in order");
+    assert_eq!(agents, ["a0", "a1", "a2"], "every alert once, in order");
+
+    // More than one message would carry: one summary, within the limit.
+    let n = WeComChannel::MAX_BATCH + 2;
+    notifier.send((3..3 + n).map(long_alert).collect());
+    let text = content(&rx.next("the summary").await);
+    assert!(text.len() <= MAX_CONTENT_BYTES, "{} bytes", text.len());
+    assert!(
+        text.starts_with(&format!(
+            "### <font color=\"warning\">{n} 个 Flume agent 宕机（1 台主机）</font>"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("> **Agent:** a3-"), "{text}");
+    assert!(
+        text.contains(&format!("（共 {n} 个，以上为最先的 10 个）")),
+        "{text}"
+    );
     wait_stats(&notifier, WAIT, "all delivered", |s| {
-        s.delivered == n as u64
+        s.delivered == 3 + n as u64
     })
     .await;
     stop(&notifier, &cancel, WAIT).await;
-    rx.assert_no_more("two messages");
+    rx.assert_no_more("one message and one summary");
 }

@@ -16,6 +16,7 @@ use super::{
     fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::burst::Burst;
 use crate::message::Style;
 use crate::notify::Notifier;
 
@@ -307,12 +308,11 @@ impl DingTalkChannel {
         self
     }
 
-    async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+    async fn post(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let body = message_body(batch, &self.config.mentions, &self.style);
         super::chat::post_errcode(
             &self.http,
             self.config.request_url(now_ms),
@@ -355,7 +355,18 @@ impl Channel for DingTalkChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.post(batch).await.map_err(|e| e.scrub(&self.secrets))
+        let body = message_body(batch, &self.config.mentions, &self.style);
+        self.post(body).await.map_err(|e| e.scrub(&self.secrets))
+    }
+
+    fn summarizes(&self) -> bool {
+        true
+    }
+
+    async fn deliver_summary(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        let (title, text) = render_summary(&Burst::of(alerts, &self.style), &self.style);
+        let body = body(title, text, &self.config.mentions);
+        self.post(body).await.map_err(|e| e.scrub(&self.secrets))
     }
 }
 
@@ -364,7 +375,13 @@ const BUDGETS: Budgets = Budgets::FULL;
 
 /// The JSON body for `batch`, notifying `mentions`.
 pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) -> Vec<u8> {
-    let (title, mut text) = render(batch, style);
+    let (title, text) = render(batch, style);
+    body(title, text, mentions)
+}
+
+/// A markdown message of `title` and `text`, the `@` of every mobile mentioned at its end
+/// (without them in the text, DingTalk notifies nobody).
+fn body(title: String, mut text: String, mentions: &Mentions) -> Vec<u8> {
     if !mentions.mobiles.is_empty() {
         let at: Vec<String> = mentions.mobiles.iter().map(|m| format!("@{m}")).collect();
         text.push_str("\n\n");
@@ -382,6 +399,21 @@ pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) 
 pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String) {
     let sections: Vec<String> = batch.iter().map(|a| section(a, style)).collect();
     (chat::title(batch, style, BUDGETS), sections.join("\n\n"))
+}
+
+/// A burst's title and markdown: one heading, then its lines as a list.
+pub(crate) fn render_summary(burst: &Burst, style: &Style) -> (String, String) {
+    let title = burst.title(style);
+    let mark = if burst.events.iter().all(|(k, _)| *k == AlertKind::Recovered) {
+        "🟢"
+    } else {
+        "🔴"
+    };
+    let mut text = format!("#### {mark} **{title}**\n");
+    for (label, value) in burst.lines(style) {
+        text.push_str(&format!("\n- **{label}:** {value}"));
+    }
+    (title, text)
 }
 
 /// One alert as markdown: a heading with its mark, then its facts as a list.

@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use super::kinds::{self, KeyProblem, Kind};
 use super::{fingerprint, Channel, ChannelSpec, DeliveryError};
 use crate::alert::{Alert, AlertKind};
+use crate::burst::Burst;
 use crate::message::{Lang, Style};
 use crate::notify::Notifier;
 
@@ -639,8 +640,12 @@ impl EmailChannel {
     /// minute); what arrives meanwhile goes into the next message.
     pub const MIN_INTERVAL: Duration = Duration::from_secs(2);
 
-    async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        let (subject, text, html) = render(batch, &self.style);
+    async fn send(&self, batch: &[Alert], summary: bool) -> Result<(), DeliveryError> {
+        let (subject, text, html) = if summary {
+            render_summary(batch, &self.style)
+        } else {
+            render(batch, &self.style)
+        };
         let mut message = Message::builder()
             .message_id(Some(message_id(batch, &self.from)))
             .from(self.from.clone())
@@ -678,7 +683,19 @@ impl Channel for EmailChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.send(batch).await.map_err(|e| e.scrub(&self.secrets))
+        self.send(batch, false)
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
+    }
+
+    fn summarizes(&self) -> bool {
+        true
+    }
+
+    async fn deliver_summary(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        self.send(alerts, true)
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
     }
 }
 
@@ -787,6 +804,55 @@ pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String, String)
     }
     text.push_str("\n-- \nflume-watcher\n");
     html.push_str("<p style=\"color:#888\">flume-watcher</p>\n</body></html>\n");
+    (subject, text, html)
+}
+
+/// Subject, plain text and HTML summing up `alerts` (a burst): the summary first, then every
+/// alert on a line of its own (a mail has room for them all, and whoever reads it later has the
+/// whole list at hand).
+pub(crate) fn render_summary(alerts: &[Alert], style: &Style) -> (String, String, String) {
+    let burst = Burst::of(alerts, style);
+    let subject = one_line(&burst.title(style), SUBJECT_CHARS);
+    let lines = burst.lines(style);
+    let every = match style.lang {
+        Lang::En => format!("All {} alerts:", crate::burst::count(alerts.len())),
+        Lang::Zh => format!("全部 {} 条告警：", crate::burst::count(alerts.len())),
+    };
+    let mut text = format!("{subject}\n\n");
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    for (key, value) in &lines {
+        text.push_str(&format!("  {:<width$} {value}\n", format!("{key}:")));
+    }
+    text.push_str(&format!("\n{every}\n"));
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\
+         <body style=\"font-family:sans-serif\">\n<h3 style=\"color:{}\">{}</h3>\n\
+         <table cellpadding=\"3\">\n",
+        colour(if alerts.iter().all(|a| a.event == AlertKind::Recovered) {
+            AlertKind::Recovered
+        } else {
+            AlertKind::Down
+        }),
+        escape(&subject)
+    );
+    for (key, value) in &lines {
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
+            escape(key),
+            escape(value)
+        ));
+    }
+    html.push_str(&format!(
+        "</table>\n<p><b>{}</b></p>\n<ul>\n",
+        escape(&every)
+    ));
+    for a in alerts {
+        let line = format!("{} ({})", headline(a, style), style.time(a.at));
+        text.push_str(&format!("  {line}\n"));
+        html.push_str(&format!("<li>{}</li>\n", escape(&line)));
+    }
+    text.push_str("\n-- \nflume-watcher\n");
+    html.push_str("</ul>\n<p style=\"color:#888\">flume-watcher</p>\n</body></html>\n");
     (subject, text, html)
 }
 

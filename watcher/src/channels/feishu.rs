@@ -22,6 +22,7 @@ use super::{
     url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::burst::Burst;
 use crate::message::Style;
 use crate::notify::Notifier;
 
@@ -233,7 +234,11 @@ impl FeishuChannel {
         self
     }
 
-    async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+    /// Posts the body `make` builds around the signature (signed now, when a secret is set).
+    async fn post(
+        &self,
+        make: impl FnOnce(Option<(u64, String)>) -> Vec<u8>,
+    ) -> Result<(), DeliveryError> {
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -243,10 +248,10 @@ impl FeishuChannel {
             .secret
             .as_ref()
             .map(|Secret(s)| (now_s, sign(s, now_s)));
-        let body = message_body(batch, &self.style, signature);
+        let body = make(signature);
         if body.len() > MAX_BODY_BYTES {
-            // Cannot happen with `MAX_BATCH` (a test checks the worst case): refuse rather than
-            // send what Feishu may reject every time.
+            // Cannot happen with `MAX_BATCH` and a summary's budgets (tests check the worst
+            // cases): refuse rather than send what Feishu may reject every time.
             return Err(DeliveryError::Permanent(format!(
                 "a Feishu message of {} bytes would exceed its {MAX_BODY_BYTES}-byte limit",
                 body.len()
@@ -328,8 +333,42 @@ impl Channel for FeishuChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.post(batch).await.map_err(|e| e.scrub(&self.secrets))
+        self.post(|signature| message_body(batch, &self.style, signature))
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
     }
+
+    fn summarizes(&self) -> bool {
+        true
+    }
+
+    async fn deliver_summary(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        let burst = Burst::of(alerts, &self.style);
+        self.post(|signature| summary_body(&burst, alerts, &self.style, signature))
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
+    }
+}
+
+/// A burst as a card: its title in the header, its lines in one markdown block.
+pub(crate) fn summary_body(
+    burst: &Burst,
+    alerts: &[Alert],
+    style: &Style,
+    signature: Option<(u64, String)>,
+) -> Vec<u8> {
+    let text: Vec<String> = burst
+        .lines(style)
+        .into_iter()
+        .map(|(label, value)| format!("**{label}:** {value}"))
+        .collect();
+    let elements = vec![serde_json::json!({ "tag": "markdown", "content": text.join("\n") })];
+    card(
+        header_colour(alerts),
+        &burst.title(style),
+        elements,
+        signature,
+    )
 }
 
 /// The JSON body for `batch`: whole when it fits [`MAX_BODY_BYTES`], else with every field cut
@@ -369,13 +408,28 @@ fn body_with(
         }
         elements.push(serde_json::json!({ "tag": "markdown", "content": text }));
     }
+    card(
+        header_colour(batch),
+        &chat::title(batch, style, budgets),
+        elements,
+        signature,
+    )
+}
+
+/// An interactive card's body, signed when `signature` is given.
+fn card(
+    colour: &str,
+    title: &str,
+    elements: Vec<serde_json::Value>,
+    signature: Option<(u64, String)>,
+) -> Vec<u8> {
     let mut body = serde_json::json!({
         "msg_type": "interactive",
         "card": {
             "config": { "wide_screen_mode": true },
             "header": {
-                "template": header_colour(batch),
-                "title": { "tag": "plain_text", "content": chat::title(batch, style, budgets) },
+                "template": colour,
+                "title": { "tag": "plain_text", "content": title },
             },
             "elements": elements,
         },

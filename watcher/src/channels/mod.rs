@@ -11,7 +11,7 @@
 //! two receivers that differ only in a hidden part still have different names.
 
 pub mod alertmanager;
-mod chat;
+pub(crate) mod chat;
 pub mod console;
 pub mod dingtalk;
 pub mod email;
@@ -53,11 +53,36 @@ pub trait Channel: Send + Sync + 'static {
     fn min_interval(&self) -> Duration {
         Duration::ZERO
     }
-    /// Sends one message carrying `batch` (never empty, at most `max_batch` alerts).
+    /// Whether `batch` (never empty) fits one message. By count by default; a channel with a
+    /// size limit it can measure (WeCom's 4,096 bytes) measures, and packs as many as fit.
+    fn fits(&self, batch: &[Alert]) -> bool {
+        batch.len() <= self.max_batch()
+    }
+    /// Sends one message carrying `batch` (never empty, at most `max_batch` alerts, and
+    /// [`fits`](Channel::fits) unless it is a single alert).
     fn deliver(
         &self,
         batch: &[Alert],
     ) -> impl std::future::Future<Output = Result<(), DeliveryError>> + Send;
+    /// Whether alerts too many for one message go as one summary ([`Burst`](crate::burst::Burst)) rather than as
+    /// many messages: yes for what people read (chat groups, mail), no for machine receivers,
+    /// which need every alert (the default).
+    fn summarizes(&self) -> bool {
+        false
+    }
+    /// Sends one message summarising `alerts` (more than one message would carry), in the words
+    /// of a [`Burst`](crate::burst::Burst). Only called when [`summarizes`](Channel::summarizes)
+    /// says yes.
+    fn deliver_summary(
+        &self,
+        _alerts: &[Alert],
+    ) -> impl std::future::Future<Output = Result<(), DeliveryError>> + Send {
+        async {
+            Err(DeliveryError::Permanent(
+                "this channel does not send summaries".to_owned(),
+            ))
+        }
+    }
     /// An outage this watcher did not announce itself is still open (it took over, or
     /// restarted): `alert` is its `down` or `failed`. A channel that keeps state at its receiver
     /// (Alertmanager forgets an alert that is not posted again) keeps it alive; others ignore it.

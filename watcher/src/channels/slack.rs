@@ -32,6 +32,7 @@ use super::{
     transport_error, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::burst::Burst;
 use crate::message::{Lang, Style};
 use crate::notify::Notifier;
 
@@ -193,12 +194,12 @@ impl SlackChannel {
         self
     }
 
-    async fn post(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
+    async fn post(&self, body: Value) -> Result<(), DeliveryError> {
         let resp = self
             .http
             .post(self.config.url.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(message_body(batch, &self.style).to_string())
+            .body(body.to_string())
             .send()
             .await
             .map_err(transport_error)?;
@@ -252,8 +253,45 @@ impl Channel for SlackChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.post(batch).await.map_err(|e| e.scrub(&self.secrets))
+        self.post(message_body(batch, &self.style))
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
     }
+
+    fn summarizes(&self) -> bool {
+        true
+    }
+
+    async fn deliver_summary(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        let body = summary_body(&Burst::of(alerts, &self.style), &self.style);
+        self.post(body).await.map_err(|e| e.scrub(&self.secrets))
+    }
+}
+
+/// A burst as a header (its title) and one section (its lines), each within Slack's limits.
+pub(crate) fn summary_body(burst: &Burst, style: &Style) -> Value {
+    let title = burst.title(style);
+    let mark = if burst.events.iter().all(|(k, _)| *k == AlertKind::Recovered) {
+        "🟢"
+    } else {
+        "🔴"
+    };
+    let lines: Vec<String> = burst
+        .lines(style)
+        .into_iter()
+        .map(|(label, value)| format!("*{label}:* {}", mrkdwn(&value, MAX_SECTION_CHARS)))
+        .collect();
+    let section = limit(
+        lines.join("\n").chars().map(String::from),
+        MAX_SECTION_CHARS,
+    );
+    json!({
+        "text": cut(&title, TEXT_CHARS),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": cut(&format!("{mark} {title}"), MAX_HEADER_CHARS), "emoji": true}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+        ],
+    })
 }
 
 /// Field budgets in characters (after Slack's `&`, `<`, `>` escaping), so that one alert's

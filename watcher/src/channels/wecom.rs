@@ -21,6 +21,7 @@ use super::{
     fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
 use crate::alert::{Alert, AlertKind};
+use crate::burst::Burst;
 use crate::message::{Lang, Style};
 use crate::notify::Notifier;
 
@@ -171,9 +172,9 @@ pub struct WeComChannel {
 }
 
 impl WeComChannel {
-    /// The most alerts whose worst case, at [`Budgets::TIGHT`], fits [`MAX_CONTENT_BYTES`] in
-    /// either language (a test checks): real alerts go whole, six to a message.
-    pub const MAX_BATCH: usize = 6;
+    /// The most alerts in one message; how many really go is measured ([`Channel::fits`]):
+    /// as many as fit [`MAX_CONTENT_BYTES`] whole.
+    pub const MAX_BATCH: usize = 20;
     /// WeCom allows 20 messages a minute per robot.
     pub const MIN_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -207,9 +208,15 @@ impl WeComChannel {
 
     async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
         let content = markdown_content(batch, &self.style);
+        self.send_content(content, batch.len()).await
+    }
+
+    /// Posts `content`, about `alerts` alerts, then the mention when people are to be rung.
+    async fn send_content(&self, content: String, alerts: usize) -> Result<(), DeliveryError> {
         if content.len() > MAX_CONTENT_BYTES {
-            // Cannot happen with `MAX_BATCH` (a test checks the worst case); were it to, WeCom
-            // would refuse it with 40058 every time: say so rather than send it.
+            // Cannot happen: the notifier packs by `fits`, a single alert and a summary fit cut
+            // (tests check the worst cases). Were it to, WeCom would refuse it with 40058 every
+            // time: say so rather than send it.
             return Err(DeliveryError::Permanent(format!(
                 "a WeCom message of {} bytes would exceed its {MAX_CONTENT_BYTES}-byte limit",
                 content.len()
@@ -219,7 +226,7 @@ impl WeComChannel {
         if self.config.mentions.any() {
             // The alerts are delivered: a failed mention must not send them again (a retry of
             // the whole would), so it is logged, not returned.
-            let ping = mention_body(batch.len(), &self.config.mentions, &self.style);
+            let ping = mention_body(alerts, &self.config.mentions, &self.style);
             if let Err(e) = self.post(ping).await {
                 warn!(
                     channel = %self.config.channel_name(),
@@ -265,9 +272,40 @@ impl Channel for WeComChannel {
         }
     }
 
+    /// Measured: the batch's markdown, every alert whole, within [`MAX_CONTENT_BYTES`].
+    fn fits(&self, batch: &[Alert]) -> bool {
+        batch.len() <= Self::MAX_BATCH
+            && render(batch, &self.style, Budgets::FULL).len() <= MAX_CONTENT_BYTES
+    }
+
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
         self.send(batch).await.map_err(|e| e.scrub(&self.secrets))
     }
+
+    fn summarizes(&self) -> bool {
+        true
+    }
+
+    async fn deliver_summary(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
+        let content = summary_content(&Burst::of(alerts, &self.style), &self.style);
+        self.send_content(content, alerts.len())
+            .await
+            .map_err(|e| e.scrub(&self.secrets))
+    }
+}
+
+/// A burst as markdown: the title in the colour of its worst event, then its lines as quotes.
+pub(crate) fn summary_content(burst: &Burst, style: &Style) -> String {
+    let colour = if burst.events.iter().all(|(k, _)| *k == AlertKind::Recovered) {
+        "info"
+    } else {
+        "warning"
+    };
+    let mut text = format!("### <font color=\"{colour}\">{}</font>", burst.title(style));
+    for (label, value) in burst.lines(style) {
+        text.push_str(&format!("\n> **{label}:** {value}"));
+    }
+    text
 }
 
 /// `{"msgtype":"markdown","markdown":{"content":…}}`.
@@ -367,37 +405,60 @@ mod tests {
         assert!(content.contains("+08:00"), "the operator's zone: {content}");
     }
 
-    /// The worst alerts there are, a full batch, both languages, every kind of character:
-    /// under WeCom's limit, and cut visibly.
+    /// The worst alerts there are, both languages, every kind of character: alone, cut visibly
+    /// under WeCom's limit; in a summary, whole. Ordinary ones packed as many as fit.
     #[test]
-    fn the_worst_full_batch_fits_the_content_limit() {
+    fn what_the_notifier_packs_fits_the_content_limit() {
         for style in [Style::default(), zh()] {
+            let channel = WeComChannel::new(
+                WeComConfig::new(URL, Mentions::default()).expect("url"),
+                reqwest::Client::new(),
+            )
+            .styled(style.clone());
             for unit in ["故障", "\"\\\n🔥", "x"] {
-                let batch = vec![worst(unit); WeComChannel::MAX_BATCH];
-                let content = markdown_content(&batch, &style);
+                // The worst single alert goes alone, cut visibly to fit.
+                let content = markdown_content(&[worst(unit)], &style);
                 assert!(
                     content.len() <= MAX_CONTENT_BYTES,
-                    "{unit:?} {:?}: {} bytes",
-                    style.lang,
+                    "{unit:?}: {} bytes",
                     content.len()
                 );
                 assert!(content.contains('…'), "cut with an ellipsis");
-                assert_eq!(content.matches("### ").count(), WeComChannel::MAX_BATCH);
+                // The worst summary fits whole.
+                let many = vec![worst(unit); 2_000];
+                let summary = summary_content(&Burst::of(&many, &style), &style);
+                assert!(
+                    summary.len() <= MAX_CONTENT_BYTES,
+                    "{unit:?}: {} bytes",
+                    summary.len()
+                );
             }
-        }
-        // Real alerts go whole: a full batch of ordinary ones needs no cut.
-        let batch: Vec<Alert> = (0..WeComChannel::MAX_BATCH)
-            .map(|i| {
-                alert(
-                    &format!("web-{i:03}-flume-kafka-sink"),
-                    "exited with code 3",
-                )
-            })
-            .collect();
-        for style in [Style::default(), zh()] {
-            let content = markdown_content(&batch, &style);
+            // Real alerts go whole, as many as fit: more than the six of a fixed budget.
+            let batch: Vec<Alert> = (0..WeComChannel::MAX_BATCH)
+                .map(|i| {
+                    alert(
+                        &format!("web-{i:03}-flume-kafka-sink"),
+                        "exited with code 3",
+                    )
+                })
+                .collect();
+            let most = (1..=batch.len())
+                .take_while(|n| channel.fits(&batch[..*n]))
+                .last()
+                .expect("one fits");
+            assert!(
+                most >= 8,
+                "{:?}: only {most} ordinary alerts fit",
+                style.lang
+            );
+            let content = markdown_content(&batch[..most], &style);
+            assert!(content.len() <= MAX_CONTENT_BYTES);
             assert!(!content.contains('…'), "{content}");
-            assert_eq!(content, render(&batch, &style, Budgets::FULL));
+            assert_eq!(content.matches("### ").count(), most);
+            if most < batch.len() {
+                let over = render(&batch[..most + 1], &style, Budgets::FULL);
+                assert!(over.len() > MAX_CONTENT_BYTES, "one more would not fit");
+            }
         }
     }
 
