@@ -673,6 +673,14 @@ type = "wecom"                           # WeCom (企业微信) group robot, mar
 url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY"
 at_mobiles = ["13800000000"]             # optional: who is notified, by a short text message after
 at_all = false                           # optional: notify the whole group (@all)
+# Optional, for every chat robot (dingtalk, wecom, feishu, slack): one alert in your own words, a
+# minijinja template (or template_file = "/path"). It sees kind, event, agent, host, reason, at,
+# outage, restarts, crashes, last_exit, labels, headline, id, lang and zone, in the [alerts]
+# language and zone; checked by config check. Messages still fit the robot (cut with …).
+template = """
+### <font color="warning">{{ event }}</font> {{ agent }} @ {{ host }}
+> {{ reason }}, {{ at }}{% if labels.team %} (team {{ labels.team }}){% endif %}
+"""
 
 [[channel]]
 name = "feishu"
@@ -789,6 +797,19 @@ extra = true
 [[channel]]
 type = "webhook"
 url = "http://127.0.0.1:9/x"
+[[channel]]
+name = "group"
+type = "wecom"
+url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K"
+template = "{{ agent }} {{ reasn }}"
+[[channel]]
+type = "slack"
+url = "https://hooks.slack.com/services/T/B/X"
+template_file = "/nonexistent/slack.j2"
+[[channel]]
+type = "feishu"
+url = "https://open.feishu.cn/open-apis/bot/v2/hook/H"
+template = "{% for %}"
 "#,
         );
         let want = [
@@ -805,6 +826,9 @@ url = "http://127.0.0.1:9/x"
             "channel[3] (ops).name: two channels are named `ops`",
             "channel[4].extra: unknown field `extra`, expected one of `url`, `template`",
             "channel[5]: the same receiver as channel[3] (ops): configure it once",
+            "channel[6] (group).template: undefined value",
+            "channel[7].template_file: cannot read /nonexistent/slack.j2: ",
+            "channel[8].template: syntax error",
             "bogus: unknown section",
         ];
         let text = found.join("\n");

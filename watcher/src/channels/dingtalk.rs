@@ -2,6 +2,7 @@
 //! parameters). Success is HTTP 200 with `{"errcode":0}`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -12,6 +13,7 @@ use sha2::Sha256;
 
 use super::chat::{self, Budgets};
 use super::kinds::{self, KeyProblem, Kind};
+use super::template::{self, SectionTemplate};
 use super::{
     fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
@@ -37,6 +39,9 @@ struct Keys {
     at_mobiles: Vec<String>,
     #[serde(default)]
     is_at_all: bool,
+    /// One alert's section in the operator's words (see [`template`](super::template)).
+    template: Option<String>,
+    template_file: Option<std::path::PathBuf>,
 }
 
 fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
@@ -48,6 +53,7 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
         keys.secret_file.as_deref(),
         &mut problems,
     );
+    let template = template::read(keys.template, keys.template_file.as_deref(), &mut problems);
     let url = super::parse_http_url(&keys.url, "DingTalk robot")
         .and_then(with_token)
         .map_err(|e| problems.push(("url".to_owned(), e)))
@@ -76,6 +82,7 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
                 mobiles: keys.at_mobiles,
                 all: keys.is_at_all,
             },
+            template,
         })),
         _ => Err(problems),
     }
@@ -101,6 +108,9 @@ impl ChannelSpec for DingTalkConfig {
         }
         if self.mentions.all {
             shown.push_str(", mentions everyone");
+        }
+        if self.template.is_some() {
+            shown.push_str(", own template");
         }
         shown
     }
@@ -143,6 +153,8 @@ pub struct DingTalkConfig {
     secret: Option<Secret>,
     /// Not part of the channel's key: who is notified does not change the receiver.
     mentions: Mentions,
+    /// Not part of the key either: how a message reads does not change the receiver.
+    template: Option<Arc<SectionTemplate>>,
 }
 
 impl DingTalkConfig {
@@ -181,6 +193,7 @@ impl DingTalkConfig {
             url,
             secret,
             mentions: Mentions::default(),
+            template: None,
         })
     }
 
@@ -355,7 +368,8 @@ impl Channel for DingTalkChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        let body = message_body(batch, &self.config.mentions, &self.style);
+        let (title, text) = render_with(batch, &self.style, self.config.template.as_deref());
+        let body = body(title, text, &self.config.mentions);
         self.post(body).await.map_err(|e| e.scrub(&self.secrets))
     }
 
@@ -374,7 +388,8 @@ impl Channel for DingTalkChannel {
 const BUDGETS: Budgets = Budgets::FULL;
 
 /// The JSON body for `batch`, notifying `mentions`.
-pub(crate) fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) -> Vec<u8> {
+#[cfg(test)]
+fn message_body(batch: &[Alert], mentions: &Mentions, style: &Style) -> Vec<u8> {
     let (title, text) = render(batch, style);
     body(title, text, mentions)
 }
@@ -396,10 +411,27 @@ fn body(title: String, mut text: String, mentions: &Mentions) -> Vec<u8> {
 }
 
 /// Title (the notification preview) and markdown text, in `style`'s language and zone.
-pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String) {
-    let sections: Vec<String> = batch.iter().map(|a| section(a, style)).collect();
+#[cfg(test)]
+fn render(batch: &[Alert], style: &Style) -> (String, String) {
+    render_with(batch, style, None)
+}
+
+/// [`render`], each alert's section from `template` when there is one.
+fn render_with(
+    batch: &[Alert],
+    style: &Style,
+    template: Option<&SectionTemplate>,
+) -> (String, String) {
+    let sections: Vec<String> = batch
+        .iter()
+        .map(|a| template::section(template, a, style, TEMPLATE_BYTES, || section(a, style)))
+        .collect();
     (chat::title(batch, style, BUDGETS), sections.join("\n\n"))
 }
+
+/// Most bytes of one alert's section from a template: a full batch of them stays under
+/// [`MAX_BODY_BYTES`] (a test checks).
+const TEMPLATE_BYTES: usize = 900;
 
 /// A burst's title and markdown: one heading, then its lines as a list.
 pub(crate) fn render_summary(burst: &Burst, style: &Style) -> (String, String) {
@@ -630,6 +662,15 @@ mod tests {
         assert_eq!(v["msgtype"], "markdown");
         let text = v["markdown"]["text"].as_str().unwrap();
         assert!(text.contains('…'), "long fields are cut with an ellipsis");
+        // An operator's template that writes as much as it can still fits, cut visibly.
+        let greedy =
+            SectionTemplate::new("{{ agent }}{{ host }}{{ reason }}{{ headline }}".to_owned())
+                .expect("compiles");
+        for style in [Style::default(), crate::channels::chat::tests::zh()] {
+            let (title, text) = render_with(&batch, &style, Some(&greedy));
+            let body = super::body(title, text, &most);
+            assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
+        }
     }
 
     /// In Chinese and the operator's zone, every label and time translated; the worst case

@@ -6,6 +6,7 @@
 //! sees first in a busy group; each alert is one markdown block under it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -17,6 +18,7 @@ use sha2::Sha256;
 
 use super::chat::{self, Budgets};
 use super::kinds::{self, KeyProblem, Kind};
+use super::template::{self, SectionTemplate};
 use super::{
     excerpt, fingerprint, identity_url, read_body, redact_url, status_error, transport_error,
     url_secrets, Channel, ChannelSpec, DeliveryError,
@@ -39,6 +41,9 @@ struct Keys {
     url: String,
     secret: Option<String>,
     secret_file: Option<std::path::PathBuf>,
+    /// One alert's section in the operator's words (see [`template`](super::template)).
+    template: Option<String>,
+    template_file: Option<std::path::PathBuf>,
 }
 
 fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
@@ -50,6 +55,7 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
         keys.secret_file.as_deref(),
         &mut problems,
     );
+    let template = template::read(keys.template, keys.template_file.as_deref(), &mut problems);
     let url = super::parse_http_url(&keys.url, "Feishu bot")
         .and_then(with_hook_id)
         .map_err(|e| problems.push(("url".to_owned(), e)))
@@ -58,6 +64,7 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
         Some(url) if problems.is_empty() => Ok(Box::new(FeishuConfig {
             url,
             secret: secret.map(Secret),
+            template,
         })),
         _ => Err(problems),
     }
@@ -111,6 +118,8 @@ impl fmt::Debug for Secret {
 pub struct FeishuConfig {
     url: Url,
     secret: Option<Secret>,
+    /// Not part of the channel's key: how a message reads does not change the receiver.
+    template: Option<Arc<SectionTemplate>>,
 }
 
 impl FeishuConfig {
@@ -122,7 +131,11 @@ impl FeishuConfig {
             Some("") => return Err("the Feishu secret is empty".to_owned()),
             s => s.map(|s| Secret(s.to_owned())),
         };
-        Ok(FeishuConfig { url, secret })
+        Ok(FeishuConfig {
+            url,
+            secret,
+            template: None,
+        })
     }
 
     pub fn is_signed(&self) -> bool {
@@ -159,7 +172,12 @@ impl fmt::Debug for FeishuConfig {
 impl ChannelSpec for FeishuConfig {
     fn describe(&self) -> String {
         let secret = if self.is_signed() { ",secret=***" } else { "" };
-        format!("feishu {}{secret}", shown_url(&self.url))
+        let template = if self.template.is_some() {
+            ", own template"
+        } else {
+            ""
+        };
+        format!("feishu {}{secret}{template}", shown_url(&self.url))
     }
     fn key(&self) -> String {
         self.channel_name()
@@ -333,7 +351,8 @@ impl Channel for FeishuChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.post(|signature| message_body(batch, &self.style, signature))
+        let template = self.config.template.as_deref();
+        self.post(|signature| message_body_with(batch, &self.style, signature, template))
             .await
             .map_err(|e| e.scrub(&self.secrets))
     }
@@ -373,39 +392,58 @@ pub(crate) fn summary_body(
 
 /// The JSON body for `batch`: whole when it fits [`MAX_BODY_BYTES`], else with every field cut
 /// to [`Budgets::TIGHT`]; with `timestamp` and `sign` when `signature` is given.
+#[cfg(test)]
 pub(crate) fn message_body(
     batch: &[Alert],
     style: &Style,
     signature: Option<(u64, String)>,
 ) -> Vec<u8> {
-    let full = body_with(batch, style, signature.clone(), Budgets::FULL);
+    message_body_with(batch, style, signature, None)
+}
+
+/// [`message_body`], each alert's section from `template` when there is one.
+fn message_body_with(
+    batch: &[Alert],
+    style: &Style,
+    signature: Option<(u64, String)>,
+    template: Option<&SectionTemplate>,
+) -> Vec<u8> {
+    let full = body_with(batch, style, signature.clone(), Budgets::FULL, template);
     if full.len() <= MAX_BODY_BYTES {
         return full;
     }
-    body_with(batch, style, signature, Budgets::TIGHT)
+    body_with(batch, style, signature, Budgets::TIGHT, template)
 }
+
+/// Most bytes of one alert's section from a template: a full batch of them stays under
+/// [`MAX_BODY_BYTES`].
+const TEMPLATE_BYTES: usize = 850;
 
 fn body_with(
     batch: &[Alert],
     style: &Style,
     signature: Option<(u64, String)>,
     budgets: Budgets,
+    template: Option<&SectionTemplate>,
 ) -> Vec<u8> {
     let mut elements = Vec::with_capacity(2 * batch.len());
     for (i, a) in batch.iter().enumerate() {
         if i > 0 {
             elements.push(serde_json::json!({ "tag": "hr" }));
         }
-        let s = chat::section(a, style, budgets);
-        let mut text = format!(
-            "<font color='{}'>**{}**</font> **{}**",
-            colour(s.event),
-            s.word,
-            s.agent
-        );
-        for (label, value) in &s.lines {
-            text.push_str(&format!("\n**{label}:** {value}"));
-        }
+        let text = template::section(template, a, style, TEMPLATE_BYTES, || {
+            let s = chat::section(a, style, budgets);
+            let mut text = format!(
+                "<font color='{}'>**{}**</font> **{}**",
+                colour(s.event),
+                s.word,
+                s.agent
+            );
+            for (label, value) in &s.lines {
+                text.push_str(&format!("\n**{label}:** {value}"));
+            }
+            text
+        });
         elements.push(serde_json::json!({ "tag": "markdown", "content": text }));
     }
     card(
@@ -560,7 +598,28 @@ mod tests {
             })
             .collect();
         let body = message_body(&batch, &zh(), None);
-        assert_eq!(body, body_with(&batch, &zh(), None, Budgets::FULL));
+        assert_eq!(body, body_with(&batch, &zh(), None, Budgets::FULL, None));
+        // An operator's template that writes as much as it can still fits, cut visibly.
+        let greedy =
+            SectionTemplate::new("{{ agent }}{{ host }}{{ reason }}{{ headline }}".to_owned())
+                .expect("compiles");
+        for unit in ["故障", "\"\\\n🔥", "x"] {
+            let batch = vec![worst(unit); FeishuChannel::MAX_BATCH];
+            let body = message_body_with(
+                &batch,
+                &zh(),
+                Some((u64::MAX, sign("S", u64::MAX))),
+                Some(&greedy),
+            );
+            assert!(
+                body.len() <= MAX_BODY_BYTES,
+                "{unit:?}: {} bytes",
+                body.len()
+            );
+            assert!(json(&body)["card"]["elements"][0]["content"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('…')));
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod exec;
 pub mod feishu;
 pub mod kinds;
 pub mod slack;
+pub mod template;
 pub mod webhook;
 pub mod wecom;
 

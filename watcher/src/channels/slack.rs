@@ -19,6 +19,7 @@
 //! is shown as `***`, in names, `Debug`, `config check` and errors.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::CONTENT_TYPE;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::kinds::{self, KeyProblem, Kind};
+use super::template::{self, SectionTemplate};
 use super::{
     excerpt, fingerprint, identity_url, read_body, redact_url, retry_after, status_error,
     transport_error, url_secrets, Channel, ChannelSpec, DeliveryError,
@@ -47,18 +49,30 @@ pub const KIND: Kind = Kind {
 #[serde(deny_unknown_fields)]
 struct Keys {
     url: String,
+    /// One alert's section in the operator's words (see [`template`](super::template)).
+    template: Option<String>,
+    template_file: Option<std::path::PathBuf>,
 }
 
 fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
     let keys: Keys = kinds::keys(table)?;
-    let config = SlackConfig::parse(&keys.url).map_err(|e| vec![("url".to_owned(), e)])?;
-    Ok(Box::new(config))
+    let mut problems = Vec::new();
+    let template = template::read(keys.template, keys.template_file.as_deref(), &mut problems);
+    let config = SlackConfig::parse(&keys.url)
+        .map_err(|e| problems.push(("url".to_owned(), e)))
+        .ok();
+    match config {
+        Some(config) if problems.is_empty() => Ok(Box::new(SlackConfig { template, ..config })),
+        _ => Err(problems),
+    }
 }
 
 /// A Slack incoming webhook. `Debug`/`Display` show its URL with the path's tokens as `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SlackConfig {
     url: Url,
+    /// Not part of the channel's key: how a message reads does not change the receiver.
+    template: Option<Arc<SectionTemplate>>,
 }
 
 impl SlackConfig {
@@ -74,7 +88,10 @@ impl SlackConfig {
                  (expected https://hooks.slack.com/services/T…/B…/X…)"
                 .to_owned());
         }
-        Ok(SlackConfig { url })
+        Ok(SlackConfig {
+            url,
+            template: None,
+        })
     }
 
     /// `slack <URL, path tokens as ***> #<fingerprint of the URL>`: see [`Channel::name`].
@@ -143,7 +160,10 @@ impl fmt::Debug for SlackConfig {
 
 impl ChannelSpec for SlackConfig {
     fn describe(&self) -> String {
-        format!("slack {self}")
+        match self.template {
+            Some(_) => format!("slack {self}, own template"),
+            None => format!("slack {self}"),
+        }
     }
     fn key(&self) -> String {
         self.channel_name()
@@ -253,9 +273,13 @@ impl Channel for SlackChannel {
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        self.post(message_body(batch, &self.style))
-            .await
-            .map_err(|e| e.scrub(&self.secrets))
+        self.post(message_body_with(
+            batch,
+            &self.style,
+            self.config.template.as_deref(),
+        ))
+        .await
+        .map_err(|e| e.scrub(&self.secrets))
     }
 
     fn summarizes(&self) -> bool {
@@ -305,7 +329,13 @@ const OTHER_CHARS: usize = 100;
 const TEXT_CHARS: usize = 300;
 
 /// The JSON body for `batch`: `text` for notifications, `blocks` for the message.
+#[cfg(test)]
 pub(crate) fn message_body(batch: &[Alert], style: &Style) -> Value {
+    message_body_with(batch, style, None)
+}
+
+/// [`message_body`], each alert's section from `template` when there is one.
+fn message_body_with(batch: &[Alert], style: &Style, template: Option<&SectionTemplate>) -> Value {
     let text = match batch {
         [one] => style.headline(&Alert {
             agent: cut(&one.agent, AGENT_CHARS),
@@ -314,11 +344,22 @@ pub(crate) fn message_body(batch: &[Alert], style: &Style) -> Value {
         }),
         many => style.title(many),
     };
-    let blocks: Vec<Value> = batch.iter().flat_map(|a| alert_blocks(a, style)).collect();
+    let blocks: Vec<Value> = batch
+        .iter()
+        .flat_map(|a| alert_blocks(a, style, template))
+        .collect();
     json!({ "text": cut(&text, TEXT_CHARS), "blocks": blocks })
 }
 
-fn alert_blocks(a: &Alert, style: &Style) -> [Value; BLOCKS_PER_ALERT] {
+/// Most bytes of one alert's section from a template: under [`MAX_SECTION_CHARS`] whatever
+/// its characters.
+const TEMPLATE_BYTES: usize = 2_900;
+
+fn alert_blocks(
+    a: &Alert,
+    style: &Style,
+    template: Option<&SectionTemplate>,
+) -> [Value; BLOCKS_PER_ALERT] {
     let mark = match a.event {
         AlertKind::Down => "🔴",
         AlertKind::Failed => "⛔",
@@ -338,38 +379,43 @@ fn alert_blocks(a: &Alert, style: &Style) -> [Value; BLOCKS_PER_ALERT] {
         ),
         MAX_HEADER_CHARS,
     );
-    let mut lines: Vec<String> = facts
-        .enumerate()
-        .map(|(i, (label, value))| {
-            let budget = match i {
-                0 => HOST_CHARS,
-                1 => REASON_CHARS,
-                _ => OTHER_CHARS,
-            };
-            format!("*{label}:* {}", mrkdwn(&value, budget))
-        })
-        .collect();
-    if let Some(exit) = &a.last_exit {
-        let described = exit.describe();
-        if !a.reason.contains(&described) {
-            let at = exit
-                .at_time()
-                .map(|t| style.time(t))
-                .unwrap_or_else(|| exit.at.clone());
-            let label = match style.lang {
-                Lang::En => "Last exit",
-                Lang::Zh => "最后一次退出",
-            };
-            lines.push(format!(
-                "*{label}:* {}",
-                mrkdwn(&format!("{described} ({at})"), OTHER_CHARS)
-            ));
+    let builtin = || {
+        let mut lines: Vec<String> = facts
+            .enumerate()
+            .map(|(i, (label, value))| {
+                let budget = match i {
+                    0 => HOST_CHARS,
+                    1 => REASON_CHARS,
+                    _ => OTHER_CHARS,
+                };
+                format!("*{label}:* {}", mrkdwn(&value, budget))
+            })
+            .collect();
+        if let Some(exit) = &a.last_exit {
+            let described = exit.describe();
+            if !a.reason.contains(&described) {
+                let at = exit
+                    .at_time()
+                    .map(|t| style.time(t))
+                    .unwrap_or_else(|| exit.at.clone());
+                let label = match style.lang {
+                    Lang::En => "Last exit",
+                    Lang::Zh => "最后一次退出",
+                };
+                lines.push(format!(
+                    "*{label}:* {}",
+                    mrkdwn(&format!("{described} ({at})"), OTHER_CHARS)
+                ));
+            }
         }
-    }
+        lines.join("\n")
+    };
     // Within budget by construction (a test checks the worst case); cut all the same should a
     // budget ever be raised too far, rather than have Slack refuse the message.
     let section = limit(
-        lines.join("\n").chars().map(String::from),
+        template::section(template, a, style, TEMPLATE_BYTES, builtin)
+            .chars()
+            .map(String::from),
         MAX_SECTION_CHARS,
     );
     [

@@ -110,13 +110,13 @@ impl BodyTemplate {
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_template_owned("body", source.clone())
-            .map_err(|e| template_error(&e))?;
+            .map_err(|e| super::template::error(&e))?;
         let template = BodyTemplate {
             env,
             source,
             content_type,
         };
-        template.render(&[sample()])?;
+        template.render(&[super::template::sample()])?;
         Ok(template)
     }
 
@@ -126,44 +126,10 @@ impl BodyTemplate {
         let template = self
             .env
             .get_template("body")
-            .map_err(|e| template_error(&e))?;
-        template.render(&data).map_err(|e| template_error(&e))
-    }
-}
-
-/// minijinja's error with its line, on one line.
-fn template_error(e: &minijinja::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(line) = e.line() {
-        if !text.contains("line") {
-            text.push_str(&format!(" (line {line})"));
-        }
-    }
-    text.replace('\n', " ")
-}
-
-/// An alert with every field set, to try a template on.
-fn sample() -> Alert {
-    Alert {
-        event: crate::alert::AlertKind::Down,
-        agent: "web7-a1".to_owned(),
-        host: Some("web7".to_owned()),
-        reason: "exited with code 3".to_owned(),
-        at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_222_923),
-        restarts: Some(1),
-        crashes: 1,
-        outage: Some(std::time::Duration::from_secs(5)),
-        last_exit: Some(common::ExitRecord {
-            code: Some(3),
-            signal: None,
-            at: "2026-11-21T01:02:03.000Z".to_owned(),
-            error: None,
-        }),
-        zxid: Some(0x1a2f),
-        labels: [("team".to_owned(), "logs".to_owned())].into(),
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
+            .map_err(|e| super::template::error(&e))?;
+        template
+            .render(&data)
+            .map_err(|e| super::template::error(&e))
     }
 }
 
@@ -411,15 +377,22 @@ mod tests {
         .expect("keys");
         let t = BodyTemplate::new(keys.template.expect("template"), "application/json".into())
             .expect("compiles");
-        let rendered: serde_json::Value =
-            serde_json::from_str(&t.render(&[sample()]).expect("renders")).expect("json");
+        let rendered: serde_json::Value = serde_json::from_str(
+            &t.render(&[super::super::template::sample()])
+                .expect("renders"),
+        )
+        .expect("json");
         assert_eq!(rendered[0]["id"], "web7-a1/down/0x1a2f");
         let t = BodyTemplate::new(
             "{% for a in alerts %}{{ a.event|upper }} {{ a.agent }}{% endfor %}".into(),
             "text/plain".into(),
         )
         .expect("compiles");
-        assert_eq!(t.render(&[sample()]).expect("renders"), "DOWN web7-a1");
+        assert_eq!(
+            t.render(&[super::super::template::sample()])
+                .expect("renders"),
+            "DOWN web7-a1"
+        );
     }
 
     /// What would fail at night fails the check: syntax, a misspelt field, an unknown filter, a

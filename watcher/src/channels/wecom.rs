@@ -9,6 +9,7 @@
 //! a minute, so a robot with mentions keeps twice the spacing.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -17,6 +18,7 @@ use tracing::warn;
 
 use super::chat::{self, Budgets};
 use super::kinds::{self, KeyProblem, Kind};
+use super::template::{self, SectionTemplate};
 use super::{
     fingerprint, identity_url, redact_url, url_secrets, Channel, ChannelSpec, DeliveryError,
 };
@@ -40,6 +42,9 @@ struct Keys {
     at_mobiles: Vec<String>,
     #[serde(default)]
     at_all: bool,
+    /// One alert's section in the operator's words (see [`template`](super::template)).
+    template: Option<String>,
+    template_file: Option<std::path::PathBuf>,
 }
 
 /// Most mobiles one robot mentions: more is a broadcast, which `at_all` says better.
@@ -48,6 +53,7 @@ pub const MAX_MENTIONS: usize = 50;
 fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem>> {
     let keys: Keys = kinds::keys(table)?;
     let mut problems = Vec::new();
+    let template = template::read(keys.template, keys.template_file.as_deref(), &mut problems);
     let url = super::parse_http_url(&keys.url, "WeCom robot")
         .and_then(with_key)
         .map_err(|e| problems.push(("url".to_owned(), e)))
@@ -69,6 +75,7 @@ fn read_table(table: toml::Table) -> Result<Box<dyn ChannelSpec>, Vec<KeyProblem
     match url {
         Some(url) if problems.is_empty() => Ok(Box::new(WeComConfig {
             url,
+            template,
             mentions: Mentions {
                 mobiles: keys.at_mobiles,
                 all: keys.at_all,
@@ -107,6 +114,8 @@ pub struct WeComConfig {
     url: Url,
     /// Not part of the channel's key: who is notified does not change the receiver.
     mentions: Mentions,
+    /// Not part of the key either: how a message reads does not change the receiver.
+    template: Option<Arc<SectionTemplate>>,
 }
 
 impl WeComConfig {
@@ -116,7 +125,11 @@ impl WeComConfig {
         if let Some(bad) = mentions.mobiles.iter().find(|m| !chat::is_mobile(m)) {
             return Err(format!("`{bad}` is not a mobile number"));
         }
-        Ok(WeComConfig { url, mentions })
+        Ok(WeComConfig {
+            url,
+            mentions,
+            template: None,
+        })
     }
 
     /// `wecom <URL, key as ***> #<fingerprint of the URL with its key>`. See [`Channel::name`].
@@ -146,6 +159,9 @@ impl ChannelSpec for WeComConfig {
         }
         if self.mentions.all {
             shown.push_str(", mentions everyone");
+        }
+        if self.template.is_some() {
+            shown.push_str(", own template");
         }
         shown
     }
@@ -207,7 +223,7 @@ impl WeComChannel {
     }
 
     async fn send(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
-        let content = markdown_content(batch, &self.style);
+        let content = markdown_content(batch, &self.style, self.config.template.as_deref());
         self.send_content(content, batch.len()).await
     }
 
@@ -275,7 +291,14 @@ impl Channel for WeComChannel {
     /// Measured: the batch's markdown, every alert whole, within [`MAX_CONTENT_BYTES`].
     fn fits(&self, batch: &[Alert]) -> bool {
         batch.len() <= Self::MAX_BATCH
-            && render(batch, &self.style, Budgets::FULL).len() <= MAX_CONTENT_BYTES
+            && render(
+                batch,
+                &self.style,
+                Budgets::FULL,
+                self.config.template.as_deref(),
+            )
+            .len()
+                <= MAX_CONTENT_BYTES
     }
 
     async fn deliver(&self, batch: &[Alert]) -> Result<(), DeliveryError> {
@@ -337,32 +360,54 @@ pub(crate) fn mention_body(alerts: usize, mentions: &Mentions, style: &Style) ->
 
 /// The markdown for `batch` in `style`: whole when it fits, else with every field cut to
 /// [`Budgets::TIGHT`].
-pub(crate) fn markdown_content(batch: &[Alert], style: &Style) -> String {
-    let full = render(batch, style, Budgets::FULL);
+pub(crate) fn markdown_content(
+    batch: &[Alert],
+    style: &Style,
+    template: Option<&SectionTemplate>,
+) -> String {
+    let full = render(batch, style, Budgets::FULL, template);
     if full.len() <= MAX_CONTENT_BYTES {
         return full;
     }
-    render(batch, style, Budgets::TIGHT)
+    render(batch, style, Budgets::TIGHT, template)
 }
 
-fn render(batch: &[Alert], style: &Style, budgets: Budgets) -> String {
+/// Most bytes of one alert's section from a template: alone, it fits with room for the title.
+const TEMPLATE_BYTES: usize = 3_600;
+
+fn render(
+    batch: &[Alert],
+    style: &Style,
+    budgets: Budgets,
+    template: Option<&SectionTemplate>,
+) -> String {
     let mut parts = Vec::with_capacity(batch.len() + 1);
     if batch.len() > 1 {
         parts.push(format!("**{}**", chat::title(batch, style, budgets)));
     }
     for a in batch {
-        let s = chat::section(a, style, budgets);
-        // WeCom's markdown knows three colours: warning (orange-red), info (green), comment (grey).
-        let colour = match s.event {
-            AlertKind::Down | AlertKind::Failed => "warning",
-            AlertKind::Recovered => "info",
-            AlertKind::Blind | AlertKind::Sighted | AlertKind::Test => "comment",
-        };
-        let mut text = format!("### <font color=\"{colour}\">{}</font> {}", s.word, s.agent);
-        for (label, value) in &s.lines {
-            text.push_str(&format!("\n> **{label}:** {value}"));
-        }
-        parts.push(text);
+        parts.push(template::section(
+            template,
+            a,
+            style,
+            TEMPLATE_BYTES,
+            || {
+                let s = chat::section(a, style, budgets);
+                // WeCom's markdown knows three colours: warning (orange-red), info (green), comment
+                // (grey).
+                let colour = match s.event {
+                    AlertKind::Down | AlertKind::Failed => "warning",
+                    AlertKind::Recovered => "info",
+                    AlertKind::Blind | AlertKind::Sighted | AlertKind::Test => "comment",
+                };
+                let mut text =
+                    format!("### <font color=\"{colour}\">{}</font> {}", s.word, s.agent);
+                for (label, value) in &s.lines {
+                    text.push_str(&format!("\n> **{label}:** {value}"));
+                }
+                text
+            },
+        ));
     }
     parts.join("\n\n")
 }
@@ -383,6 +428,7 @@ mod tests {
         let body = markdown_body(&markdown_content(
             &[alert("a1", "exited with code 3")],
             &Style::default(),
+            None,
         ));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["msgtype"], "markdown");
@@ -395,6 +441,7 @@ mod tests {
         let v = serde_json::from_slice::<serde_json::Value>(&markdown_body(&markdown_content(
             &[alert("a1", "x"), alert("a2", "y")],
             &zh(),
+            None,
         )))
         .unwrap();
         let content = v["markdown"]["content"].as_str().unwrap();
@@ -417,7 +464,7 @@ mod tests {
             .styled(style.clone());
             for unit in ["故障", "\"\\\n🔥", "x"] {
                 // The worst single alert goes alone, cut visibly to fit.
-                let content = markdown_content(&[worst(unit)], &style);
+                let content = markdown_content(&[worst(unit)], &style, None);
                 assert!(
                     content.len() <= MAX_CONTENT_BYTES,
                     "{unit:?}: {} bytes",
@@ -451,12 +498,12 @@ mod tests {
                 "{:?}: only {most} ordinary alerts fit",
                 style.lang
             );
-            let content = markdown_content(&batch[..most], &style);
+            let content = markdown_content(&batch[..most], &style, None);
             assert!(content.len() <= MAX_CONTENT_BYTES);
             assert!(!content.contains('…'), "{content}");
             assert_eq!(content.matches("### ").count(), most);
             if most < batch.len() {
-                let over = render(&batch[..most + 1], &style, Budgets::FULL);
+                let over = render(&batch[..most + 1], &style, Budgets::FULL, None);
                 assert!(over.len() > MAX_CONTENT_BYTES, "one more would not fit");
             }
         }
