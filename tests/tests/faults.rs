@@ -1051,6 +1051,86 @@ fn s8_a_thousand_downs_decided_during_one_slow_delivery_go_in_the_next_message()
 }
 
 #[test]
+fn s8_a_thousand_agents_lost_at_once_reach_a_chat_robot_as_the_first_loss_and_one_summary() {
+    // A DingTalk robot beside the webhook: 20 messages a minute would take 50 minutes for a
+    // thousand sections; the group gets the first loss at once and then one summary.
+    let robot = receiver::Receiver::start();
+    robot.set_default(receiver::Reply::ok(r#"{"errcode":0,"errmsg":"ok"}"#));
+    let mut pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("s8_thousand_chat"),
+    );
+    pair.start_watcher_with(&["--dingtalk", &robot.url("/robot/send?access_token=T0KEN")]);
+    let owner = ZkProbe::connect(&pair.connect);
+    let ids = many_agents(&pair, &owner);
+    pair.sentinel("sentinel-0"); // the watcher has seen them all live
+    robot.wait_for_count(1, deadline(20), "the sentinel's message to the robot");
+    // Premise: a quiet period before the loss, longer than the notifier's burst gathering
+    // (`watcher::notify::BURST_GATHER`, 2 s), so that the first loss is the first alert of a
+    // quiet period. A duration of the scenario, not a wait for an event.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let before = robot.count();
+    let closed = Instant::now();
+    drop(owner);
+    let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    pair.receiver.wait_for_alerts(
+        |a| {
+            a.iter()
+                .filter(|x| x["event"] == "down")
+                .filter_map(|x| x["agent"].as_str())
+                .filter(|x| wanted.contains(x))
+                .collect::<BTreeSet<_>>()
+                .len()
+                == MANY
+        },
+        deadline(90),
+        "a down for each of the 1,000 agents at the webhook",
+    );
+    let got = robot.wait_for_count(before + 2, deadline(20), "the first loss and a summary");
+    let text = |r: &receiver::Request| {
+        r.json()["markdown"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (first, summary) = (&got[before], &got[before + 1]);
+    let agents_named = |t: &str| t.matches("bulk-").count() - t.matches("bulk-host").count();
+    let named = agents_named(&text(first));
+    assert_eq!(
+        named,
+        1,
+        "the first message is one loss, alone: {}",
+        text(first)
+    );
+    assert!(
+        text(summary).contains("1,000 Flume agents lost contact on 1 host"),
+        "the second sums up the rack, the first loss included: {}",
+        text(summary)
+    );
+    let after_first = summary.received_at - first.received_at;
+    eprintln!(
+        "FIGURE s8-chat: {MANY} agents lost at once → DingTalk: the first loss {:?} after the \
+         session closed, one summary {:?} after it ({} messages in all)",
+        first.received_at - closed,
+        after_first,
+        got.len() - before
+    );
+    assert!(
+        after_first < Duration::from_secs(5),
+        "the summary came {after_first:?} after the first loss"
+    );
+    // Nothing more follows: the summary covered every loss (a later sentinel proves the watcher
+    // has nothing left to send, and the robot gets only its own message).
+    pair.sentinel("sentinel-1");
+    let all = robot.wait_for_count(before + 3, deadline(20), "the sentinel's message after");
+    assert!(
+        all[before + 2..].iter().all(|r| agents_named(&text(r)) == 0),
+        "no message after the summary names a lost agent: {:?}",
+        all[before + 2..].iter().map(text).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn s9_a_thousand_planned_stops_are_no_alert() {
     let pair = shared("s9_thousand_stopped");
     let owner = ZkProbe::connect(&pair.connect);

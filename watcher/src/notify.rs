@@ -418,10 +418,10 @@ impl<C: Channel> Worker<C> {
                 },
             };
             let taken = Instant::now();
-            if self
+            let quiet = self
                 .last_end
-                .is_none_or(|end| taken.saturating_duration_since(end) > BURST_GATHER)
-            {
+                .is_none_or(|end| taken.saturating_duration_since(end) > BURST_GATHER);
+            if quiet {
                 // A quiet period ended: a new burst, if any, starts here.
                 self.lead.clear();
             }
@@ -430,11 +430,20 @@ impl<C: Channel> Worker<C> {
             self.wait_for_spacing().await;
             self.drain(&mut batch);
             if self.deadline.is_none() && self.pack(&batch, max) == Packing::Summary {
+                if quiet {
+                    // The first alert of a quiet period goes at once, alone, even when a burst
+                    // is already queued behind it; the summary follows.
+                    let rest = batch.split_off(1);
+                    self.deliver_batch(&batch, max).await;
+                    batch = rest;
+                }
                 // A burst: what is still on its way goes into the same summary.
                 self.wait_until(taken + BURST_GATHER).await;
                 self.drain(&mut batch);
             }
-            self.deliver_batch(&batch, max).await;
+            if !batch.is_empty() {
+                self.deliver_batch(&batch, max).await;
+            }
         }
         if self.cancel.is_cancelled() {
             self.start_shutdown();
