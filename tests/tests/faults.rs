@@ -1124,7 +1124,9 @@ fn s8_a_thousand_agents_lost_at_once_reach_a_chat_robot_as_the_first_loss_and_on
     pair.sentinel("sentinel-1");
     let all = robot.wait_for_count(before + 3, deadline(20), "the sentinel's message after");
     assert!(
-        all[before + 2..].iter().all(|r| agents_named(&text(r)) == 0),
+        all[before + 2..]
+            .iter()
+            .all(|r| agents_named(&text(r)) == 0),
         "no message after the summary names a lost agent: {:?}",
         all[before + 2..].iter().map(text).collect::<Vec<_>>()
     );

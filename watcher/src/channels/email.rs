@@ -784,9 +784,9 @@ pub(crate) fn render(batch: &[Alert], style: &Style) -> (String, String, String)
         let facts = facts(alert, style);
         text.push_str(&heading);
         text.push('\n');
-        let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+        let width = facts.iter().map(|(k, _)| columns(k)).max().unwrap_or(0) + 1;
         for (key, value) in &facts {
-            text.push_str(&format!("  {:<width$} {value}\n", format!("{key}:")));
+            text.push_str(&format!("  {} {value}\n", padded(key, width)));
         }
         html.push_str(&format!(
             "<h3 style=\"color:{}\">{}</h3>\n<table cellpadding=\"3\">\n",
@@ -819,9 +819,9 @@ pub(crate) fn render_summary(alerts: &[Alert], style: &Style) -> (String, String
         Lang::Zh => format!("全部 {} 条告警：", crate::burst::count(alerts.len())),
     };
     let mut text = format!("{subject}\n\n");
-    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let width = lines.iter().map(|(k, _)| columns(k)).max().unwrap_or(0) + 1;
     for (key, value) in &lines {
-        text.push_str(&format!("  {:<width$} {value}\n", format!("{key}:")));
+        text.push_str(&format!("  {} {value}\n", padded(key, width)));
     }
     text.push_str(&format!("\n{every}\n"));
     let mut html = format!(
@@ -854,6 +854,27 @@ pub(crate) fn render_summary(alerts: &[Alert], style: &Style) -> (String, String
     text.push_str("\n-- \nflume-watcher\n");
     html.push_str("</ul>\n<p style=\"color:#888\">flume-watcher</p>\n</body></html>\n");
     (subject, text, html)
+}
+
+/// The columns `s` takes in a monospaced mail client: two for a CJK character, one otherwise
+/// (enough for the labels here; the full Unicode width tables are not worth a dependency).
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            if ('\u{2E80}'..='\u{FFEF}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// `key:` padded with spaces to `width` columns, so that the values line up.
+fn padded(key: &str, width: usize) -> String {
+    let mut out = format!("{key}:");
+    out.push_str(&" ".repeat(width.saturating_sub(columns(key) + 1)));
+    out
 }
 
 fn subject(batch: &[Alert], style: &Style) -> String {
@@ -1265,6 +1286,16 @@ mod tests {
             html.contains("<th align=\"left\">原因</th><td>退出码 3</td>"),
             "{html}"
         );
+        // Values line up in a monospaced client, Chinese labels being two columns a character.
+        let starts: std::collections::BTreeSet<usize> = text
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains(':'))
+            .map(|l| {
+                let (label, rest) = l.split_at(l.find(':').unwrap_or(0) + 1);
+                columns(label) + rest.len() - rest.trim_start().len()
+            })
+            .collect();
+        assert_eq!(starts.len(), 1, "values start in one column: {text}");
     }
 
     #[test]
