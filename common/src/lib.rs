@@ -13,6 +13,7 @@ pub mod layout;
 pub mod logging;
 pub mod records;
 pub mod session;
+pub mod systemd;
 pub mod time;
 
 pub use id::{AgentId, InvalidId};

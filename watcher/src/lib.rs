@@ -61,16 +61,20 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
         cfg.retry,
         cancel.clone(),
     ));
+    let systemd = Arc::new(common::systemd::Systemd::from_env());
+    systemd.status("connecting to ZooKeeper");
     let on_signal = cancel.clone();
+    let stopping = systemd.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = sigterm.recv() => info!("SIGTERM: shutting down"),
             _ = sigint.recv() => info!("SIGINT: shutting down"),
             _ = on_signal.cancelled() => {}
         }
+        stopping.stopping("stopping: last delivery attempts, records written");
         on_signal.cancel();
     });
-    watch::watch(cfg.watch, notifier.clone(), cancel).await;
+    watch::watch(cfg.watch, notifier.clone(), systemd, cancel).await;
     notifier.wait_stopped().await;
     Ok(())
 }

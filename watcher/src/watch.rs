@@ -30,6 +30,7 @@ use common::config::ZkConfig;
 use common::layout::NodeKind;
 use common::records::{IdentityView, LivenessView};
 use common::session::{self, Backoff};
+use common::systemd::Systemd;
 use common::{AgentId, Layout};
 
 use crate::alert::Alert;
@@ -53,7 +54,12 @@ pub struct WatchConfig {
 }
 
 /// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
-pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: CancellationToken) {
+pub async fn watch(
+    cfg: WatchConfig,
+    notifier: Arc<Notifier>,
+    systemd: Arc<Systemd>,
+    cancel: CancellationToken,
+) {
     let receipts = match notifier.take_receipts() {
         Some(r) => r,
         None => {
@@ -75,6 +81,8 @@ pub async fn watch(cfg: WatchConfig, notifier: Arc<Notifier>, cancel: Cancellati
         flush_again: None,
         cut_off: false,
         escalate_at: None,
+        sd_next: systemd.watchdog_every().map(|every| Instant::now() + every),
+        systemd,
         blind: Blindness::new(
             cfg_blind_after,
             std::time::Instant::now(),
@@ -147,6 +155,10 @@ struct Watcher {
     cut_off: bool,
     /// The ledger asked to hear when this (wall-clock) time has come: an escalation is due.
     escalate_at: Option<SystemTime>,
+    /// systemd's view: readiness, status lines, watchdog pings.
+    systemd: Arc<Systemd>,
+    /// When the next watchdog ping is due, when systemd asks for them.
+    sd_next: Option<Instant>,
 }
 
 impl Watcher {
@@ -162,6 +174,7 @@ impl Watcher {
                 _ = cancel.cancelled() => return None,
                 r = &mut fut => return Some(r),
                 _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => self.check_blind(),
+                _ = tokio::time::sleep_until(self.sd_next.unwrap_or_else(Instant::now)), if self.sd_next.is_some() => self.sd_ping(),
             }
         }
     }
@@ -229,6 +242,10 @@ impl Watcher {
                     }
                     _ = blind_timer(self.blind.due()), if self.blind.due().is_some() => {
                         self.check_blind();
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(self.sd_next.unwrap_or_else(Instant::now)), if self.sd_next.is_some() => {
+                        self.sd_ping();
                         continue;
                     }
                     won = leadership.won(), if leadership.campaigning() => {
@@ -409,6 +426,7 @@ impl Watcher {
             let agents = self.monitor.as_ref().map_or(0, Monitor::registered);
             info!(agents, root = %self.cfg.layout.root(), took_ms = started.elapsed().as_millis() as u64, "watcher ready");
         }
+        self.systemd.ready(&self.status_line());
         Ok(())
     }
 
@@ -545,6 +563,7 @@ impl Watcher {
     async fn take_over(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
         self.ledger
             .on_event(ledger::Event::BecameLeader { took_over: true });
+        self.systemd.status(&self.status_line());
         self.snapshot(client).await?;
         self.flush(client).await
     }
@@ -626,8 +645,35 @@ impl Watcher {
             .check(std::time::Instant::now(), SystemTime::now())
         {
             warn!(reason = %alert.reason, "watcher is blind");
+            // Ready all the same: a watcher that cannot see must live to say so (and to see
+            // again); systemd restarting it would not bring ZooKeeper back.
+            self.systemd.ready(&format!("BLIND: {}", alert.reason));
             self.notifier.send(vec![alert]);
         }
+    }
+
+    /// What `systemctl status` shows while the watcher sees.
+    fn status_line(&self) -> String {
+        let agents = self.monitor.as_ref().map_or(0, Monitor::registered);
+        let role = if self.ledger.leader() {
+            "leading: sends the alerts"
+        } else {
+            "following the leading watcher"
+        };
+        format!(
+            "watching {agents} agents under {}, {role}",
+            self.cfg.layout.root()
+        )
+    }
+
+    /// Pings systemd's watchdog from the watch loop itself (not from a task of its own), so that
+    /// a loop that hangs stops the pings and systemd restarts the watcher.
+    fn sd_ping(&mut self) {
+        self.systemd.ping();
+        self.sd_next = self
+            .systemd
+            .watchdog_every()
+            .map(|every| Instant::now() + every);
     }
 
     fn sighted(&mut self) {

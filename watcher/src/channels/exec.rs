@@ -337,6 +337,10 @@ impl ExecChannel {
         let input = super::webhook::body(batch);
         let program = self.config.program();
         let mut cmd = tokio::process::Command::new(&self.config.program);
+        // systemd's notify variables are the watcher's own: a command must not speak for it.
+        for var in common::systemd::ENV {
+            cmd.env_remove(var);
+        }
         cmd.arg0(program)
             .args(&self.config.command[1..])
             .envs(&self.config.env)
