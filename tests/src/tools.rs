@@ -144,7 +144,8 @@ pub fn systemd_root(root: &Path) {
 }
 
 /// `systemd-analyze verify --root=ROOT UNIT…` and what it found wrong: its exit status must be 0
-/// and every line it printed about a unit of ours (naming `flume-`) is a problem (an unknown
+/// and every line it printed about a unit of ours (naming `flume-watchdog` or `flume-watcher`: the
+/// units and their binaries; the scratch root's own path does not) is a problem (an unknown
 /// key, a value it cannot parse, a missing binary); it exits 0 on some of them, so the output is
 /// what counts.
 pub fn verify_units(root: &Path, units: &[&str]) -> Vec<String> {
@@ -160,7 +161,7 @@ pub fn verify_units(root: &Path, units: &[&str]) -> Vec<String> {
         .stdout
         .lines()
         .chain(ran.stderr.lines())
-        .filter(|l| l.contains("flume-"))
+        .filter(|l| l.contains("flume-watchdog") || l.contains("flume-watcher"))
         .map(str::to_owned)
         .collect();
     if !ran.status.success() {
