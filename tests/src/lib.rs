@@ -16,6 +16,7 @@ pub mod procs;
 pub mod scratch;
 pub mod smtp;
 pub mod spawn;
+pub mod tools;
 pub mod wait;
 pub mod zk;
 
