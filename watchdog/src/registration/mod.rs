@@ -474,6 +474,7 @@ impl Task {
             state: fields.published.state,
             reregistering: fields.reregistering,
             replaced: fields.replaced,
+            restarted_for: None,
         }
     }
 
