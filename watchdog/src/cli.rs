@@ -104,6 +104,9 @@ pub struct RunArgs {
     /// Least time between two health writes for changed figures alone (a verdict change is written at once)
     #[arg(long, env = "FLUME_WATCHDOG_HEALTH_MIN_GAP", default_value = "60s", value_parser = duration)]
     pub health_min_gap: Duration,
+    /// Before its first answer, a starting agent's metrics endpoint may be silent this long without being "not answering"
+    #[arg(long, env = "FLUME_WATCHDOG_HEALTH_STARTUP_GRACE", default_value = "30s", value_parser = duration)]
+    pub health_startup_grace: Duration,
     /// Restart the agent when its metrics endpoint has not answered this long (default: never)
     #[arg(long, env = "FLUME_WATCHDOG_RESTART_ON_HANG", value_parser = duration)]
     pub restart_on_hang: Option<Duration>,
@@ -334,6 +337,7 @@ impl RunArgs {
                 hold: self.health_hold,
                 min_gap: self.health_min_gap,
                 restart_on_hang: self.restart_on_hang,
+                startup_grace: self.health_startup_grace,
                 wiring: Default::default(),
             },
         })
@@ -777,5 +781,25 @@ mod tests {
         assert_eq!(err.0.len(), 4, "{text}");
         let err = cfg(&["--flume-metrics", "localhost:34545"], &["x"]).expect_err("not a URL");
         assert!(err.to_string().contains("is not an http:// URL"), "{err}");
+        let help = command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        for var in [
+            "FLUME_METRICS",
+            "HEALTH_INTERVAL",
+            "HEALTH_FILL",
+            "HEALTH_POLLS",
+            "HEALTH_HOLD",
+            "HEALTH_MIN_GAP",
+            "HEALTH_STARTUP_GRACE",
+            "RESTART_ON_HANG",
+        ] {
+            assert!(
+                help.contains(&format!("[env: FLUME_WATCHDOG_{var}")),
+                "{var} missing in:\n{help}"
+            );
+        }
     }
 }

@@ -38,6 +38,10 @@ pub struct Rules {
     pub min_gap: Duration,
     /// Restart the agent when the endpoint has not answered this long.
     pub restart_on_hang: Option<Duration>,
+    /// Until its first answer, an agent's endpoint may be silent this long without counting as
+    /// not answering: Flume starts its HTTP server only after the JVM and the configuration are
+    /// up, which takes seconds.
+    pub startup_grace: Duration,
     /// Which channel each sink drains (from the agent's properties file); may be empty.
     pub wiring: BTreeMap<String, String>,
 }
@@ -50,6 +54,7 @@ impl Default for Rules {
             hold: Duration::from_secs(60),
             min_gap: Duration::from_secs(60),
             restart_on_hang: None,
+            startup_grace: Duration::from_secs(30),
             wiring: BTreeMap::new(),
         }
     }
@@ -230,9 +235,12 @@ impl Watch {
                 self.prev = Some((now, snap));
             }
             Reading::Unanswered => {
-                self.failures += 1;
                 let silent =
                     now.saturating_duration_since(self.last_answer.unwrap_or(self.started));
+                let starting = self.last_answer.is_none() && silent < rules.startup_grace;
+                if !starting {
+                    self.failures += 1;
+                }
                 if self.failures >= rules.polls {
                     present.push(HealthReason::MetricsUnanswered { ms: millis(silent) });
                 }
@@ -275,7 +283,9 @@ impl Watch {
             channels,
             sinks,
         };
-        if self.worth_writing(rules, now, &record) {
+        // Nothing known yet (no answer, nothing wrong so far): no summary to write.
+        let unknown = self.last_answer.is_none() && record.verdict == Verdict::Healthy;
+        if !unknown && self.worth_writing(rules, now, &record) {
             let was = self.published.as_ref().map(|(r, _)| r.verdict);
             if was == Some(Verdict::Degraded) && record.verdict == Verdict::Healthy {
                 self.clears.push_back(now);

@@ -114,6 +114,7 @@ fn quick() -> Rules {
     Rules {
         hold: Duration::ZERO,
         min_gap: Duration::ZERO,
+        startup_grace: Duration::ZERO,
         ..Rules::default()
     }
 }
@@ -501,6 +502,31 @@ fn a_hung_endpoint_restarts_the_agent_once_after_the_limit() {
         run.restarts,
         [(3, RestartCause::MetricsHung { ms: 30_000 })]
     );
+}
+
+#[test]
+fn a_starting_agent_may_be_silent_for_the_grace_only_before_its_first_answer() {
+    let rules = Rules {
+        startup_grace: Duration::from_secs(30),
+        ..quick()
+    };
+    // Silent from its start: not answering counts from 30 s on, so degraded on poll 4.
+    let mut run = Run::new(rules.clone());
+    for _ in 0..4 {
+        run.read(Reading::Unanswered);
+    }
+    assert_eq!(run.writes.len(), 1, "{:?}", run.writes);
+    assert_eq!(run.writes[0].0, 4);
+    assert_eq!(
+        run.last().reasons,
+        [HealthReason::MetricsUnanswered { ms: 40_000 }]
+    );
+    // Answered once: no grace any more.
+    let mut run = Run::new(rules);
+    run.metrics(&Agent::healthy());
+    run.read(Reading::Unanswered);
+    run.read(Reading::Unanswered);
+    assert_eq!(run.last().verdict, Verdict::Degraded);
 }
 
 #[test]
