@@ -243,3 +243,43 @@ fn garbage_never_crashes_the_watchdog() {
     );
     assert!(wd.is_running(), "{}", wd.output());
 }
+
+#[test]
+fn a_verdict_found_while_zookeeper_is_away_is_written_in_the_new_session() {
+    let mut zk = ZkServer::start();
+    let root = unique_root("health_zk_away");
+    let pair = Pair::new(&zk.connect_string(), &root);
+    let port = free_port();
+    let wd = pair.watchdog("h5", &HEALTH, &[&monitoring_opts(port)]);
+    let path = health_path(&pair, "h5");
+    let (_, before) = health::wait_for(
+        &pair.probe,
+        &path,
+        "a first, healthy summary",
+        deadline(20),
+        healthy,
+    );
+    drop(pair);
+    let mark = wd.mark();
+    zk.stop();
+    wd.wait_for_line_since(
+        mark,
+        |l| l.contains("zookeeper session lost"),
+        deadline(20),
+        "the watchdog to see its session end",
+    );
+    // Judged and not writable: the summary waits for the next session.
+    health::control(port, "size=950", deadline(5));
+    health::wait_polls(port, 3, deadline(10));
+    zk.start_again();
+    let probe = scenarios::ZkProbe::connect(&zk.connect_string());
+    let (node, after) = health::wait_for(
+        &probe,
+        &path,
+        "the degraded verdict, in a node of the new session",
+        deadline(30),
+        degraded_by("channel_full"),
+    );
+    assert_ne!(after.ephemeral_owner, before.ephemeral_owner, "{node}");
+    assert!(wd.is_running(), "{}", wd.output());
+}
