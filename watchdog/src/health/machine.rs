@@ -123,6 +123,8 @@ pub enum State {
 pub struct Watch {
     started: Instant,
     last_answer: Option<Instant>,
+    /// Good readings so far.
+    answers: u32,
     /// The last good reading, and when.
     prev: Option<(Instant, Snapshot)>,
     /// Per channel: readings in a row above the threshold.
@@ -185,6 +187,7 @@ impl Health {
                 self.state = State::Watching(Box::new(Watch {
                     started: now,
                     last_answer: None,
+                    answers: 0,
                     prev: None,
                     full: BTreeMap::new(),
                     flat: BTreeMap::new(),
@@ -228,6 +231,7 @@ impl Watch {
         let mut figures = None;
         match reading {
             Reading::Metrics(snap) => {
+                self.answers = self.answers.saturating_add(1);
                 self.failures = 0;
                 self.last_answer = Some(now);
                 present = self.judge(rules, now, &snap);
@@ -283,8 +287,9 @@ impl Watch {
             channels,
             sinks,
         };
-        // Nothing known yet (no answer, nothing wrong so far): no summary to write.
-        let unknown = self.last_answer.is_none() && record.verdict == Verdict::Healthy;
+        // Nothing to say yet (fewer than two answers, so no drain rate, and nothing wrong so far):
+        // the first summary waits for the second answer, so that it holds the rates.
+        let unknown = self.answers < 2 && record.verdict == Verdict::Healthy;
         if !unknown && self.worth_writing(rules, now, &record) {
             let was = self.published.as_ref().map(|(r, _)| r.verdict);
             if was == Some(Verdict::Degraded) && record.verdict == Verdict::Healthy {
