@@ -212,7 +212,8 @@ pub struct ChannelFigures {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SinkFigures {
     /// Events per second drained (taken successfully from its channel), to one decimal; absent
-    /// after the first reading of an agent, when there is no interval yet.
+    /// when there is no interval to measure over (a sink new since the last reading, or whose
+    /// counter went back because it restarted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
 }
