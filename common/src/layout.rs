@@ -77,6 +77,17 @@ impl Layout {
         format!("{}/watchers", self.root)
     }
 
+    /// Folder of the EPHEMERAL health nodes (issue 11), beside the liveness nodes.
+    pub fn health_dir(&self) -> String {
+        format!("{}/health", self.root)
+    }
+
+    /// The agent's health summary (`records::HealthRecord`); only watchdogs that poll Flume's
+    /// metrics write one.
+    pub fn health_path(&self, id: &AgentId) -> String {
+        format!("{}/health/{}", self.root, id)
+    }
+
     pub fn agent_path(&self, id: &AgentId) -> String {
         format!("{}/agents/{}", self.root, id)
     }
@@ -97,6 +108,10 @@ impl Layout {
         } else if let Some(name) = rest.strip_prefix("/live/") {
             if !name.contains('/') {
                 return NodeKind::Liveness(name);
+            }
+        } else if let Some(name) = rest.strip_prefix("/health/") {
+            if !name.contains('/') {
+                return NodeKind::Health(name);
             }
         } else if let Some(name) = rest.strip_prefix("/outages/") {
             if !name.contains('/') {
@@ -123,6 +138,8 @@ pub enum NodeKind<'a> {
     Liveness(&'a str),
     /// A watcher's outage record.
     Outage(&'a str),
+    /// An agent's health summary.
+    Health(&'a str),
     Other,
 }
 
@@ -152,6 +169,11 @@ mod tests {
             NodeKind::Outage("a")
         );
         assert_eq!(l.classify("/flume-watchdog/watchers/x"), NodeKind::Other);
+        assert_eq!(l.health_path(&id), "/flume-watchdog/health/h-a1");
+        assert_eq!(
+            l.classify("/flume-watchdog/health/h-a1"),
+            NodeKind::Health("h-a1")
+        );
     }
 
     #[test]

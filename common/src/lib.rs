@@ -18,4 +18,7 @@ pub mod time;
 
 pub use id::{AgentId, InvalidId};
 pub use layout::Layout;
-pub use records::{AgentState, ExitRecord, IdentityRecord, LivenessRecord};
+pub use records::{
+    AgentState, ExitRecord, HealthReason, HealthRecord, IdentityRecord, LivenessRecord,
+    RestartCause, Verdict,
+};

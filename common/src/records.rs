@@ -96,6 +96,42 @@ pub struct IdentityRecord {
     /// what happened instead of "lost contact".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced: Option<Replaced>,
+    /// Set when the watchdog itself ended the run that `last_exit` describes (a hung agent), so
+    /// the watcher says "restarted: metrics endpoint hung for 1m" rather than "killed by
+    /// SIGTERM". Written with that exit and cleared by the next one, so it never explains a later
+    /// crash. A field of its own (not in [`ExitRecord`]) because readers build exit records field
+    /// by field; older readers skip it and still say how the process ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_for: Option<RestartCause>,
+}
+
+/// Why the watchdog restarted an agent that had not exited by itself.
+///
+/// Encoded `{"cause":"metrics_hung","ms":60000}`. Readers take a cause they do not know as no
+/// cause at all (a later watchdog may add some): the exit then reads as it always did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum RestartCause {
+    /// Flume's metrics endpoint had not answered for `ms` milliseconds while the process lived
+    /// (a JVM stuck in GC or deadlocked answers nothing, yet never exits).
+    MetricsHung { ms: u64 },
+}
+
+impl RestartCause {
+    /// Words for an alert, in English: `restarted: metrics endpoint hung for 1m`.
+    pub fn describe(&self) -> String {
+        match self {
+            RestartCause::MetricsHung { ms } => format!(
+                "restarted: metrics endpoint hung for {}",
+                crate::time::human(std::time::Duration::from_millis(*ms))
+            ),
+        }
+    }
+
+    /// Lenient: `None` for anything but a cause this version knows.
+    fn read(v: &Value) -> Option<RestartCause> {
+        serde_json::from_value(v.clone()).ok()
+    }
 }
 
 /// A stale liveness node that a new watchdog replaces: which node, and whose it was.
@@ -114,6 +150,238 @@ pub struct LivenessRecord {
     pub watchdog_pid: u32,
     pub agent_pid: Option<u32>,
     pub since: String,
+}
+
+/// Data of the EPHEMERAL health node `<root>/health/<id>`: how the running agent is doing inside,
+/// as Flume's own metrics tell it (issue 11: a hung or stalled agent is found, not only a dead
+/// one).
+///
+/// A node of its own beside the liveness node, not more fields in it: the liveness node's
+/// creation and deletion are the crash alert, and its data is compared byte for byte when a
+/// watchdog re-registers, so it must not change while the agent runs; watchers that do not know
+/// health nodes ignore a folder they never list. Ephemeral, so a dead watchdog leaves no stale
+/// verdict behind. Written only when the verdict or a figure changes materially (see
+/// `watchdog::health`): a steady agent writes it once.
+///
+/// Compact on purpose (thousands of agents, every watcher sees every write):
+///
+/// ```json
+/// {"v":1,"at":"2026-11-21T01:02:03.456Z","verdict":"degraded",
+///  "reasons":[{"kind":"channel_full","channel":"ch-1","pct":94,"size":940000,"capacity":1000000}],
+///  "channels":{"ch-1":{"fill":94,"size":940000,"cap":1000000}},"sinks":{"k1":{"rate":0.0}}}
+/// ```
+///
+/// `reasons` is absent when healthy; `channels` and `sinks` are absent when the metrics could not
+/// be read. Readers should use [`HealthRecord::parse`], which keeps what it can.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// Format version: 1.
+    pub v: u32,
+    /// When the metrics were read (RFC 3339 UTC, milliseconds).
+    pub at: String,
+    pub verdict: Verdict,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<HealthReason>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, ChannelFigures>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sinks: BTreeMap<String, SinkFigures>,
+}
+
+pub const HEALTH_RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Healthy,
+    Degraded,
+}
+
+/// One channel's fill as measured at [`HealthRecord::at`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelFigures {
+    /// Whole per cent full (0–100), rounded down.
+    pub fill: u32,
+    /// Events in the channel.
+    pub size: u64,
+    /// Events the channel holds at most.
+    pub cap: u64,
+}
+
+/// One sink's drain rate over the poll interval that ended at [`HealthRecord::at`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SinkFigures {
+    /// Events per second drained (taken successfully from its channel), to one decimal; absent
+    /// when there is no interval to measure over (a sink new since the last reading, or whose
+    /// counter went back because it restarted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+}
+
+/// Why an agent is degraded, with the figures a message needs. Tagged by `kind`; the watcher
+/// renders each in its languages ([`HealthReason::describe`] is the English form).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum HealthReason {
+    /// Fuller than the threshold (default 80 %) on two readings in a row: sinks are not keeping
+    /// up, and sources will soon get `ChannelFullException`.
+    ChannelFull {
+        channel: String,
+        pct: u32,
+        size: u64,
+        capacity: u64,
+    },
+    /// The sink took nothing from its channel for `ms` (two readings in a row) while the channel
+    /// held events: a stuck sink (a dead Kafka, a wedged HDFS writer).
+    SinkStalled {
+        sink: String,
+        /// The channel it drains and that holds events, when the agent's configuration says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        ms: u64,
+    },
+    /// A file channel that says `Unhealthy` = 1: its replay failed, it accepts nothing.
+    ChannelUnhealthy { channel: String },
+    /// A component with a `StopTime` other than 0: it stopped while the agent runs.
+    ComponentStopped {
+        /// `source`, `channel` or `sink`.
+        component: String,
+        name: String,
+    },
+    /// The metrics endpoint gave no answer (refused, or no reply within the poll's timeout) for
+    /// `ms` while the process lived: a hung JVM, or monitoring that never started.
+    MetricsUnanswered { ms: u64 },
+    /// The metrics endpoint answered something that is not Flume's metrics; `error` says what
+    /// (shortened).
+    MetricsGarbled { error: String },
+}
+
+impl HealthReason {
+    /// English words for logs and alerts: `channel ch-1 94 % full (940,000 of 1,000,000)`.
+    pub fn describe(&self) -> String {
+        let dur = |ms: &u64| crate::time::human(std::time::Duration::from_millis(*ms));
+        match self {
+            HealthReason::ChannelFull {
+                channel,
+                pct,
+                size,
+                capacity,
+            } => format!(
+                "channel {channel} {pct} % full ({} of {})",
+                thousands(*size),
+                thousands(*capacity)
+            ),
+            HealthReason::SinkStalled { sink, channel, ms } => match channel {
+                Some(ch) => format!(
+                    "sink {sink} drained 0 events in {} while channel {ch} holds events",
+                    dur(ms)
+                ),
+                None => format!("sink {sink} drained 0 events in {}", dur(ms)),
+            },
+            HealthReason::ChannelUnhealthy { channel } => {
+                format!("channel {channel} is unhealthy (its replay failed)")
+            }
+            HealthReason::ComponentStopped { component, name } => {
+                format!("{component} {name} has stopped")
+            }
+            HealthReason::MetricsUnanswered { ms } => {
+                format!("metrics endpoint not answering for {}", dur(ms))
+            }
+            HealthReason::MetricsGarbled { error } => {
+                format!("metrics endpoint answers garbage: {error}")
+            }
+        }
+    }
+}
+
+/// `940000` as `940,000`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl HealthRecord {
+    /// Reads a health node leniently: a reason of a kind this version does not know is left out
+    /// and counted in the [`Garbled`] note rather than failing the whole record, and so is a
+    /// channel or sink whose figures are unusable. Fails only without a usable verdict.
+    pub fn parse(data: &[u8]) -> (Option<HealthRecord>, Option<Garbled>) {
+        let map = match object(data) {
+            Ok(m) => m,
+            Err(g) => return (None, Some(g)),
+        };
+        let mut bad = Vec::new();
+        let verdict = map
+            .get("verdict")
+            .and_then(|v| serde_json::from_value::<Verdict>(v.clone()).ok());
+        let Some(verdict) = verdict else {
+            return (None, Some(Garbled::BadFields("verdict".into())));
+        };
+        let at = map
+            .get("at")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let v = map
+            .get("v")
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(HEALTH_RECORD_VERSION);
+        let mut reasons = Vec::new();
+        for r in map
+            .get("reasons")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match serde_json::from_value(r.clone()) {
+                Ok(r) => reasons.push(r),
+                Err(_) => bad.push("reasons"),
+            }
+        }
+        fn figures<T: serde::de::DeserializeOwned>(
+            map: &serde_json::Map<String, Value>,
+            key: &'static str,
+            bad: &mut Vec<&'static str>,
+        ) -> BTreeMap<String, T> {
+            let mut out = BTreeMap::new();
+            for (name, f) in map
+                .get(key)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                match serde_json::from_value(f.clone()) {
+                    Ok(f) => {
+                        out.insert(name.clone(), f);
+                    }
+                    Err(_) => bad.push(key),
+                }
+            }
+            out
+        }
+        let channels = figures(&map, "channels", &mut bad);
+        let sinks = figures(&map, "sinks", &mut bad);
+        bad.dedup();
+        let garbled = (!bad.is_empty()).then(|| Garbled::BadFields(bad.join(", ")));
+        (
+            Some(HealthRecord {
+                v,
+                at,
+                verdict,
+                reasons,
+                channels,
+                sinks,
+            }),
+            garbled,
+        )
+    }
 }
 
 /// Why a node's data could not be used in full.
@@ -142,6 +410,8 @@ pub struct IdentityView {
     pub state: Option<AgentState>,
     pub reregistering: Option<i64>,
     pub replaced: Option<Replaced>,
+    /// See [`IdentityRecord::restarted_for`]; a cause this version does not know reads as none.
+    pub restarted_for: Option<RestartCause>,
 }
 
 /// A liveness node as a reader sees it: every field optional.
@@ -346,6 +616,7 @@ impl IdentityView {
             "reregistering",
             "replaced",
             "labels",
+            "restarted_for",
         ];
         let map = match fields(data, NAMES) {
             Ok(m) => m,
@@ -360,6 +631,8 @@ impl IdentityView {
             reregistering: r.get(&map, "reregistering", Value::as_i64),
             replaced: r.get(&map, "replaced", replaced),
             labels: r.get(&map, "labels", labels).unwrap_or_default(),
+            // Never "bad": an unknown cause is a later watchdog's, not garbage.
+            restarted_for: map.get("restarted_for").and_then(RestartCause::read),
         };
         (view, r.finish())
     }
@@ -405,6 +678,7 @@ mod tests {
             state: AgentState::Running,
             reregistering: None,
             replaced: None,
+            restarted_for: None,
         }
     }
 
@@ -549,5 +823,152 @@ mod tests {
             .describe(),
             "killed by SIGKILL"
         );
+    }
+
+    #[test]
+    fn a_restart_cause_goes_with_its_exit_and_unknown_causes_read_as_none() {
+        let mut rec = identity();
+        rec.restarted_for = Some(RestartCause::MetricsHung { ms: 60_000 });
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(
+            json.contains(r#""restarted_for":{"cause":"metrics_hung","ms":60000}"#),
+            "{json}"
+        );
+        let (view, garbled) = IdentityView::parse(json.as_bytes());
+        assert_eq!(garbled, None);
+        assert_eq!(view.restarted_for, rec.restarted_for);
+        assert_eq!(
+            rec.restarted_for
+                .as_ref()
+                .map(RestartCause::describe)
+                .as_deref(),
+            Some("restarted: metrics endpoint hung for 1m")
+        );
+        let later = br#"{"host":"h","restarted_for":{"cause":"out_of_heap","ms":1}}"#;
+        assert_eq!(
+            IdentityView::parse(later),
+            (
+                IdentityView {
+                    host: Some("h".into()),
+                    ..Default::default()
+                },
+                None
+            )
+        );
+        // Written without it: no field, as older readers expect.
+        assert!(!serde_json::to_string(&identity())
+            .unwrap()
+            .contains("restarted_for"));
+    }
+
+    #[test]
+    fn a_health_record_is_compact_reads_back_and_survives_later_kinds() {
+        let rec = HealthRecord {
+            v: HEALTH_RECORD_VERSION,
+            at: "2026-11-21T01:02:03.456Z".into(),
+            verdict: Verdict::Degraded,
+            reasons: vec![HealthReason::ChannelFull {
+                channel: "ch-1".into(),
+                pct: 94,
+                size: 940_000,
+                capacity: 1_000_000,
+            }],
+            channels: BTreeMap::from([(
+                "ch-1".into(),
+                ChannelFigures {
+                    fill: 94,
+                    size: 940_000,
+                    cap: 1_000_000,
+                },
+            )]),
+            sinks: BTreeMap::from([("k1".into(), SinkFigures { rate: Some(0.0) })]),
+        };
+        let json = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            json,
+            r#"{"v":1,"at":"2026-11-21T01:02:03.456Z","verdict":"degraded","reasons":[{"kind":"channel_full","channel":"ch-1","pct":94,"size":940000,"capacity":1000000}],"channels":{"ch-1":{"fill":94,"size":940000,"cap":1000000}},"sinks":{"k1":{"rate":0.0}}}"#
+        );
+        assert_eq!(
+            HealthRecord::parse(json.as_bytes()),
+            (Some(rec.clone()), None)
+        );
+        // A later watchdog's reason kind, a bad channel: the rest is kept, the problem said.
+        let later = json
+            .replace(
+                r#""reasons":["#,
+                r#""reasons":[{"kind":"gc_pauses","ms":9000},"#,
+            )
+            .replace(r#""channels":{"#, r#""channels":{"bad":{"fill":"x"},"#);
+        let (read, garbled) = HealthRecord::parse(later.as_bytes());
+        assert_eq!(read, Some(rec));
+        assert_eq!(
+            garbled,
+            Some(Garbled::BadFields("reasons, channels".into()))
+        );
+        assert!(matches!(HealthRecord::parse(b"{}"), (None, Some(_))));
+        assert!(matches!(
+            HealthRecord::parse(b"nope"),
+            (None, Some(Garbled::NotJson { .. }))
+        ));
+    }
+
+    #[test]
+    fn health_reasons_in_words() {
+        let cases = [
+            (
+                HealthReason::ChannelFull {
+                    channel: "ch-1".into(),
+                    pct: 94,
+                    size: 940_000,
+                    capacity: 1_000_000,
+                },
+                "channel ch-1 94 % full (940,000 of 1,000,000)",
+            ),
+            (
+                HealthReason::SinkStalled {
+                    sink: "k1".into(),
+                    channel: None,
+                    ms: 20_000,
+                },
+                "sink k1 drained 0 events in 20s",
+            ),
+            (
+                HealthReason::SinkStalled {
+                    sink: "k1".into(),
+                    channel: Some("c1".into()),
+                    ms: 20_000,
+                },
+                "sink k1 drained 0 events in 20s while channel c1 holds events",
+            ),
+            (
+                HealthReason::ChannelUnhealthy {
+                    channel: "fc".into(),
+                },
+                "channel fc is unhealthy (its replay failed)",
+            ),
+            (
+                HealthReason::ComponentStopped {
+                    component: "sink".into(),
+                    name: "k1".into(),
+                },
+                "sink k1 has stopped",
+            ),
+            (
+                HealthReason::MetricsUnanswered { ms: 30_000 },
+                "metrics endpoint not answering for 30s",
+            ),
+            (
+                HealthReason::MetricsGarbled {
+                    error: "JSON but not an object".into(),
+                },
+                "metrics endpoint answers garbage: JSON but not an object",
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(reason.describe(), want);
+        }
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod alertmanager;
 pub mod faults;
+pub mod health;
 pub mod pair;
 pub mod procs;
 pub mod scratch;

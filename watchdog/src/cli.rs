@@ -11,6 +11,7 @@ use common::cli::{duration, with_zk_env, ConfigErrors, Refusal, ZkArgs, ZkRunArg
 use common::config::ZkConfig;
 use common::{AgentId, Layout};
 
+use crate::health::{HealthConfig, Rules};
 use crate::registration::Registrant;
 use crate::run::RunConfig;
 use crate::supervisor::{Policy, EXIT_CONFLICT, EXIT_FAILED};
@@ -30,6 +31,8 @@ pub struct Cli {
     pub command: CliCommand,
 }
 
+// Parsed once at start, then taken apart: the size of `run`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum CliCommand {
     /// Run a Flume agent under supervision: `flume-watchdog run --zk … -- flume-ng agent -n a1 …`
@@ -73,6 +76,40 @@ pub struct RunArgs {
     /// Time between SIGTERM and SIGKILL when stopping the agent
     #[arg(long, env = "FLUME_WATCHDOG_STOP_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub stop_timeout: Duration,
+    /// Flume's metrics URL (http://HOST:PORT/metrics) [default: from -Dflume.monitoring.type=http and -Dflume.monitoring.port=N in the command or JAVA_OPTS; without either, no health check]
+    #[arg(long, env = "FLUME_WATCHDOG_FLUME_METRICS", value_name = "URL")]
+    pub flume_metrics: Option<String>,
+    /// Time between two readings of Flume's metrics
+    #[arg(long, env = "FLUME_WATCHDOG_HEALTH_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub health_interval: Duration,
+    /// A channel fuller than this many per cent is full
+    #[arg(
+        long,
+        env = "FLUME_WATCHDOG_HEALTH_FILL",
+        default_value_t = 80.0,
+        value_name = "PERCENT"
+    )]
+    pub health_fill: f64,
+    /// Readings in a row a condition must last to count (full channel, flat sink, no or bad answer)
+    #[arg(
+        long,
+        env = "FLUME_WATCHDOG_HEALTH_POLLS",
+        default_value_t = 2,
+        value_name = "N"
+    )]
+    pub health_polls: u32,
+    /// A degraded verdict stays until its reasons have been gone this long
+    #[arg(long, env = "FLUME_WATCHDOG_HEALTH_HOLD", default_value = "60s", value_parser = duration)]
+    pub health_hold: Duration,
+    /// Least time between two health writes for changed figures alone (a verdict change is written at once)
+    #[arg(long, env = "FLUME_WATCHDOG_HEALTH_MIN_GAP", default_value = "60s", value_parser = duration)]
+    pub health_min_gap: Duration,
+    /// Before its first answer, a starting agent's metrics endpoint may be silent this long without being "not answering"
+    #[arg(long, env = "FLUME_WATCHDOG_HEALTH_STARTUP_GRACE", default_value = "30s", value_parser = duration)]
+    pub health_startup_grace: Duration,
+    /// Restart the agent when its metrics endpoint has not answered this long (default: never)
+    #[arg(long, env = "FLUME_WATCHDOG_RESTART_ON_HANG", value_parser = duration)]
+    pub restart_on_hang: Option<Duration>,
     /// The agent's command, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -149,7 +186,7 @@ pub fn command() -> clap::Command {
 /// What a command line asks for, checked.
 #[derive(Debug)]
 pub enum Config {
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     Stop(StopConfig),
 }
 
@@ -165,7 +202,7 @@ pub struct StopConfig {
 /// problem at once.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal> {
     common::cli::parse(command(), args, |cli: Cli| match cli.command {
-        CliCommand::Run(run) => run.into_config().map(Config::Run),
+        CliCommand::Run(run) => run.into_config().map(|c| Config::Run(Box::new(c))),
         CliCommand::Stop(stop) => stop.into_config().map(Config::Stop),
     })
 }
@@ -220,6 +257,7 @@ impl RunArgs {
             errors.push("--max-restarts and --restart-window go together: give both".to_owned());
         }
         let max_restarts = self.max_restarts.zip(self.restart_window);
+        let health = self.health_config(&mut errors);
         match (zk, id) {
             (Some((zk, layout)), Some(id)) if errors.is_empty() => {
                 let startup_wait = zk.session_timeout.min(Duration::from_secs(3));
@@ -241,10 +279,68 @@ impl RunArgs {
                         stop_timeout: self.stop_timeout,
                     },
                     startup_wait,
+                    health,
                 })
             }
             _ => Err(ConfigErrors(errors)),
         }
+    }
+}
+
+impl RunArgs {
+    /// The health check, if the agent has a metrics endpoint; its problems go to `errors`.
+    fn health_config(&self, errors: &mut Vec<String>) -> Option<HealthConfig> {
+        if self.health_interval.is_zero() {
+            errors.push("--health-interval must be more than 0".to_owned());
+        }
+        if !(self.health_fill > 0.0 && self.health_fill < 100.0) {
+            errors.push(format!(
+                "--health-fill {} must be more than 0 and less than 100 (per cent)",
+                self.health_fill
+            ));
+        }
+        if self.health_polls == 0 {
+            errors.push("--health-polls must be at least 1".to_owned());
+        }
+        if self.restart_on_hang.is_some_and(|d| d.is_zero()) {
+            errors.push("--restart-on-hang must be more than 0".to_owned());
+        }
+        let url = match &self.flume_metrics {
+            Some(url) => match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                    Some(url.clone())
+                }
+                _ => {
+                    errors.push(format!(
+                        "--flume-metrics {url:?} is not an http:// URL such as http://127.0.0.1:34545/metrics"
+                    ));
+                    return None;
+                }
+            },
+            None => crate::health::url_from_command(
+                &self.command,
+                std::env::var("JAVA_OPTS").ok().as_deref(),
+            ),
+        };
+        let Some(url) = url else {
+            if self.restart_on_hang.is_some() {
+                errors.push("--restart-on-hang needs Flume's metrics: start the agent with -Dflume.monitoring.type=http -Dflume.monitoring.port=N, or give --flume-metrics URL".to_owned());
+            }
+            return None;
+        };
+        Some(HealthConfig {
+            url,
+            interval: self.health_interval,
+            rules: Rules {
+                fill_threshold: self.health_fill,
+                polls: self.health_polls,
+                hold: self.health_hold,
+                min_gap: self.health_min_gap,
+                restart_on_hang: self.restart_on_hang,
+                startup_grace: self.health_startup_grace,
+                wiring: Default::default(),
+            },
+        })
     }
 }
 
@@ -607,5 +703,103 @@ mod tests {
             found,
             ["--max-restarts and --restart-window go together: give both"]
         );
+    }
+
+    #[test]
+    fn health_is_on_only_with_a_metrics_endpoint() {
+        let base = ["run", "--zk", "z:1", "--id", "a1"];
+        let cfg = |extra: &[&str], agent: &[&str]| {
+            let mut line: Vec<&str> = base.to_vec();
+            line.extend(extra);
+            line.push("--");
+            line.extend(agent);
+            run_args(&line).into_config()
+        };
+        let plain = cfg(&[], &["flume-ng", "agent", "-n", "a1"]).expect("valid");
+        assert_eq!(plain.health, None, "no endpoint: nothing changes");
+        let found = cfg(
+            &["--health-interval", "500ms"],
+            &[
+                "flume-ng",
+                "agent",
+                "-n",
+                "a1",
+                "-Xmx1g -Dflume.monitoring.type=http -Dflume.monitoring.port=34545",
+            ],
+        )
+        .expect("valid")
+        .health
+        .expect("health on");
+        assert_eq!(found.url, "http://127.0.0.1:34545/metrics");
+        assert_eq!(found.interval, Duration::from_millis(500));
+        assert_eq!(found.timeout(), Duration::from_millis(250));
+        assert_eq!(found.rules, Rules::default());
+        let given = cfg(
+            &[
+                "--flume-metrics",
+                "http://10.0.0.7:41414/metrics",
+                "--restart-on-hang",
+                "1m",
+                "--health-fill",
+                "90",
+                "--health-polls",
+                "3",
+            ],
+            &["flume-ng", "agent", "-n", "a1"],
+        )
+        .expect("valid")
+        .health
+        .expect("health on");
+        assert_eq!(given.url, "http://10.0.0.7:41414/metrics");
+        assert_eq!(given.timeout(), Duration::from_secs(5));
+        assert_eq!(given.rules.restart_on_hang, Some(Duration::from_secs(60)));
+        assert_eq!((given.rules.fill_threshold, given.rules.polls), (90.0, 3));
+
+        let err = cfg(
+            &[
+                "--restart-on-hang",
+                "1m",
+                "--health-fill",
+                "100",
+                "--health-polls",
+                "0",
+                "--health-interval",
+                "0s",
+            ],
+            &["flume-ng", "agent", "-n", "a1"],
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for want in [
+            "--health-interval",
+            "--health-fill 100",
+            "--health-polls",
+            "--restart-on-hang needs Flume's metrics",
+        ] {
+            assert!(text.contains(want), "{want:?} missing in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 4, "{text}");
+        let err = cfg(&["--flume-metrics", "localhost:34545"], &["x"]).expect_err("not a URL");
+        assert!(err.to_string().contains("is not an http:// URL"), "{err}");
+        let help = command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        for var in [
+            "FLUME_METRICS",
+            "HEALTH_INTERVAL",
+            "HEALTH_FILL",
+            "HEALTH_POLLS",
+            "HEALTH_HOLD",
+            "HEALTH_MIN_GAP",
+            "HEALTH_STARTUP_GRACE",
+            "RESTART_ON_HANG",
+        ] {
+            assert!(
+                help.contains(&format!("[env: FLUME_WATCHDOG_{var}")),
+                "{var} missing in:\n{help}"
+            );
+        }
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! The decisions live in [`supervisor`] and [`registration::machine`] (pure); [`child`] and the
 //! loop of [`registration`] are the edges (processes and ZooKeeper); [`run`] ties them together
-//! and never lets ZooKeeper trouble reach the agent.
+//! and never lets ZooKeeper trouble reach the agent. [`health`] reads Flume's own metrics to find
+//! an agent that runs but does not work (issue 11).
 
 pub mod child;
 pub mod cli;
+pub mod health;
 pub mod registration;
 pub mod run;
 pub mod stop;

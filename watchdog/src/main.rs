@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         }
     };
     match config {
-        Config::Run(cfg) => match runtime.block_on(watchdog::run::run(cfg)) {
+        Config::Run(cfg) => match runtime.block_on(watchdog::run::run(*cfg)) {
             Ok(code) => ExitCode::from(code as u8),
             Err(e) => {
                 say(std::io::stderr(), format_args!("flume-watchdog: {e}"));

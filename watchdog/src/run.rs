@@ -1,14 +1,21 @@
 //! The watchdog's event loop: child exits, timers, signals and registration notices become
-//! supervisor events; the supervisor's actions are carried out here, in order.
+//! supervisor events; the supervisor's actions are carried out here, in order. Readings of
+//! Flume's metrics go to the health machine, whose summaries go to the registration and whose
+//! restarts go to the supervisor, like any other event.
 
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use common::records::{HealthRecord, Verdict};
+
 use crate::child::{signal_group, Agent};
+use crate::health::machine::{self as health, Health};
+use crate::health::{poller, HealthConfig};
 use crate::registration::{self, Command, LiveDesired, Liveness, Notice, Registrant};
 use crate::supervisor::{Action, Event, Policy, State, StopOrigin, Supervisor, EXIT_CONFLICT};
 
@@ -18,6 +25,8 @@ pub struct RunConfig {
     pub policy: Policy,
     /// How long to wait for ZooKeeper before starting the agent anyway.
     pub startup_wait: Duration,
+    /// Reading Flume's metrics (issue 11); `None`: no monitoring endpoint, no health node.
+    pub health: Option<HealthConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +71,31 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
         ),
     }
 
+    // The one token every task of this run stops by.
+    let cancel = CancellationToken::new();
+    let _stop_tasks = cancel.clone().drop_guard();
+    let (health_tx, mut readings) = mpsc::channel::<poller::Polled>(4);
+    let mut judge = match &cfg.health {
+        Some(h) => {
+            let mut rules = h.rules.clone();
+            rules.wiring = crate::health::wiring_from_command(&argv);
+            info!(url = %h.url, interval = %common::time::human(h.interval), "reading flume's metrics for the agent's health");
+            let (url, interval, timeout) = (h.url.clone(), h.interval, h.timeout());
+            let token = cancel.clone();
+            tokio::spawn(async move {
+                if let Err(e) = poller::run(url, interval, timeout, health_tx, token).await {
+                    error!(error = %e, "cannot read flume's metrics; the agent's health is not checked");
+                }
+            });
+            Some(Health::new(rules))
+        }
+        None => {
+            drop(health_tx);
+            None
+        }
+    };
+    let mut verdict: Option<Verdict> = None;
+
     let mut sup = Supervisor::new(cfg.policy.clone());
     let mut agent: Option<Agent> = None;
     let mut wake: Option<Instant> = None;
@@ -81,6 +115,9 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         match Agent::spawn(&argv) {
                             Ok(a) => {
                                 info!(pid = a.pid(), "agent started");
+                                if let Some(h) = judge.as_mut() {
+                                    h.on_event(health::Event::AgentStarted { now });
+                                }
                                 queue.push(Event::Spawned {
                                     pid: a.pid(),
                                     now,
@@ -99,10 +136,12 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         state,
                         restarts,
                         last_exit,
+                        restarted_for,
                     } => reg.send(Command::Publish {
                         state,
                         restarts,
                         last_exit,
+                        restarted_for,
                     }),
                     Action::GoLive { pid, since } => {
                         incarnation += 1;
@@ -144,6 +183,14 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
         let event = tokio::select! {
             exit = async { agent.as_mut().expect("guarded").wait().await }, if agent.is_some() => {
                 let pid = agent.take().map(|a| a.pid()).unwrap_or_default();
+                if let Some(h) = judge.as_mut() {
+                    for act in h.on_event(health::Event::AgentGone) {
+                        if act == health::Action::Withdraw {
+                            reg.send(Command::Health(None));
+                        }
+                    }
+                    verdict = None;
+                }
                 let now = Instant::now().into_std();
                 let wall = SystemTime::now();
                 match exit {
@@ -181,6 +228,31 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                 }
                 Event::Stop { origin: StopOrigin::Interrupt, now: Instant::now().into_std() }
             }
+            Some(polled) = readings.recv(), if judge.is_some() => {
+                let Some(h) = judge.as_mut() else { continue };
+                let event = health::Event::Poll { now: polled.now.into_std(), wall: polled.wall, reading: polled.reading };
+                let mut restart = None;
+                for act in h.on_event(event) {
+                    match act {
+                        health::Action::Publish(record) => {
+                            say_verdict(&mut verdict, &record);
+                            match serde_json::to_vec(&record) {
+                                Ok(data) => reg.send(Command::Health(Some(data))),
+                                Err(e) => error!(error = %e, "cannot encode the health summary"),
+                            }
+                        }
+                        health::Action::Withdraw => reg.send(Command::Health(None)),
+                        health::Action::Restart(cause) => {
+                            warn!(pid = agent.as_ref().map(Agent::pid), "{}: the agent runs but does not answer; restarting it (--restart-on-hang)", cause.describe());
+                            restart = Some(Event::Restart { cause, now: Instant::now().into_std() });
+                        }
+                    }
+                }
+                match restart {
+                    Some(event) => event,
+                    None => continue,
+                }
+            }
             notice = notices.recv() => match notice {
                 Some(Notice::IdentityGone) => Event::Stop { origin: StopOrigin::IdentityDeleted, now: Instant::now().into_std() },
                 Some(Notice::Conflict { host, watchdog_pid, .. }) => {
@@ -193,6 +265,20 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
         };
         queue.push(event);
     }
+}
+
+/// Logs a change of verdict, once: an operator reading the log sees what the health node says.
+fn say_verdict(last: &mut Option<Verdict>, record: &HealthRecord) {
+    if *last == Some(record.verdict) && record.verdict == Verdict::Healthy {
+        return;
+    }
+    let reasons: Vec<String> = record.reasons.iter().map(|r| r.describe()).collect();
+    match record.verdict {
+        Verdict::Healthy if last.is_some() => info!("the agent is healthy again"),
+        Verdict::Healthy => info!("the agent is healthy"),
+        Verdict::Degraded => warn!(reasons = %reasons.join("; "), "the agent is degraded"),
+    }
+    *last = Some(record.verdict);
 }
 
 impl RunConfig {

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{AgentState, ExitRecord};
+use common::{AgentState, ExitRecord, RestartCause};
 
 /// Restart and stop policy, as configured by flags.
 #[derive(Clone, Debug)]
@@ -136,6 +136,12 @@ pub enum Event {
         origin: StopOrigin,
         now: Instant,
     },
+    /// The agent runs but is stuck (its metrics endpoint hung): end it and start it again, as
+    /// after a crash, with the cause on record.
+    Restart {
+        cause: RestartCause,
+        now: Instant,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +153,8 @@ pub enum Action {
         state: AgentState,
         restarts: u64,
         last_exit: Option<ExitRecord>,
+        /// Why the watchdog itself ended the run `last_exit` describes, if it did.
+        restarted_for: Option<RestartCause>,
     },
     /// Create the liveness node for this child.
     GoLive { pid: u32, since: SystemTime },
@@ -186,6 +194,16 @@ pub enum State {
         attempt: u32,
         until: Instant,
     },
+    /// Ending a stuck agent to start it again: SIGTERM sent, SIGKILL at `deadline`. Its exit is
+    /// then a crash like any other (backoff, `--max-restarts`), recorded with `cause`.
+    Restarting {
+        pid: u32,
+        since: Instant,
+        attempt: u32,
+        deadline: Instant,
+        killed: bool,
+        cause: RestartCause,
+    },
     Stopping {
         pid: u32,
         deadline: Instant,
@@ -202,6 +220,8 @@ pub struct Supervisor {
     restarts: u64,
     /// Kept on record while the agent runs again: the watcher reads it to explain an outage.
     last_exit: Option<ExitRecord>,
+    /// Goes with `last_exit`: set when that exit was our own restart of a stuck agent.
+    restarted_for: Option<RestartCause>,
     /// Times of recent restarts, for `max_restarts`.
     recent: VecDeque<Instant>,
 }
@@ -213,6 +233,7 @@ impl Supervisor {
             state: State::Idle,
             restarts: 0,
             last_exit: None,
+            restarted_for: None,
             recent: VecDeque::new(),
         }
     }
@@ -245,6 +266,7 @@ impl Supervisor {
                         state: AgentState::Starting,
                         restarts: 0,
                         last_exit: None,
+                        restarted_for: None,
                     },
                     Spawn,
                 ]
@@ -260,6 +282,7 @@ impl Supervisor {
                         state: AgentState::Running,
                         restarts: self.restarts,
                         last_exit: self.last_exit.clone(),
+                        restarted_for: self.restarted_for.clone(),
                     },
                     GoLive { pid, since: wall },
                 ]
@@ -269,7 +292,7 @@ impl Supervisor {
                 // record, so that the watcher can say why ("cannot start …: No such file").
                 let mut exit = ChildExit::Code(127).record(wall);
                 exit.error = Some(error);
-                self.crashed(attempt, Duration::ZERO, exit, now)
+                self.crashed(attempt, Duration::ZERO, exit, None, now)
             }
             (
                 &State::Running {
@@ -287,13 +310,82 @@ impl Supervisor {
                 attempt,
                 now.saturating_duration_since(since),
                 exit.record(wall),
+                None,
                 now,
             ),
+            (
+                &State::Running {
+                    pid,
+                    since,
+                    attempt,
+                },
+                Event::Restart { cause, now },
+            ) => {
+                let deadline = now + self.policy.stop_timeout;
+                self.state = State::Restarting {
+                    pid,
+                    since,
+                    attempt,
+                    deadline,
+                    killed: false,
+                    cause,
+                };
+                vec![
+                    Signal {
+                        pid,
+                        sig: Sig::Term,
+                    },
+                    WakeAt(deadline),
+                ]
+            }
+            (
+                State::Restarting {
+                    pid,
+                    since,
+                    attempt,
+                    cause,
+                    ..
+                },
+                Event::Exited {
+                    pid: p,
+                    exit,
+                    now,
+                    wall,
+                },
+            ) if p == *pid => {
+                let (attempt, uptime, cause) = (
+                    *attempt,
+                    now.saturating_duration_since(*since),
+                    cause.clone(),
+                );
+                self.crashed(attempt, uptime, exit.record(wall), Some(cause), now)
+            }
+            (
+                State::Restarting {
+                    pid,
+                    deadline,
+                    killed: false,
+                    ..
+                },
+                Event::Timer { now },
+            ) if now >= *deadline => {
+                let pid = *pid;
+                if let State::Restarting { killed, .. } = &mut self.state {
+                    *killed = true;
+                }
+                vec![Signal {
+                    pid,
+                    sig: Sig::Kill,
+                }]
+            }
             (&State::Backoff { attempt, until }, Event::Timer { now }) if now >= until => {
                 self.state = State::Starting { attempt };
                 vec![Spawn]
             }
-            (&State::Running { pid, .. }, Event::Stop { origin, now }) => {
+            (
+                &State::Running { pid, .. } | &State::Restarting { pid, .. },
+                Event::Stop { origin, now },
+            ) => {
                 let deadline = now + self.policy.stop_timeout;
                 self.state = State::Stopping {
                     pid,
@@ -383,10 +475,13 @@ impl Supervisor {
         attempt: u32,
         uptime: Duration,
         exit: ExitRecord,
+        cause: Option<RestartCause>,
         now: Instant,
     ) -> Vec<Action> {
         self.last_exit = Some(exit);
+        self.restarted_for = cause;
         let last_exit = self.last_exit.clone();
+        let restarted_for = self.restarted_for.clone();
         let attempt = if uptime >= self.policy.backoff_reset {
             1
         } else {
@@ -407,6 +502,7 @@ impl Supervisor {
                         state: AgentState::Failed,
                         restarts: self.restarts,
                         last_exit,
+                        restarted_for,
                     },
                     Action::GoDark,
                     Action::Exit(EXIT_FAILED),
@@ -422,6 +518,7 @@ impl Supervisor {
                 state: AgentState::Backoff,
                 restarts: self.restarts,
                 last_exit,
+                restarted_for,
             },
             Action::GoDark,
             Action::WakeAt(until),
@@ -497,7 +594,8 @@ mod tests {
                 Publish {
                     state: AgentState::Starting,
                     restarts: 0,
-                    last_exit: None
+                    last_exit: None,
+                    restarted_for: None
                 },
                 Spawn
             ]
@@ -508,7 +606,8 @@ mod tests {
                 Publish {
                     state: AgentState::Running,
                     restarts: 0,
-                    last_exit: None
+                    last_exit: None,
+                    restarted_for: None
                 },
                 GoLive {
                     pid: 10,
@@ -537,7 +636,8 @@ mod tests {
                 Publish {
                     state: AgentState::Backoff,
                     restarts: 1,
-                    last_exit: Some(exit.clone())
+                    last_exit: Some(exit.clone()),
+                    restarted_for: None
                 },
                 GoDark,
                 WakeAt(c.at(600))
@@ -555,7 +655,8 @@ mod tests {
                 Publish {
                     state: AgentState::Running,
                     restarts: 1,
-                    last_exit: Some(exit)
+                    last_exit: Some(exit),
+                    restarted_for: None
                 },
                 GoLive {
                     pid: 11,
@@ -644,7 +745,8 @@ mod tests {
                     Publish {
                         state: AgentState::Failed,
                         restarts: 2,
-                        last_exit: Some(_)
+                        last_exit: Some(_),
+                        ..
                     },
                     GoDark,
                     Exit(EXIT_FAILED)
@@ -839,5 +941,104 @@ mod tests {
         let c = Clock::new();
         let mut s = started(&c, policy());
         assert_eq!(s.on_event(c.exited(999, ChildExit::Code(1), 50)), vec![]);
+    }
+    #[test]
+    fn a_hung_agent_is_restarted_as_after_a_crash_with_the_cause_on_record() {
+        let c = Clock::new();
+        let mut s = started(&c, policy());
+        let cause = RestartCause::MetricsHung { ms: 60_000 };
+        assert_eq!(
+            s.on_event(Event::Restart {
+                cause: cause.clone(),
+                now: c.at(20_000)
+            }),
+            vec![
+                Signal {
+                    pid: 10,
+                    sig: Sig::Term
+                },
+                WakeAt(c.at(25_000))
+            ]
+        );
+        // A hung JVM may ignore SIGTERM: SIGKILL at the stop timeout, once.
+        assert_eq!(
+            s.on_event(Event::Timer { now: c.at(25_000) }),
+            vec![Signal {
+                pid: 10,
+                sig: Sig::Kill
+            }]
+        );
+        assert_eq!(s.on_event(Event::Timer { now: c.at(26_000) }), vec![]);
+        // Another restart asked meanwhile changes nothing.
+        assert_eq!(
+            s.on_event(Event::Restart {
+                cause: cause.clone(),
+                now: c.at(25_500)
+            }),
+            vec![]
+        );
+        let exit = ChildExit::Signal(9).record(c.wall(25_001));
+        assert_eq!(
+            s.on_event(c.exited(10, ChildExit::Signal(9), 25_001)),
+            vec![
+                Publish {
+                    state: AgentState::Backoff,
+                    restarts: 1,
+                    last_exit: Some(exit.clone()),
+                    restarted_for: Some(cause.clone())
+                },
+                GoDark,
+                // Up for longer than backoff_reset: restarted fast.
+                WakeAt(c.at(25_101))
+            ]
+        );
+        s.on_event(Event::Timer { now: c.at(25_101) });
+        let acts = s.on_event(c.spawned(11, 25_102));
+        assert!(
+            matches!(&acts[0], Publish { state: AgentState::Running, restarted_for: Some(r), .. } if *r == cause),
+            "the cause stays with its exit: {acts:?}"
+        );
+        // The next exit is the agent's own: the cause goes.
+        let acts = s.on_event(c.exited(11, ChildExit::Code(1), 26_000));
+        assert!(
+            matches!(
+                &acts[0],
+                Publish {
+                    restarted_for: None,
+                    ..
+                }
+            ),
+            "{acts:?}"
+        );
+    }
+
+    #[test]
+    fn a_stop_during_a_restart_is_a_stop() {
+        let c = Clock::new();
+        let mut s = started(&c, policy());
+        s.on_event(Event::Restart {
+            cause: RestartCause::MetricsHung { ms: 1 },
+            now: c.at(10),
+        });
+        assert_eq!(
+            s.on_event(Event::Stop {
+                origin: StopOrigin::Terminate,
+                now: c.at(20)
+            }),
+            vec![
+                HoldLive,
+                DeleteIdentity,
+                Signal {
+                    pid: 10,
+                    sig: Sig::Term
+                },
+                WakeAt(c.at(5020))
+            ]
+        );
+        assert_eq!(
+            s.on_event(c.exited(10, ChildExit::Code(0), 30)),
+            vec![GoDark, Exit(0)]
+        );
+        assert_eq!(s.restarts(), 0);
     }
 }

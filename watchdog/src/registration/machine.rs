@@ -9,7 +9,7 @@
 //! way, and the order of the writes — all of it in [`Registration::next_step`].
 
 use common::records::Replaced;
-use common::{AgentState, ExitRecord};
+use common::{AgentState, ExitRecord, RestartCause};
 
 use super::LiveDesired;
 
@@ -40,6 +40,8 @@ pub struct Published {
     pub state: AgentState,
     pub restarts: u64,
     pub last_exit: Option<ExitRecord>,
+    /// See `IdentityRecord::restarted_for`.
+    pub restarted_for: Option<RestartCause>,
 }
 
 /// Everything the identity node says besides who we are: what to write in one step.
@@ -330,6 +332,7 @@ impl Registration {
                     state: AgentState::Starting,
                     restarts: 0,
                     last_exit: None,
+                    restarted_for: None,
                 },
                 live: Liveness::Dark,
                 delete_identity: false,
@@ -688,6 +691,7 @@ mod tests {
                 at: "2026-11-21T01:02:03.456Z".into(),
                 error: None,
             }),
+            restarted_for: None,
         }
     }
 

@@ -19,7 +19,9 @@ use zookeeper_client as zk;
 use common::config::ZkConfig;
 use common::records::LivenessView;
 use common::session::{self, Backoff};
-use common::{AgentId, AgentState, ExitRecord, IdentityRecord, Layout, LivenessRecord};
+use common::{
+    AgentId, AgentState, ExitRecord, IdentityRecord, Layout, LivenessRecord, RestartCause,
+};
 
 use crate::child::watchdog_alive;
 
@@ -56,7 +58,11 @@ pub enum Command {
         state: AgentState,
         restarts: u64,
         last_exit: Option<ExitRecord>,
+        restarted_for: Option<RestartCause>,
     },
+    /// The health node's data (`None`: no node). Written when nothing else waits, retried until
+    /// it is, and written again in every new session (the node is ephemeral).
+    Health(Option<Vec<u8>>),
     Live(Liveness),
     /// Planned stop: delete the identity node; answered once it is gone.
     DeleteIdentity(oneshot::Sender<()>),
@@ -97,6 +103,8 @@ pub fn start(who: Registrant) -> (Handle, mpsc::UnboundedReceiver<Notice>) {
     let task = Task {
         identity_path: who.layout.agent_path(&who.id),
         live_path: who.layout.live_path(&who.id),
+        health_path: who.layout.health_path(&who.id),
+        health: HealthSlot::default(),
         who,
         rx,
         rx_open: true,
@@ -118,6 +126,8 @@ struct Task {
     who: Registrant,
     identity_path: String,
     live_path: String,
+    health_path: String,
+    health: HealthSlot,
     rx: mpsc::UnboundedReceiver<Command>,
     /// False once the watchdog dropped its handle: `recv` would answer at once, forever.
     rx_open: bool,
@@ -130,6 +140,16 @@ struct Task {
     /// The liveness node's stat, read along with the identity write that precedes its delete
     /// (see `Registration::deletes_live_after_write`); good for the very next step only.
     owner: Option<Result<Option<zk::Stat>, zk::Error>>,
+}
+
+/// The health node as the health check wants it. Kept beside the registration machine rather
+/// than in it: it is no part of the crash/stop contract, so it is written only when the machine
+/// has nothing to do and never delays or reorders the identity and liveness writes.
+#[derive(Default)]
+struct HealthSlot {
+    want: Option<Vec<u8>>,
+    /// `want` is not yet in ZooKeeper as asked (in this session).
+    dirty: bool,
 }
 
 /// A write failure that lasts is said again this often.
@@ -149,11 +169,18 @@ impl Task {
                 state,
                 restarts,
                 last_exit,
+                restarted_for,
             }) => Event::Publish(Published {
                 state,
                 restarts,
                 last_exit,
+                restarted_for,
             }),
+            Some(Command::Health(data)) => {
+                self.health.dirty = data.is_some() || self.health.want.is_some();
+                self.health.want = data;
+                return;
+            }
             Some(Command::Live(live)) => Event::Live(live),
             Some(Command::DeleteIdentity(done)) => {
                 self.delete_waiters.push(done);
@@ -229,6 +256,8 @@ impl Task {
                     retry.reset();
                     info!(session = %client.session_id(), timeout = %common::time::human(client.session_timeout()), "zookeeper session established");
                     self.feed(Event::SessionOpened);
+                    // The node was ephemeral to the old session: write it again.
+                    self.health.dirty = self.health.want.is_some();
                     self.serve(client).await;
                     if self.reg.next_step() == Step::Connect {
                         warn!("zookeeper session lost; opening a new one, the agent keeps running");
@@ -254,6 +283,23 @@ impl Task {
         loop {
             if retry_at.is_none() {
                 match self.reg.next_step() {
+                    Step::Wait if self.health.dirty && self.reg.link() == machine::Link::Up => {
+                        match self.write_health(&client).await {
+                            Ok(()) => {
+                                failures.reset();
+                                if self.failures.succeeded() {
+                                    info!("the agent's nodes are written again");
+                                }
+                            }
+                            Err(e) if is_terminal(&e) => return self.feed(Event::SessionEnded),
+                            Err(e) => {
+                                let delay = failures.next_delay();
+                                self.failed(&e, delay);
+                                retry_at = Some(Instant::now() + delay);
+                            }
+                        }
+                        continue;
+                    }
                     Step::Wait => {}
                     Step::Connect | Step::Done => return,
                     Step::Close => {
@@ -461,6 +507,53 @@ impl Task {
         }
     }
 
+    /// Makes the health node say what is wanted: this session's ephemeral node, created, updated
+    /// or deleted. A node of an earlier session (ours before it expired) is replaced.
+    async fn write_health(&mut self, client: &zk::Client) -> Result<(), zk::Error> {
+        let Some(data) = self.health.want.clone() else {
+            match client.check_stat(&self.health_path).await? {
+                Some(stat) if stat.ephemeral_owner == client.session_id().0 => {
+                    match client.delete(&self.health_path, Some(stat.version)).await {
+                        Ok(()) | Err(zk::Error::NoNode) | Err(zk::Error::BadVersion) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ => {}
+            }
+            self.health.dirty = false;
+            debug!(path = %self.health_path, "health node withdrawn");
+            return Ok(());
+        };
+        let opts = zk::CreateMode::Ephemeral.with_acls(session::acls(&self.who.zk));
+        match client.create(&self.health_path, &data, &opts).await {
+            Ok(_) => {}
+            Err(zk::Error::NodeExists) => match client.check_stat(&self.health_path).await? {
+                Some(stat) if stat.ephemeral_owner == client.session_id().0 => {
+                    client
+                        .set_data(&self.health_path, &data, Some(stat.version))
+                        .await?;
+                }
+                // Not ours: an earlier session's, left until it expires. Ours replaces it.
+                Some(stat) => {
+                    match client.delete(&self.health_path, Some(stat.version)).await {
+                        Ok(()) | Err(zk::Error::NoNode) => {}
+                        Err(e) => return Err(e),
+                    }
+                    client.create(&self.health_path, &data, &opts).await?;
+                }
+                None => return Err(zk::Error::NoNode),
+            },
+            Err(zk::Error::NoNode) => {
+                session::ensure_dir(client, &self.who.zk, &self.who.layout.health_dir()).await?;
+                return Err(zk::Error::NoNode);
+            }
+            Err(e) => return Err(e),
+        }
+        self.health.dirty = false;
+        debug!(path = %self.health_path, bytes = data.len(), "health node written");
+        Ok(())
+    }
+
     fn identity_record(&self, fields: IdentityFields) -> IdentityRecord {
         IdentityRecord {
             id: self.who.id.to_string(),
@@ -474,6 +567,7 @@ impl Task {
             state: fields.published.state,
             reregistering: fields.reregistering,
             replaced: fields.replaced,
+            restarted_for: fields.published.restarted_for,
         }
     }
 
