@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use scenarios::pair::Pair;
+use scenarios::pair::{around_stand_in, watchdog_command, Pair};
 use scenarios::{bin, deadline, unique_root, Proc, TempDir, ZkServer};
 
 /// The service manager's end: every datagram received, in order.
@@ -128,6 +128,61 @@ fn a_watcher_that_cannot_reach_zookeeper_is_ready_and_says_it_is_blind() {
     assert!(watcher.is_running(), "a blind watcher keeps running");
     watcher.signal(Signal::SIGTERM);
     watcher.wait_exit(deadline(10));
+}
+
+#[test]
+fn the_watchdog_is_ready_once_the_agent_runs_which_never_sees_the_notify_socket() {
+    let dir = TempDir::new("notify-watchdog");
+    let mut manager = Manager::bind(dir.path());
+    let pair = Pair::new(
+        &ZkServer::shared().connect_string(),
+        &unique_root("notify_wd"),
+    );
+    let mut cmd = watchdog_command(&pair.connect, &pair.root, "nt-a1", "10s");
+    around_stand_in(&mut cmd, "nt-a1");
+    let wd = Proc::spawn("watchdog", as_a_service(cmd, &manager, Some("500000")));
+    let ready = manager.wait_for("READY=1", deadline(20), "READY=1");
+    let pid = pair.agent_pid("nt-a1");
+    assert!(
+        ready.contains(&format!("STATUS=agent nt-a1 up, pid {pid}, registered")),
+        "{ready:?}"
+    );
+    // The agent does not inherit what would let it speak for the watchdog.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the agent's environment");
+    let environ = String::from_utf8_lossy(&environ);
+    for var in ["NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="] {
+        assert!(
+            !environ.split('\0').any(|kv| kv.starts_with(var)),
+            "the agent inherited {var}"
+        );
+    }
+    let pinged = manager.count("WATCHDOG=1");
+    manager.wait_for_more("WATCHDOG=1", pinged + 3, deadline(10));
+    wd.signal(Signal::SIGTERM);
+    let stopping = manager.wait_for("STOPPING=1", deadline(10), "STOPPING=1 on SIGTERM");
+    assert!(
+        stopping.contains("STATUS=stopping agent nt-a1 (SIGTERM)"),
+        "{stopping:?}"
+    );
+    wd.wait_exit(deadline(20));
+}
+
+#[test]
+fn a_watchdog_without_zookeeper_is_ready_within_its_startup_wait_and_says_so() {
+    let dir = TempDir::new("notify-wd-nozk");
+    let mut manager = Manager::bind(dir.path());
+    let mut cmd = watchdog_command("127.0.0.1:1", &unique_root("notify_wd_nozk"), "nt-b1", "2s");
+    around_stand_in(&mut cmd, "nt-b1");
+    let started = Instant::now();
+    let wd = Proc::spawn("watchdog", as_a_service(cmd, &manager, None));
+    let ready = manager.wait_for("READY=1", deadline(20), "READY=1 without ZooKeeper");
+    assert!(
+        ready.contains("not registered yet (ZooKeeper does not answer)"),
+        "{ready:?}"
+    );
+    eprintln!("READY=1 without ZooKeeper after {:?}", started.elapsed());
+    wd.signal(Signal::SIGTERM);
+    wd.wait_exit(deadline(20));
 }
 
 /// `cmd` started as systemd starts a notify service: `NOTIFY_SOCKET`, and with `watchdog_usec`

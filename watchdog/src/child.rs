@@ -34,6 +34,10 @@ impl Agent {
         // The agent has no business with the watchdog's ZooKeeper credentials.
         cmd.env_remove("FLUME_WATCHDOG_ZK_AUTH")
             .env_remove("FLUME_WATCHDOG_ZK_AUTH_FILE");
+        // systemd's notify variables are the watchdog's own: the agent must not speak for it.
+        for var in common::systemd::ENV {
+            cmd.env_remove(var);
+        }
         let parent = std::process::id() as i32;
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
         unsafe {

@@ -18,6 +18,7 @@ use crate::health::machine::{self as health, Health};
 use crate::health::{poller, HealthConfig};
 use crate::registration::{self, Command, LiveDesired, Liveness, Notice, Registrant};
 use crate::supervisor::{Action, Event, Policy, State, StopOrigin, Supervisor, EXIT_CONFLICT};
+use common::systemd::Systemd;
 
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -53,7 +54,11 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
         .session_timeout
         .min(Duration::from_secs(5));
     let stop_wait = cfg.stop_wait();
+    let systemd = Systemd::from_env();
+    systemd.status(&format!("agent {id}: registering in ZooKeeper"));
     let (reg, mut notices) = registration::start(cfg.registrant.clone());
+    // What the status line says of ZooKeeper: the agent runs either way.
+    let mut registered = "registered";
 
     // Give ZooKeeper a short chance to say whether this id is taken; never more.
     match tokio::time::timeout(cfg.startup_wait, notices.recv()).await {
@@ -65,11 +70,17 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
             return Err(RunError::Conflict { id, host, pid });
         }
         Ok(_) => {}
-        Err(_) => warn!(
-            waited = %common::time::human(cfg.startup_wait),
-            "not registered in zookeeper yet (see the lines above for why); starting the agent anyway, it is registered as soon as zookeeper allows"
-        ),
+        Err(_) => {
+            registered = "not registered yet (ZooKeeper does not answer)";
+            warn!(
+                waited = %common::time::human(cfg.startup_wait),
+                "not registered in zookeeper yet (see the lines above for why); starting the agent anyway, it is registered as soon as zookeeper allows"
+            )
+        }
     }
+    // systemd's watchdog is pinged from the loop below, not from a task: a loop that hangs
+    // stops the pings, and systemd restarts the watchdog.
+    let mut sd_next = systemd.watchdog_every().map(|every| Instant::now() + every);
 
     // The one token every task of this run stops by.
     let cancel = CancellationToken::new();
@@ -115,6 +126,11 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         match Agent::spawn(&argv) {
                             Ok(a) => {
                                 info!(pid = a.pid(), "agent started");
+                                // Ready once the agent runs and its registration was tried.
+                                systemd.ready(&format!(
+                                    "agent {id} up, pid {}, {registered}",
+                                    a.pid()
+                                ));
                                 if let Some(h) = judge.as_mut() {
                                     h.on_event(health::Event::AgentStarted { now });
                                 }
@@ -128,6 +144,7 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                             Err(e) => {
                                 let error = spawn_error(&argv, &e);
                                 error!(command = %argv.join(" "), "{error}");
+                                systemd.ready(&format!("agent {id} cannot start: {error}"));
                                 queue.push(Event::SpawnFailed { error, now, wall });
                             }
                         }
@@ -168,6 +185,10 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                     }
                     Action::WakeAt(at) => wake = Some(Instant::from_std(at)),
                     Action::Exit(code) => {
+                        if code == crate::supervisor::EXIT_FAILED {
+                            systemd
+                                .status(&format!("agent {id} failed: it keeps exiting; gave up"));
+                        }
                         close(&reg, close_wait).await;
                         if code == crate::supervisor::EXIT_FAILED {
                             error!(code, restarts = sup.restarts(), "giving up: the agent keeps exiting (more than --max-restarts within --restart-window); its identity node says failed");
@@ -200,6 +221,7 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                     }
                     Ok(exit) => {
                         warn!(pid, exit = %exit, "agent exited");
+                        systemd.status(&format!("agent {id} exited ({exit}); restarting as the policy says"));
                         Event::Exited { pid, exit, now, wall }
                     }
                     Err(e) => {
@@ -207,6 +229,11 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                         Event::Exited { pid, exit: crate::supervisor::ChildExit::Code(-1), now, wall }
                     }
                 }
+            }
+            _ = tokio::time::sleep_until(sd_next.unwrap_or_else(Instant::now)), if sd_next.is_some() => {
+                systemd.ping();
+                sd_next = systemd.watchdog_every().map(|every| Instant::now() + every);
+                continue;
             }
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                 wake = None;
@@ -260,10 +287,32 @@ pub async fn run(cfg: RunConfig) -> Result<i32, RunError> {
                     error!(%host, watchdog_pid = %pid, code = EXIT_CONFLICT, "agent id {id} is now live on host {host} (watchdog pid {pid}), another watchdog holds it; stopping our agent");
                     Event::Stop { origin: StopOrigin::Conflict, now: Instant::now().into_std() }
                 }
-                Some(Notice::Clear) | None => continue,
+                Some(Notice::Clear) => {
+                    if registered != "registered" {
+                        registered = "registered";
+                        if let Some(a) = agent.as_ref() {
+                            systemd.status(&format!("agent {id} up, pid {}, {registered}", a.pid()));
+                        }
+                    }
+                    continue;
+                }
+                None => continue,
             },
         };
+        if let Event::Stop { origin, .. } = &event {
+            systemd.stopping(&format!("stopping agent {id} ({})", stop_reason(origin)));
+        }
         queue.push(event);
+    }
+}
+
+/// Why a stop began, for `systemctl status`.
+fn stop_reason(origin: &StopOrigin) -> &'static str {
+    match origin {
+        StopOrigin::Terminate => "SIGTERM",
+        StopOrigin::Interrupt => "SIGINT",
+        StopOrigin::IdentityDeleted => "flume-watchdog stop",
+        StopOrigin::Conflict => "its id is live elsewhere",
     }
 }
 
