@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use common::records::HealthRecord;
 use common::ExitRecord;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -23,6 +24,11 @@ pub enum AlertKind {
     /// `flume-watcher test-alert`: a clearly marked message that nothing is wrong, to check a
     /// channel end to end. Never recorded.
     Test,
+    /// The agent runs but does not do its job (its watchdog's reading of Flume's metrics: a full
+    /// channel, a stalled sink, a hung JVM…). Once per degradation.
+    Degraded,
+    /// A degradation cleared.
+    Healthy,
 }
 
 impl AlertKind {
@@ -34,9 +40,20 @@ impl AlertKind {
             AlertKind::Blind => "blind",
             AlertKind::Sighted => "sighted",
             AlertKind::Test => "test",
+            AlertKind::Degraded => "degraded",
+            AlertKind::Healthy => "healthy",
         }
     }
+
+    /// Whether it is about an agent's health (its own outage record, beside the crash one).
+    pub fn is_health(self) -> bool {
+        matches!(self, AlertKind::Degraded | AlertKind::Healthy)
+    }
 }
+
+/// What a health notice's record key adds to the agent id: `~` is never part of an id, so the
+/// key never names an agent, and a degradation's record never mixes with a crash's.
+pub const HEALTH_RECORD_SUFFIX: &str = "~health";
 
 /// One notice about one agent, as sent: it serialises to the generic webhook's JSON item. The
 /// outage records store notices in a form of their own (`record::StoredNotice`), so that what is
@@ -68,6 +85,10 @@ pub struct Alert {
     /// The agent's labels (from its identity node), for routes and messages.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// For `degraded`: what its watchdog measured (the reasons with their figures, each
+    /// channel's fill, each sink's drain rate), as the health node said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// The ZooKeeper transaction that made this transition visible (for a `down`, the creation of
     /// the liveness node that vanished; for a `recovered`, of the one that came back; for a
     /// `failed`, the identity write that said so), when known. Every watcher sees the same one,
@@ -84,6 +105,22 @@ pub struct Alert {
     /// The channels (by key) its routes do not send it to: its notice counts as done for them.
     #[serde(skip)]
     pub not_for: BTreeSet<String>,
+}
+
+/// What a watchdog measured of its agent's health, carried by a `degraded` notice.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Health(pub Box<HealthRecord>);
+
+/// Drain rates are `f64`s, but never NaN (the watchdog writes finite rates, and a reader that
+/// finds anything else keeps no rate), so equality is an equivalence.
+impl Eq for Health {}
+
+impl std::ops::Deref for Health {
+    type Target = HealthRecord;
+    fn deref(&self) -> &HealthRecord {
+        &self.0
+    }
 }
 
 /// An alert handed to the channels while its outage record is being written.
@@ -109,6 +146,16 @@ fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S:
 }
 
 impl Alert {
+    /// The name of its outage record (`<root>/outages/<key>`): the agent id for crashes, the id
+    /// and [`HEALTH_RECORD_SUFFIX`] for degradations, which open and close on their own.
+    pub fn record_key(&self) -> String {
+        if self.event.is_health() {
+            format!("{}{HEALTH_RECORD_SUFFIX}", self.agent)
+        } else {
+            self.agent.clone()
+        }
+    }
+
     /// The notice's identity for receivers: agent, event and the ZooKeeper transaction of the
     /// transition (its time when that is unknown), all kept in the outage record. A new leader
     /// that sends a notice again (its predecessor died after the receiver took it but before

@@ -86,6 +86,7 @@ impl Blindness {
 
     fn alert(&self, event: AlertKind, at: SystemTime, reason: String) -> Alert {
         Alert {
+            health: None,
             event,
             agent: self.who.clone(),
             host: self.host.clone(),

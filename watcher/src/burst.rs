@@ -247,9 +247,11 @@ fn event_order(kind: AlertKind) -> u8 {
         AlertKind::Down => 0,
         AlertKind::Failed => 1,
         AlertKind::Recovered => 2,
-        AlertKind::Blind => 3,
-        AlertKind::Sighted => 4,
-        AlertKind::Test => 5,
+        AlertKind::Blind => 5,
+        AlertKind::Sighted => 6,
+        AlertKind::Degraded => 3,
+        AlertKind::Healthy => 4,
+        AlertKind::Test => 7,
     }
 }
 
@@ -282,6 +284,7 @@ mod tests {
 
     fn down(agent: &str, host: &str, at_ms: u64) -> Alert {
         Alert {
+            health: None,
             event: AlertKind::Down,
             agent: agent.to_owned(),
             host: Some(host.to_owned()),

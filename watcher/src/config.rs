@@ -314,6 +314,8 @@ fn routes(
                 "down" => kinds.insert(AlertKind::Down),
                 "failed" => kinds.insert(AlertKind::Failed),
                 "recovered" => kinds.insert(AlertKind::Recovered),
+                "degraded" => kinds.insert(AlertKind::Degraded),
+                "healthy" => kinds.insert(AlertKind::Healthy),
                 "blind" | "sighted" => {
                     t.problem(&format!("events[{j}]"), format!("`{e}` is the watcher's own notice: it goes to every channel, whatever the routes"));
                     false
@@ -321,7 +323,9 @@ fn routes(
                 _ => {
                     t.problem(
                         &format!("events[{j}]"),
-                        format!("`{e}` is not an event (down, failed, recovered)"),
+                        format!(
+                            "`{e}` is not an event (down, failed, recovered, degraded, healthy)"
+                        ),
                     );
                     false
                 }
@@ -876,7 +880,7 @@ color = "red"
             "route[1].agents[0]: `web-[` is not a glob: ",
             "route[1].labels.team: `logs[` is not a glob",
             "route[1].events[1]: `blind` is the watcher's own notice",
-            "route[1].events[2]: `gone` is not an event (down, failed, recovered)",
+            "route[1].events[2]: `gone` is not an event (down, failed, recovered, degraded, healthy)",
             "route[1].after: `soon`: ",
             "route[1].channels[1]: no channel is named `pager` (named: ops)",
             "route[2].channels: missing",

@@ -100,6 +100,7 @@ mod tests {
 
     fn down(agent: &str, secs: u64) -> Alert {
         Alert {
+            health: None,
             event: AlertKind::Down,
             agent: agent.into(),
             host: Some("h".into()),

@@ -512,7 +512,7 @@ impl Ledger {
             .map(|r| r.notices.iter().map(|n| n.notice.event).collect())
             .unwrap_or_default();
         self.recent
-            .retain(|a| a.agent != agent || (record.is_some() && !kinds.contains(&a.event)));
+            .retain(|a| a.record_key() != agent || (record.is_some() && !kinds.contains(&a.event)));
     }
 
     /// The `down`s and `failed`s of the open outages in loaded records, routed as they would be
@@ -656,7 +656,7 @@ impl Ledger {
                 Some(a) if first && a.ticket.is_none() => 1,
                 _ => RECORD_WINDOW,
             })
-            .take_while(|a| agents.insert(a.agent.clone()))
+            .take_while(|a| agents.insert(a.record_key()))
             .cloned()
             .collect();
         self.flush = Flush::Recording {
@@ -865,6 +865,7 @@ mod tests {
 
     fn alert(agent: &str, event: AlertKind, secs: u64) -> Alert {
         Alert {
+            health: None,
             event,
             agent: agent.into(),
             host: Some("h".into()),
@@ -920,6 +921,23 @@ mod tests {
 
     fn records(rs: Vec<OutageRecord>) -> BTreeMap<String, OutageRecord> {
         rs.into_iter().map(|r| (r.agent.clone(), r)).collect()
+    }
+
+    #[test]
+    fn a_degradation_is_recorded_in_its_own_record() {
+        let mut t = T::leader();
+        let mut a = alert("a1", Down, 0);
+        a.event = AlertKind::Degraded;
+        let handed = t.on(Event::Decided(vec![a.clone()]));
+        assert!(
+            matches!(handed.as_slice(), [Action::Deliver { .. }]),
+            "{handed:?}"
+        );
+        let flushed = t.on(Event::Flush);
+        match flushed.as_slice() {
+            [Action::Record(window)] => assert_eq!(window[0].record_key(), "a1~health"),
+            other => panic!("a record asked for: {other:?}"),
+        }
     }
 
     struct T {

@@ -12,6 +12,7 @@ pub mod burst;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod degradation;
 pub mod escalation;
 pub mod leadership;
 pub mod ledger;
@@ -110,6 +111,7 @@ pub async fn test_alert(cfg: cli::TestAlertConfig) -> Result<Vec<(String, TestOu
         .ok()
         .and_then(|h| h.into_string().ok());
     notifier.send(vec![alert::Alert {
+        health: None,
         event: alert::AlertKind::Test,
         agent: "flume-watcher".to_owned(),
         reason: format!(

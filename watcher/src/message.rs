@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use common::records::HealthReason;
 use common::ExitRecord;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -165,6 +166,10 @@ impl Style {
             (Lang::Zh, AlertKind::Blind) => "监控失联",
             (Lang::Zh, AlertKind::Sighted) => "监控恢复",
             (Lang::Zh, AlertKind::Test) => "测试",
+            (Lang::En, AlertKind::Degraded) => "DEGRADED",
+            (Lang::En, AlertKind::Healthy) => "HEALTHY AGAIN",
+            (Lang::Zh, AlertKind::Degraded) => "运行异常",
+            (Lang::Zh, AlertKind::Healthy) => "已恢复正常",
         }
     }
 
@@ -264,6 +269,38 @@ fn zh_duration(d: Duration) -> String {
     out
 }
 
+/// A health reason in Chinese, from its fields (its figures), not its English text.
+fn zh_health(r: &HealthReason) -> String {
+    let dur = |ms: u64| zh_duration(Duration::from_millis(ms));
+    let n = |v: u64| crate::burst::count(v as usize);
+    match r {
+        HealthReason::ChannelFull {
+            channel,
+            pct,
+            size,
+            capacity,
+        } => format!(
+            "channel {channel} 已满 {pct}%（{} / {}）",
+            n(*size),
+            n(*capacity)
+        ),
+        HealthReason::SinkStalled { sink, channel, ms } => match channel {
+            Some(ch) => format!("sink {sink} {} 内未从 channel {ch} 取走任何事件", dur(*ms)),
+            None => format!("sink {sink} {} 内未取走任何事件", dur(*ms)),
+        },
+        HealthReason::ChannelUnhealthy { channel } => {
+            format!("channel {channel} 报告不健康（Unhealthy=1，如 file channel 回放失败）")
+        }
+        HealthReason::ComponentStopped { component, name } => {
+            format!("{component} {name} 已停止运行")
+        }
+        HealthReason::MetricsUnanswered { ms } => {
+            format!("监控接口 {} 无响应（JVM 可能卡死）", dur(*ms))
+        }
+        HealthReason::MetricsGarbled { error } => format!("监控接口返回无法识别的内容：{error}"),
+    }
+}
+
 /// An exit in Chinese, from its fields rather than its English text.
 fn zh_exit(exit: &ExitRecord) -> String {
     if let Some(error) = &exit.error {
@@ -318,6 +355,19 @@ fn zh_reason(a: &Alert, style: &Style) -> String {
             Some(outage) => format!("已恢复在线，故障持续 {}", zh_duration(outage)),
             None => "已恢复在线".to_owned(),
         },
+        AlertKind::Degraded => match &a.health {
+            Some(h) if !h.reasons.is_empty() => h
+                .reasons
+                .iter()
+                .map(zh_health)
+                .collect::<Vec<_>>()
+                .join("；"),
+            _ => a.reason.clone(),
+        },
+        AlertKind::Healthy => match a.outage {
+            Some(d) => format!("已恢复正常，异常持续 {}", zh_duration(d)),
+            None => "已恢复正常".to_owned(),
+        },
         AlertKind::Blind => match a.reason.strip_prefix("no working ZooKeeper session since ") {
             Some(rest) => {
                 let since = rest.split(": ").next().unwrap_or(rest);
@@ -341,6 +391,7 @@ mod tests {
 
     fn alert(event: AlertKind, reason: &str) -> Alert {
         Alert {
+            health: None,
             event,
             agent: "web7-a1".into(),
             host: Some("web7".into()),

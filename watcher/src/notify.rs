@@ -843,6 +843,7 @@ mod tests {
     #[test]
     fn abandoned_alerts_are_told_apart_by_whether_they_are_recorded() {
         let alert = |key: Option<NoticeKey>, ticket: Option<Ticket>| Alert {
+            health: None,
             event: AlertKind::Down,
             agent: "a1".to_owned(),
             host: None,

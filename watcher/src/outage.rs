@@ -843,6 +843,37 @@ impl Monitor {
         }
     }
 
+    /// A notice about `id` that is not this monitor's own decision (a degradation, told by its
+    /// watchdog): the agent's host, labels and restarts as registered, with `reason`.
+    pub fn notice(&self, id: &str, event: AlertKind, reason: String, wall: SystemTime) -> Alert {
+        let identity = self.agents.get(id).and_then(|a| a.identity.as_ref());
+        Alert {
+            event,
+            agent: id.to_owned(),
+            host: identity.and_then(|i| i.host.as_deref()).map(str::to_owned),
+            reason,
+            at: wall,
+            restarts: identity.and_then(|i| i.restarts),
+            crashes: 0,
+            outage: None,
+            last_exit: None,
+            labels: identity
+                .and_then(|i| i.labels.as_deref())
+                .map(|pairs| {
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            health: None,
+            zxid: None,
+            key: None,
+            ticket: None,
+            not_for: Default::default(),
+        }
+    }
+
     fn alert(
         &self,
         id: &str,
@@ -905,6 +936,7 @@ impl Monitor {
         }
         .filter(|z| *z > 0);
         Alert {
+            health: None,
             event,
             agent: id.to_owned(),
             host,

@@ -126,13 +126,16 @@ impl Outbox {
         // at once, one round trip on the path of every alert; if one exists, read and decide.
         if alert.event != AlertKind::Recovered {
             if let Decision::Write { record, seq } = decide(None, alert) {
-                if self.write(client, &alert.agent, &record, None).await? {
+                if self
+                    .write(client, &alert.record_key(), &record, None)
+                    .await?
+                {
                     return Ok(Recorded::Deliver(keyed(alert, seq)));
                 }
             }
         }
         loop {
-            let current = match self.read(client, &alert.agent).await? {
+            let current = match self.read(client, &alert.record_key()).await? {
                 Read::Found(r, v) => Some((r, v)),
                 Read::Absent => None,
                 // Never lost for a record that cannot be kept: sent, unrecorded.
@@ -150,7 +153,12 @@ impl Outbox {
                 Decision::Write { record, seq } => (record, seq),
             };
             if self
-                .write(client, &alert.agent, &record, current.map(|(_, v)| v))
+                .write(
+                    client,
+                    &alert.record_key(),
+                    &record,
+                    current.map(|(_, v)| v),
+                )
                 .await?
             {
                 return Ok(Recorded::Deliver(keyed(alert, seq)));
@@ -230,7 +238,7 @@ impl Outbox {
 fn keyed(alert: &Alert, seq: u32) -> Box<Alert> {
     let mut alert = alert.clone();
     alert.key = Some(NoticeKey {
-        agent: alert.agent.clone(),
+        agent: alert.record_key(),
         seq,
     });
     Box::new(alert)

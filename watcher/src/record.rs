@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use common::records::HealthRecord;
 use common::ExitRecord;
 
 use crate::alert::{Alert, AlertKind};
@@ -81,6 +82,9 @@ pub struct StoredNotice {
     /// The agent's labels when it was decided (routes and messages use them), optional as well.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// A `degraded` notice's figures, as its watchdog measured them (optional too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -99,6 +103,7 @@ impl StoredNotice {
             last_exit: alert.last_exit.clone(),
             zxid: alert.zxid,
             labels: alert.labels.clone(),
+            health: alert.health.as_ref().map(|h| (*h.0).clone()),
             unknown: Map::new(),
         }
     }
@@ -107,6 +112,10 @@ impl StoredNotice {
     /// rather than not at all.
     pub fn to_alert(&self) -> Alert {
         Alert {
+            health: self
+                .health
+                .clone()
+                .map(|h| crate::alert::Health(Box::new(h))),
             event: self.event,
             agent: self.agent.clone(),
             host: self.host.clone(),
@@ -143,13 +152,15 @@ mod stored_event {
 
     use crate::alert::AlertKind;
 
-    const NAMES: [(AlertKind, &str); 6] = [
+    const NAMES: [(AlertKind, &str); 8] = [
         (AlertKind::Down, "down"),
         (AlertKind::Recovered, "recovered"),
         (AlertKind::Failed, "failed"),
         (AlertKind::Blind, "blind"),
         (AlertKind::Sighted, "sighted"),
         (AlertKind::Test, "test"),
+        (AlertKind::Degraded, "degraded"),
+        (AlertKind::Healthy, "healthy"),
     ];
 
     pub fn serialize<S: Serializer>(kind: &AlertKind, s: S) -> Result<S::Ok, S::Error> {
@@ -262,14 +273,17 @@ fn notice(seq: u32, alert: &Alert) -> NoticeRecord {
     }
 }
 
-/// Decides how `alert` changes the agent's record (absent: `None`).
+/// Decides how `alert` changes its record (absent: `None`): the agent's for crashes, the agent's
+/// health record for degradations ([`Alert::record_key`]), where `degraded` opens as `down` does
+/// and `healthy` closes as `recovered` does.
 pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
     let opened_at = common::time::format(alert.at);
+    let closes = matches!(alert.event, AlertKind::Recovered | AlertKind::Healthy);
     match (record, alert.event) {
-        (None, AlertKind::Recovered) => {
+        (None, _) if closes => {
             let mut r = OutageRecord {
                 version: RECORD_VERSION,
-                agent: alert.agent.clone(),
+                agent: alert.record_key(),
                 opened_at,
                 closed: true,
                 first_seq: 0,
@@ -282,7 +296,7 @@ pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
         (None, _) => {
             let r = OutageRecord {
                 version: RECORD_VERSION,
-                agent: alert.agent.clone(),
+                agent: alert.record_key(),
                 opened_at,
                 closed: false,
                 first_seq: 0,
@@ -291,7 +305,7 @@ pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
             };
             Decision::Write { record: r, seq: 0 }
         }
-        (Some(r), AlertKind::Recovered) => {
+        (Some(r), _) if closes => {
             if r.closed {
                 return Decision::Duplicate;
             }
@@ -308,7 +322,9 @@ pub fn decide(record: Option<&OutageRecord>, alert: &Alert) -> Decision {
                 r.closed = false;
                 r.first_seq = r.next_seq();
                 r.opened_at = opened_at;
-            } else if kind == AlertKind::Down || r.current().any(|n| n.notice.event == kind) {
+            } else if matches!(kind, AlertKind::Down | AlertKind::Degraded)
+                || r.current().any(|n| n.notice.event == kind)
+            {
                 // Open already: this outage was reported.
                 return Decision::Duplicate;
             }
@@ -326,6 +342,7 @@ mod tests {
 
     fn alert(event: AlertKind, secs: u64) -> Alert {
         Alert {
+            health: None,
             event,
             agent: "a1".into(),
             host: Some("h".into()),

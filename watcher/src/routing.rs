@@ -202,6 +202,7 @@ mod tests {
 
     fn alert(agent: &str, host: Option<&str>, event: AlertKind) -> Alert {
         Alert {
+            health: None,
             event,
             agent: agent.into(),
             host: host.map(str::to_owned),

@@ -28,13 +28,14 @@ use zookeeper_client as zk;
 
 use common::config::ZkConfig;
 use common::layout::NodeKind;
-use common::records::{IdentityView, LivenessView};
+use common::records::{HealthRecord, IdentityView, LivenessView};
 use common::session::{self, Backoff};
 use common::systemd::Systemd;
 use common::{AgentId, Layout};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertKind, HEALTH_RECORD_SUFFIX};
 use crate::blind::Blindness;
+use crate::degradation::{self, Degradations};
 use crate::leadership::Leadership;
 use crate::ledger::{self, Failure, Ledger, Seen, To};
 use crate::notify::{Notifier, Receipt};
@@ -81,6 +82,7 @@ pub async fn watch(
         flush_again: None,
         cut_off: false,
         escalate_at: None,
+        degradations: Degradations::new(),
         sd_next: systemd.watchdog_every().map(|every| Instant::now() + every),
         systemd,
         blind: Blindness::new(
@@ -155,6 +157,8 @@ struct Watcher {
     cut_off: bool,
     /// The ledger asked to hear when this (wall-clock) time has come: an escalation is due.
     escalate_at: Option<SystemTime>,
+    /// The agents told degraded and not yet healthy (issue 11's health nodes).
+    degradations: Degradations,
     /// systemd's view: readiness, status lines, watchdog pings.
     systemd: Arc<Systemd>,
     /// When the next watchdog ping is due, when systemd asks for them.
@@ -409,9 +413,35 @@ impl Watcher {
         // Outages reported before (by an earlier run): not again; and what a channel has not
         // taken yet goes out now, in order.
         let records = self.outbox.load(client).await?;
-        let outages = records
-            .iter()
-            .filter_map(|(id, r)| Some((id.clone(), r.open_outage()?)))
+        // A degradation's record (`<id>~health`) is the degradations' business, not the monitor's.
+        let (told, outages): (BTreeMap<String, SystemTime>, _) = {
+            let mut told = BTreeMap::new();
+            let mut outages = BTreeMap::new();
+            for (key, r) in &records {
+                let Some(open) = r.open_outage() else {
+                    continue;
+                };
+                match key.strip_suffix(HEALTH_RECORD_SUFFIX) {
+                    Some(id) => {
+                        told.insert(id.to_owned(), open.since);
+                    }
+                    None => {
+                        outages.insert(key.clone(), open);
+                    }
+                }
+            }
+            (told, outages)
+        };
+        let health_dir = self.cfg.layout.health_dir();
+        let health_names =
+            session::child_names(client, &health_dir, |n| AgentId::parse(n).is_ok()).await?;
+        let nodes: BTreeMap<String, (HealthRecord, i64)> =
+            session::read_named(client, &health_dir, health_names, |name, data, stat| {
+                (name, HealthRecord::parse(&data).0.map(|r| (r, stat.mzxid)))
+            })
+            .await?
+            .into_iter()
+            .filter_map(|(name, r)| Some((name, r?)))
             .collect();
         let actions = self.ledger.on_event(ledger::Event::RecordsLoaded(records));
         self.carry_out(client, actions).await?;
@@ -421,6 +451,12 @@ impl Watcher {
             now: Instant::now().into_std(),
             wall: SystemTime::now(),
         });
+        let actions = self.degradations.on_event(degradation::Event::Snapshot {
+            told,
+            nodes,
+            wall: SystemTime::now(),
+        });
+        self.degraded(actions);
         if !self.ready {
             self.ready = true;
             let agents = self.monitor.as_ref().map_or(0, Monitor::registered);
@@ -480,6 +516,25 @@ impl Watcher {
                     wall,
                 });
             }
+            NodeKind::Health(name) if self.valid(name) => {
+                let record = if created_or_changed {
+                    found(client.get_data(&event.path).await)?.and_then(|(data, stat)| {
+                        let (record, garbled) = HealthRecord::parse(&data);
+                        if let Some(g) = garbled {
+                            debug!(agent = name, problem = %g, "health node partly unreadable");
+                        }
+                        record.map(|r| (r, stat.mzxid))
+                    })
+                } else {
+                    None
+                };
+                let actions = self.degradations.on_event(degradation::Event::Node {
+                    id: name.to_owned(),
+                    record,
+                    wall,
+                });
+                self.degraded(actions);
+            }
             // Only a follower reads what the leader records: to forget what it remembered.
             NodeKind::Outage(name) if !self.ledger.leader() => {
                 let seen = if created_or_changed {
@@ -515,11 +570,15 @@ impl Watcher {
             return;
         };
         let mut batch: Vec<Alert> = Vec::new();
+        let mut superseded: Vec<String> = Vec::new();
         self.next_tick = None;
         for action in monitor.on_event(event) {
             match action {
                 Action::Alert(alert) => {
                     info!(event = alert.event.as_str(), agent = %alert.agent, host = %alert.host.as_deref().unwrap_or("an unknown host"), reason = %alert.reason, "alert");
+                    if matches!(alert.event, AlertKind::Down | AlertKind::Failed) {
+                        superseded.push(alert.agent.clone());
+                    }
                     batch.push(alert);
                 }
                 Action::WakeAt(at) => self.next_tick = Some(Instant::from_std(at)),
@@ -534,6 +593,69 @@ impl Watcher {
         // A leader's alerts go to the channels now; their records are written by the next flush.
         for action in self.ledger.on_event(ledger::Event::Decided(batch)) {
             self.tell(action);
+        }
+        // A down supersedes a degradation: it ends without a notice.
+        for id in superseded {
+            let actions = self.degradations.on_event(degradation::Event::Down { id });
+            self.degraded(actions);
+        }
+    }
+
+    /// Turns the degradations' decisions into notices (through the ledger, as crashes) and quiet
+    /// ends of their records.
+    fn degraded(&mut self, actions: Vec<degradation::Action>) {
+        let Some(monitor) = self.monitor.as_ref() else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut ended = Vec::new();
+        for action in actions {
+            match action {
+                degradation::Action::Degraded {
+                    id,
+                    record,
+                    zxid,
+                    at,
+                } => {
+                    let reasons: Vec<String> =
+                        record.reasons.iter().map(|r| r.describe()).collect();
+                    let reason = if reasons.is_empty() {
+                        "degraded (its watchdog gave no reason)".to_owned()
+                    } else {
+                        reasons.join("; ")
+                    };
+                    let mut alert = monitor.notice(&id, AlertKind::Degraded, reason, at);
+                    alert.zxid = Some(zxid).filter(|z| *z > 0);
+                    alert.health = Some(crate::alert::Health(Box::new(record)));
+                    info!(event = "degraded", agent = %id, reason = %alert.reason, "alert");
+                    batch.push(alert);
+                }
+                degradation::Action::Healthy {
+                    id,
+                    lasted,
+                    zxid,
+                    at,
+                } => {
+                    let reason = format!("healthy again after {}", common::time::human(lasted));
+                    let mut alert = monitor.notice(&id, AlertKind::Healthy, reason, at);
+                    alert.zxid = zxid.filter(|z| *z > 0);
+                    alert.outage = Some(lasted);
+                    info!(event = "healthy", agent = %id, lasted = %common::time::human(lasted), "alert");
+                    batch.push(alert);
+                }
+                degradation::Action::Forget { id } => {
+                    debug!(agent = %id, "degradation over without a notice (the agent stopped, crashed or lost its watchdog)");
+                    ended.push(format!("{id}{HEALTH_RECORD_SUFFIX}"));
+                }
+            }
+        }
+        for action in self.ledger.on_event(ledger::Event::Decided(batch)) {
+            self.tell(action);
+        }
+        for key in ended {
+            for action in self.ledger.on_event(ledger::Event::PlannedStop(key)) {
+                self.tell(action);
+            }
         }
     }
 

@@ -42,6 +42,7 @@ fn ago(ago: Duration) -> SystemTime {
 
 fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
     Alert {
+        health: None,
         event,
         agent: agent.to_owned(),
         host: Some("web-3".to_owned()),

@@ -29,6 +29,7 @@ const HOSTS: usize = 40;
 
 fn lost(i: usize) -> Alert {
     Alert {
+        health: None,
         event: AlertKind::Down,
         agent: format!("rack7-{:02}-a{:02}", i % HOSTS, i / HOSTS),
         host: Some(format!("rack7-{:02}", i % HOSTS)),

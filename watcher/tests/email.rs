@@ -23,6 +23,7 @@ fn pki(dir: &std::path::Path) -> Pki {
 
 fn alert(agent: &str, host: &str) -> Alert {
     Alert {
+        health: None,
         event: AlertKind::Down,
         agent: agent.to_owned(),
         host: Some(host.to_owned()),

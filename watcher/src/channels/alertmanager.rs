@@ -98,6 +98,8 @@ impl ChannelSpec for AlertmanagerConfig {
 pub const AGENT_DOWN: &str = "FlumeAgentDown";
 /// `alertname` of an agent its watchdog gave up restarting.
 pub const AGENT_FAILED: &str = "FlumeAgentFailed";
+/// A running agent that does not do its job (a full channel, a stalled sink, a hung JVM).
+pub const AGENT_DEGRADED: &str = "FlumeAgentDegraded";
 /// `alertname` of a watcher that cannot see ZooKeeper (so cannot see outages).
 pub const WATCHER_BLIND: &str = "FlumeWatcherBlind";
 /// `flume-watcher test-alert`: fires once, ends on its own after [`TEST_LASTS`], never re-posted.
@@ -398,8 +400,9 @@ fn fires(kind: AlertKind) -> Option<&'static str> {
         AlertKind::Down => Some(AGENT_DOWN),
         AlertKind::Failed => Some(AGENT_FAILED),
         AlertKind::Blind => Some(WATCHER_BLIND),
+        AlertKind::Degraded => Some(AGENT_DEGRADED),
         // A test is posted once, outside the set of firing alerts (see `deliver`).
-        AlertKind::Recovered | AlertKind::Sighted | AlertKind::Test => None,
+        AlertKind::Recovered | AlertKind::Sighted | AlertKind::Test | AlertKind::Healthy => None,
     }
 }
 
@@ -408,7 +411,12 @@ fn resolves(kind: AlertKind) -> &'static [&'static str] {
     match kind {
         AlertKind::Recovered => &[AGENT_DOWN, AGENT_FAILED],
         AlertKind::Sighted => &[WATCHER_BLIND],
-        AlertKind::Down | AlertKind::Failed | AlertKind::Blind | AlertKind::Test => &[],
+        AlertKind::Healthy => &[AGENT_DEGRADED],
+        AlertKind::Down
+        | AlertKind::Failed
+        | AlertKind::Blind
+        | AlertKind::Test
+        | AlertKind::Degraded => &[],
     }
 }
 
@@ -482,6 +490,8 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
         AlertKind::Blind => format!("{agent} cannot see ZooKeeper, so cannot see outages"),
         AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
         AlertKind::Test => format!("Test alert from {agent} on {host}: nothing is wrong"),
+        AlertKind::Degraded => format!("Flume agent {agent} on {host} is degraded: {reason}"),
+        AlertKind::Healthy => format!("Flume agent {agent} on {host} is healthy again"),
     };
     let what = match alert.event {
         AlertKind::Down => format!("Flume agent {agent} on {host} went down"),
@@ -490,6 +500,8 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
         AlertKind::Blind => format!("{agent} lost ZooKeeper"),
         AlertKind::Sighted => format!("{agent} sees ZooKeeper again"),
         AlertKind::Test => format!("{agent} on {host} sent a test alert"),
+        AlertKind::Degraded => format!("Flume agent {agent} on {host} became degraded"),
+        AlertKind::Healthy => format!("Flume agent {agent} on {host} became healthy"),
     };
     let mut description = vec![
         format!("{what} at {}.", common::time::format(alert.at)),
@@ -596,11 +608,23 @@ impl FiringSet {
     }
 
     /// The outage of `agent` ended without a notice: resolves whatever of it is firing.
-    pub(crate) fn resolve_quietly(&mut self, agent: &str, now: SystemTime) -> Vec<Key> {
-        self.end_agent(agent, now);
+    ///
+    /// `record` names the outage record that ended: the agent's (its `down` and `failed` are
+    /// resolved), or its health record (`<id>~health`: only its `FlumeAgentDegraded`).
+    pub(crate) fn resolve_quietly(&mut self, record: &str, now: SystemTime) -> Vec<Key> {
+        let (agent, degradation) = match record.strip_suffix(crate::alert::HEALTH_RECORD_SUFFIX) {
+            Some(agent) => (agent, true),
+            None => (record, false),
+        };
+        if !degradation {
+            self.end_agent(agent, now);
+        }
         let mut keys = Vec::new();
         for (key, entry) in self.entries.iter_mut() {
-            if key.agent == agent && entry.resolved_at.is_none() {
+            if key.agent == agent
+                && (key.alertname == AGENT_DEGRADED) == degradation
+                && entry.resolved_at.is_none()
+            {
                 entry.resolved_at = Some(now);
                 keys.push(key.clone());
             }
@@ -1010,6 +1034,7 @@ mod tests {
 
     fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
         Alert {
+            health: None,
             event,
             agent: agent.to_owned(),
             host: Some("web-3".to_owned()),

@@ -213,6 +213,7 @@ pub(crate) mod tests {
     /// A plain alert, as the channel tests use it.
     pub(crate) fn alert(agent: &str, reason: &str) -> Alert {
         Alert {
+            health: None,
             event: AlertKind::Down,
             agent: agent.to_owned(),
             host: Some("web-3".to_owned()),

@@ -81,6 +81,7 @@ mod tests {
     #[test]
     fn one_prefixed_line_per_alert() {
         let a = Alert {
+            health: None,
             event: AlertKind::Down,
             agent: "a1".to_owned(),
             host: Some("web-3".to_owned()),

@@ -457,6 +457,8 @@ fn section(a: &Alert, style: &Style) -> String {
         AlertKind::Blind => "🙈",
         AlertKind::Sighted => "👀",
         AlertKind::Test => "🧪",
+        AlertKind::Degraded => "🟠",
+        AlertKind::Healthy => "🟢",
     };
     let section = chat::section(a, style, BUDGETS);
     let mut s = format!("#### {mark} **{}** {}", section.word, section.agent);

@@ -964,6 +964,8 @@ fn colour(event: AlertKind) -> &'static str {
         AlertKind::Blind => "#ef6c00",
         AlertKind::Sighted => "#1565c0",
         AlertKind::Test => "#6a1b9a",
+        AlertKind::Degraded => "#ef6c00",
+        AlertKind::Healthy => "#2e7d32",
     }
 }
 
@@ -1003,6 +1005,7 @@ mod tests {
 
     fn alert(agent: &str, host: &str, reason: &str) -> Alert {
         Alert {
+            health: None,
             event: AlertKind::Down,
             agent: agent.to_owned(),
             host: Some(host.to_owned()),

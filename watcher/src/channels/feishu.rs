@@ -483,8 +483,8 @@ fn card(
 fn colour(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::Down | AlertKind::Failed => "red",
-        AlertKind::Recovered => "green",
-        AlertKind::Blind => "orange",
+        AlertKind::Recovered | AlertKind::Healthy => "green",
+        AlertKind::Blind | AlertKind::Degraded => "orange",
         AlertKind::Sighted | AlertKind::Test => "blue",
     }
 }

@@ -367,6 +367,8 @@ fn alert_blocks(
         AlertKind::Blind => "🙈",
         AlertKind::Sighted => "👀",
         AlertKind::Test => "🧪",
+        AlertKind::Degraded => "🟠",
+        AlertKind::Healthy => "🟢",
     };
     let mut facts = style.facts(a).into_iter();
     // The agent is in the header; the rest are lines of the section, each within its budget.
@@ -483,6 +485,7 @@ mod tests {
 
     fn alert(agent: &str, reason: &str) -> Alert {
         Alert {
+            health: None,
             event: AlertKind::Down,
             agent: agent.to_owned(),
             host: Some("web-3".to_owned()),

@@ -197,6 +197,7 @@ fn context(a: &Alert, style: &Style) -> serde_json::Value {
 /// An alert with every field set, to try a template on.
 pub(crate) fn sample() -> Alert {
     Alert {
+        health: None,
         event: AlertKind::Down,
         agent: "web7-a1".to_owned(),
         host: Some("web7".to_owned()),

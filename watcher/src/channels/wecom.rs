@@ -396,8 +396,8 @@ fn render(
                 // WeCom's markdown knows three colours: warning (orange-red), info (green), comment
                 // (grey).
                 let colour = match s.event {
-                    AlertKind::Down | AlertKind::Failed => "warning",
-                    AlertKind::Recovered => "info",
+                    AlertKind::Down | AlertKind::Failed | AlertKind::Degraded => "warning",
+                    AlertKind::Recovered | AlertKind::Healthy => "info",
                     AlertKind::Blind | AlertKind::Sighted | AlertKind::Test => "comment",
                 };
                 let mut text =

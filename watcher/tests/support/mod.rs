@@ -25,6 +25,7 @@ pub fn alert(agent: &str) -> Alert {
 /// The same, of another event.
 pub fn alert_of(agent: &str, event: AlertKind) -> Alert {
     Alert {
+        health: None,
         event,
         agent: agent.to_owned(),
         host: Some("web-3".to_owned()),

@@ -1,0 +1,132 @@
+//! Issue 11, the watcher's side: a real ZooKeeper, the real watchdog around the stand-in agent
+//! (told what Flume metrics to serve), the real watcher with a webhook: a stalled sink is one
+//! `degraded` (with the figures), its end one `healthy` (with how long it lasted), told once even
+//! when the watcher restarts in between; a crash while degraded supersedes the degradation.
+//!
+//! Premise: the watchdog polls every 500 ms and clears a verdict as soon as its reasons are gone
+//! (`--health-hold 0s`); the rules are otherwise the defaults (two readings in a row).
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use scenarios::health::{self, healthy, monitoring_opts};
+use scenarios::pair::{events_of, Pair};
+use scenarios::{deadline, free_port, unique_root, ZkServer};
+use serde_json::Value;
+
+const HEALTH: [&str; 4] = ["--health-interval", "500ms", "--health-hold", "0s"];
+
+fn alerts_of(pair: &Pair, id: &str, event: &str) -> Vec<Value> {
+    pair.receiver
+        .alerts()
+        .into_iter()
+        .filter(|a| a["agent"] == id && a["event"] == event)
+        .collect()
+}
+
+fn wait_event(pair: &Pair, id: &str, events: &[&str], what: &str) -> Vec<Value> {
+    pair.receiver
+        .wait_for_alerts(|all| events_of(all, id) == events, deadline(20), what)
+}
+
+#[test]
+fn a_stalled_sink_is_one_degraded_with_its_figures_then_one_healthy_across_a_watcher_restart() {
+    let mut pair = Pair::start(
+        &ZkServer::shared().connect_string(),
+        &unique_root("degraded_stall"),
+    );
+    let port = free_port();
+    let _wd = pair.watchdog("dg-a1", &HEALTH, &[&monitoring_opts(port)]);
+    health::wait_for(
+        &pair.probe,
+        &format!("{}/health/dg-a1", pair.root),
+        "a first, healthy summary",
+        deadline(20),
+        healthy,
+    );
+    let stalled = Instant::now();
+    health::control(port, "stall=1&size=100", deadline(5));
+    let all = wait_event(
+        &pair,
+        "dg-a1",
+        &["degraded"],
+        "one degraded for the stalled sink",
+    );
+    let took = stalled.elapsed();
+    let degraded = alerts_of(&pair, "dg-a1", "degraded").remove(0);
+    eprintln!("FIGURE degraded: a stalled sink → the degraded alert at the webhook in {took:?}");
+    assert!(
+        degraded["reason"].as_str().unwrap_or("").contains("sink"),
+        "the reason names the sink: {degraded}"
+    );
+    assert_eq!(
+        degraded["health"]["reasons"][0]["kind"], "sink_stalled",
+        "the webhook body carries the figures: {degraded}"
+    );
+    assert!(degraded["health"]["channels"].is_object(), "{degraded}");
+    drop(all);
+
+    // The same degradation over more polls, and a watcher restarted meanwhile: nothing more.
+    let mark = pair.receiver.count();
+    let old = pair.watcher.take().expect("a watcher");
+    old.signal(Signal::SIGTERM);
+    old.wait_exit(deadline(20));
+    // Its record says the degradation was told: the next watcher does not tell it again.
+    let record = format!("{}/outages/dg-a1~health", pair.root);
+    assert!(
+        pair.probe.get_json(&record).is_some(),
+        "the degradation's record {record} was written"
+    );
+    pair.start_watcher();
+    health::wait_polls(port, 4, deadline(10));
+    pair.sentinel("sentinel-0");
+    assert_eq!(
+        alerts_of(&pair, "dg-a1", "degraded").len(),
+        1,
+        "told once, across the restart: {:?}",
+        pair.receiver.since(mark)
+    );
+
+    // It clears: one healthy, from the new watcher, with how long it lasted.
+    health::control(port, "resume", deadline(5));
+    wait_event(
+        &pair,
+        "dg-a1",
+        &["degraded", "healthy"],
+        "one healthy after resume",
+    );
+    let back = alerts_of(&pair, "dg-a1", "healthy").remove(0);
+    assert!(
+        back["outage_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "how long it lasted: {back}"
+    );
+}
+
+#[test]
+fn a_crash_while_degraded_is_a_down_and_no_healthy() {
+    let pair = Pair::start(
+        &ZkServer::shared().connect_string(),
+        &unique_root("degraded_crash"),
+    );
+    let port = free_port();
+    let _wd = pair.watchdog("dg-b1", &HEALTH, &[&monitoring_opts(port)]);
+    let pid = pair.agent_pid("dg-b1");
+    health::control(port, "size=950", deadline(5));
+    wait_event(&pair, "dg-b1", &["degraded"], "degraded for a full channel");
+    // The agent crashes: its down says more; the agent that comes back is judged afresh.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+    let restarted = pair.wait_restarted("dg-b1", pid);
+    assert_ne!(restarted, pid);
+    wait_event(
+        &pair,
+        "dg-b1",
+        &["degraded", "down", "recovered"],
+        "the crash's down and recovered",
+    );
+    pair.sentinel("sentinel-0");
+    assert!(
+        alerts_of(&pair, "dg-b1", "healthy").is_empty(),
+        "a down supersedes the degradation: {:?}",
+        events_of(&pair.receiver.alerts(), "dg-b1")
+    );
+}
