@@ -518,6 +518,21 @@ mod tests {
     }
 
     #[test]
+    fn listen_is_off_unless_asked() {
+        let off = run_config(&["run", "--zk", "z:1", "--console"]).expect("valid");
+        assert_eq!(off.listen, None);
+        let on = run_config(&["run", "--zk", "z:1", "--console", "--listen", "127.0.0.1:0"])
+            .expect("valid");
+        assert_eq!(on.listen, Some("127.0.0.1:0".parse().expect("addr")));
+        let bad = run_config(&["run", "--zk", "z:1", "--console", "--listen", "9107"])
+            .expect_err("not an address");
+        assert!(
+            bad[0].contains("invalid value '9107' for '--listen <ADDR:PORT>'"),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
     fn all_problems_at_once() {
         let err = run_config(&["run", "--zk", "", "--root", "x"]).expect_err("invalid");
         assert_eq!(err.len(), 3, "{err:?}");

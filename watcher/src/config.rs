@@ -874,6 +874,39 @@ template = "{% for %}"
     }
 
     #[test]
+    fn the_listener_is_off_by_default_and_checked() {
+        let cfg = parse(EXAMPLE).expect("valid");
+        assert_eq!(cfg.http.listen, None, "commented out in the example");
+        assert!(EXAMPLE.contains("# listen = \"127.0.0.1:9107\""));
+        let shown = summary(Path::new("w.toml"), &cfg);
+        assert!(
+            shown.contains("http:\n  listen           off (default"),
+            "{shown}"
+        );
+
+        let cfg = parse("[http]\nlisten = \"127.0.0.1:9107\"\n").expect("valid");
+        assert_eq!(
+            cfg.http.listen,
+            Some("127.0.0.1:9107".parse().expect("addr"))
+        );
+        let shown = summary(Path::new("w.toml"), &cfg);
+        assert!(
+            shown.contains("  listen           127.0.0.1:9107: status page"),
+            "{shown}"
+        );
+
+        let found = problems("[http]\nlisten = \"localhost\"\nport = 9107\n");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "http.listen: `localhost` is not an address and port such as 127.0.0.1:9107"
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found[1], "http.port: unknown key (known: listen)");
+    }
+
+    #[test]
     fn a_syntax_error_says_where() {
         let found = problems("[alerts]\nlang = \"en\n");
         assert_eq!(found.len(), 1, "{found:?}");
