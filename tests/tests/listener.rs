@@ -73,8 +73,13 @@ fn healthz_is_ok_with_a_session_and_503_when_zookeeper_is_gone() {
     let mut pair = Pair::new(&zk.connect_string(), &root);
     let addr = watcher_with_listener(&mut pair);
 
-    let ok = get(&addr, "/healthz");
-    assert_eq!(ok.status, 200, "{ok:?}");
+    // "watcher ready" is logged as the first listing ends, a moment before the loop publishes it.
+    let ok = poll_until(
+        deadline(10),
+        "/healthz to answer 200 with a session and a full view",
+        || Some(get(&addr, "/healthz")).filter(|a| a.status == 200),
+        || format!("{:?}", get(&addr, "/healthz")),
+    );
     assert!(
         ok.body
             .starts_with("ok: a working ZooKeeper session and a full view"),
@@ -501,4 +506,25 @@ fn the_status_page_shows_a_crash_without_a_reload() {
         );
     }
     eprintln!("--- the status page as chromium rendered it ---\n{text}");
+}
+
+#[test]
+fn a_taken_port_stops_the_start_with_its_reason() {
+    let zk = ZkServer::shared();
+    let root = unique_root("listener_taken");
+    let pair = Pair::new(&zk.connect_string(), &root);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to take");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let mut cmd = pair.watcher_command("2s");
+    cmd.args(["--listen", &addr]);
+    let watcher = Proc::spawn("watcher", cmd);
+    let status = watcher.wait_exit(deadline(10));
+    assert_eq!(status.code(), Some(1), "{}", watcher.output());
+    assert!(
+        watcher
+            .output()
+            .contains(&format!("cannot listen on {addr} (--listen): ")),
+        "{}",
+        watcher.output()
+    );
 }

@@ -76,7 +76,7 @@ td.id{white-space:normal;word-break:break-all}\
 .s-failed{background:#7f1d1d;color:#fff}.s-degraded{background:#ffedd5;color:#9a3412}\
 .s-stopped{background:#e5e7eb;color:#374151}\
 .label{display:inline-block;margin:.1rem .2rem 0 0;padding:0 .3rem;border-radius:.3rem;background:#eef2ff;color:#3730a3;font-size:.75rem}\
-@media (max-width:40rem){main{padding:.4rem}th,td{padding:.3rem}}";
+@media (max-width:40rem){main{padding:.4rem}th,td{padding:.3rem}table.cards thead{display:none}table.cards tr{display:block;border-bottom:2px solid #d5d9e0;padding:.2rem 0}table.cards td{display:flex;gap:.5rem;border:0;white-space:normal;word-break:break-word;padding:.15rem .5rem}table.cards td::before{content:attr(data-label);flex:0 0 6.5rem;color:#5b6475;font-size:.8rem}}";
 
 /// The script: fetch `/` again, swap `<main>`; on failure say so and keep the last view.
 const SCRIPT: &str = "(function(){\
@@ -175,14 +175,14 @@ fn agents(h: &mut String, view: &Result<&View, String>) {
         return;
     }
     h.push_str(
-        "<div class=\"wrap\"><table id=\"agents\"><thead><tr><th>Agent</th><th>Host</th><th>State</th>\
+        "<div class=\"wrap\"><table id=\"agents\" class=\"cards\"><thead><tr><th>Agent</th><th>Host</th><th>State</th>\
          <th>Since</th><th>Restarts</th><th>Last exit</th></tr></thead><tbody>",
     );
     for r in rows {
         let state = esc(r.state);
         let _ = write!(
             h,
-            "<tr class=\"agent\" data-agent=\"{id}\" data-state=\"{state}\"><td class=\"id\">{id}",
+            "<tr class=\"agent\" data-agent=\"{id}\" data-state=\"{state}\"><td class=\"id\" data-label=\"Agent\">{id}",
             id = esc(&r.id),
         );
         if !r.labels.is_empty() {
@@ -193,7 +193,8 @@ fn agents(h: &mut String, view: &Result<&View, String>) {
         }
         let _ = write!(
             h,
-            "</td><td>{}</td><td><span class=\"badge s-{state}\">{state}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "</td><td data-label=\"Host\">{}</td><td data-label=\"State\"><span class=\"badge s-{state}\">{state}</span></td>\
+             <td data-label=\"Since\">{}</td><td data-label=\"Restarts\">{}</td><td data-label=\"Last exit\">{}</td></tr>",
             esc(r.host.as_deref().unwrap_or("-")),
             esc(r.since.as_deref().unwrap_or("-")),
             r.restarts.map_or_else(|| "-".to_owned(), |n| n.to_string()),
@@ -248,7 +249,7 @@ fn channels(h: &mut String, p: &Page<'_>) {
         h.push_str("<p class=\"muted\">None.</p>");
         return;
     }
-    h.push_str("<div class=\"wrap\"><table id=\"channels\"><thead><tr><th>Channel</th><th>Last result</th>\
+    h.push_str("<div class=\"wrap\"><table id=\"channels\" class=\"cards\"><thead><tr><th>Channel</th><th>Last result</th>\
         <th>Delivered</th><th>Refused</th><th>Retries</th><th>Pending</th></tr></thead><tbody>");
     for c in p.channels {
         let last = match p.last.get(&c.label) {
@@ -267,7 +268,9 @@ fn channels(h: &mut String, p: &Page<'_>) {
         };
         let _ = write!(
             h,
-            "<tr><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"id\" data-label=\"Channel\">{}</td><td data-label=\"Last result\">{}</td>\
+             <td data-label=\"Delivered\">{}</td><td data-label=\"Refused\">{}</td><td data-label=\"Retries\">{}</td>\
+             <td data-label=\"Pending\">{}</td></tr>",
             esc(&c.label),
             esc(&last),
             c.delivered,
@@ -396,7 +399,7 @@ mod tests {
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         for want in [
             "data-agent=\"b-down\" data-state=\"down\"",
-            "<span class=\"badge s-down\">down</span>",
+            "<td data-label=\"State\"><span class=\"badge s-down\">down</span>",
             "<span class=\"badge s-degraded\">degraded</span>",
             "5 in all: 1 failed, 1 down, 1 degraded, 1 stopped, 1 up",
             "data-health=\"ok\"",
