@@ -10,8 +10,10 @@
 //! `PR_SET_PDEATHSIG`, when the test process exits.
 
 pub mod alertmanager;
+pub mod browser;
 pub mod faults;
 pub mod health;
+pub mod http;
 pub mod pair;
 pub mod procs;
 pub mod scratch;

@@ -35,6 +35,11 @@ impl Blindness {
         }
     }
 
+    /// Since when there has been no working session and full view (`None`: it sees).
+    pub fn blind_since(&self) -> Option<SystemTime> {
+        self.since.map(|(_, wall)| wall)
+    }
+
     pub fn lost(&mut self, now: Instant, wall: SystemTime) {
         self.since.get_or_insert((now, wall));
     }

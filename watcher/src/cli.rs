@@ -191,6 +191,11 @@ pub struct RunArgs {
     /// Longest delay between delivery attempts
     #[arg(long, env = "FLUME_WATCHER_RETRY_MAX", default_value = "60s", value_parser = duration)]
     pub retry_max: Duration,
+    /// Serve a read-only status page, /metrics, /healthz and /api/v1/agents on this address
+    /// (e.g. 127.0.0.1:9107; port 0 picks one and logs it). Off by default. Anything but
+    /// loopback lets whoever reaches it read agent ids, hosts and labels
+    #[arg(long, env = "FLUME_WATCHER_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +370,8 @@ pub struct RunConfig {
     pub retry: crate::notify::RetryPolicy,
     /// Language and time zone of the messages people read.
     pub style: Style,
+    /// `--listen`: the HTTP listener's address, if any.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl RunArgs {
@@ -394,6 +401,9 @@ impl RunArgs {
         self.blind_after = given.pick("blind_after", self.blind_after, alerts.blind_after);
         self.retry_initial = given.pick("retry_initial", self.retry_initial, alerts.retry_initial);
         self.retry_max = given.pick("retry_max", self.retry_max, alerts.retry_max);
+        if self.listen.is_none() {
+            self.listen = file.http.listen;
+        }
     }
 
     fn into_config(mut self, given: &Given) -> Result<RunConfig, ConfigErrors> {
@@ -459,6 +469,7 @@ impl RunArgs {
                     recovered_after: self.recovered_after,
                     blind_after: self.blind_after,
                     router,
+                    board: crate::http::Board::default(),
                 },
                 channels,
                 retry: crate::notify::RetryPolicy {
@@ -466,6 +477,7 @@ impl RunArgs {
                     max: self.retry_max,
                 },
                 style,
+                listen: self.listen,
             }),
             _ => Err(ConfigErrors(errors)),
         }
@@ -503,6 +515,21 @@ mod tests {
         .expect("valid");
         assert_eq!(cfg.channels.len(), 3);
         assert_eq!(cfg.watch.recovered_after, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn listen_is_off_unless_asked() {
+        let off = run_config(&["run", "--zk", "z:1", "--console"]).expect("valid");
+        assert_eq!(off.listen, None);
+        let on = run_config(&["run", "--zk", "z:1", "--console", "--listen", "127.0.0.1:0"])
+            .expect("valid");
+        assert_eq!(on.listen, Some("127.0.0.1:0".parse().expect("addr")));
+        let bad = run_config(&["run", "--zk", "z:1", "--console", "--listen", "9107"])
+            .expect_err("not an address");
+        assert!(
+            bad[0].contains("invalid value '9107' for '--listen <ADDR:PORT>'"),
+            "{bad:?}"
+        );
     }
 
     #[test]

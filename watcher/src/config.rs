@@ -22,6 +22,8 @@ use crate::routing::{Pattern, Route};
 pub struct FileConfig {
     pub zookeeper: ZkSection,
     pub alerts: AlertsSection,
+    /// `[http]`: the `--listen` listener.
+    pub http: HttpSection,
     pub channels: Vec<Configured>,
     /// The `[[route]]` tables, their channels by key.
     pub routes: Vec<Route>,
@@ -48,6 +50,13 @@ pub struct AlertsSection {
     pub blind_after: Option<Duration>,
     pub retry_initial: Option<Duration>,
     pub retry_max: Option<Duration>,
+}
+
+/// `[http]`.
+#[derive(Debug, Default)]
+pub struct HttpSection {
+    /// Like `--listen`: where to serve the status page, `/metrics`, `/healthz`, `/api/v1/agents`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The file could not be used: every problem, one line each, with its place.
@@ -108,6 +117,20 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
         };
         t.finish();
     }
+    if let Some(table) = table_at(&mut top, "http", &mut problems) {
+        let mut t = Keys::new("http", table, &mut problems);
+        cfg.http.listen = t.text("listen").and_then(|a| {
+            a.parse()
+                .map_err(|e| {
+                    t.problem(
+                        "listen",
+                        format!("`{a}` is not an address and port such as 127.0.0.1:9107 ({e})"),
+                    )
+                })
+                .ok()
+        });
+        t.finish();
+    }
     cfg.channels = channels(top.remove("channel"), &mut problems);
     let keys: BTreeMap<&str, String> = cfg
         .channels
@@ -139,7 +162,7 @@ pub fn parse(text: &str) -> Result<FileConfig, FileProblems> {
     cfg.routes = routes(top.remove("route"), &keys, &mut problems);
     for key in top.keys() {
         problems.push(format!(
-            "{key}: unknown section (the file has [zookeeper], [alerts], [[channel]] and [[route]])"
+            "{key}: unknown section (the file has [zookeeper], [alerts], [http], [[channel]] and [[route]])"
         ));
     }
     if problems.is_empty() {
@@ -540,6 +563,13 @@ pub fn summary(path: &Path, cfg: &FileConfig) -> String {
         or_default(alerts.retry_initial, "1s"),
         or_default(alerts.retry_max, "60s"),
     ));
+    out.push_str(&format!(
+        "http:\n  listen           {}\n",
+        cfg.http.listen.map_or_else(
+            || "off (default; or --listen)".to_owned(),
+            |a| format!("{a}: status page, /metrics, /healthz, /api/v1/agents")
+        )
+    ));
     if cfg.channels.is_empty() {
         out.push_str("channels: none in the file (give --webhook, --dingtalk or --console)\n");
     } else {
@@ -649,6 +679,11 @@ recovered_after = "30s"                  # live again this long: recovered
 blind_after = "60s"                      # no ZooKeeper session this long: say the watcher is blind
 retry_initial = "1s"                     # first delay before a failed delivery is tried again
 retry_max = "60s"                        # longest delay between delivery attempts
+
+# [http]                                 # off unless listen is given (or --listen)
+# listen = "127.0.0.1:9107"              # status page /, /metrics, /healthz, /api/v1/agents; read-only.
+#                                        # Anything but loopback lets whoever reaches it read every
+#                                        # agent's id, host and labels: put a proxy with auth in front
 
 # Channels: every channel gets every alert. `name` is optional: it names the channel in logs
 # (and later in routes); delivery state is kept per receiver, so naming, renaming or moving a
@@ -840,6 +875,39 @@ template = "{% for %}"
             assert!(text.contains(w), "{w:?} missing in:\n{text}");
         }
         assert_eq!(found.len(), want.len(), "{text}");
+    }
+
+    #[test]
+    fn the_listener_is_off_by_default_and_checked() {
+        let cfg = parse(EXAMPLE).expect("valid");
+        assert_eq!(cfg.http.listen, None, "commented out in the example");
+        assert!(EXAMPLE.contains("# listen = \"127.0.0.1:9107\""));
+        let shown = summary(Path::new("w.toml"), &cfg);
+        assert!(
+            shown.contains("http:\n  listen           off (default"),
+            "{shown}"
+        );
+
+        let cfg = parse("[http]\nlisten = \"127.0.0.1:9107\"\n").expect("valid");
+        assert_eq!(
+            cfg.http.listen,
+            Some("127.0.0.1:9107".parse().expect("addr"))
+        );
+        let shown = summary(Path::new("w.toml"), &cfg);
+        assert!(
+            shown.contains("  listen           127.0.0.1:9107: status page"),
+            "{shown}"
+        );
+
+        let found = problems("[http]\nlisten = \"localhost\"\nport = 9107\n");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "http.listen: `localhost` is not an address and port such as 127.0.0.1:9107"
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found[1], "http.port: unknown key (known: listen)");
     }
 
     #[test]

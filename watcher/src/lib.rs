@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod degradation;
 pub mod escalation;
+pub mod http;
 pub mod leadership;
 pub mod ledger;
 pub mod message;
@@ -37,6 +38,8 @@ pub enum RunError {
     Http(#[from] reqwest::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[from] std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] http::ListenError),
 }
 
 /// Runs the watcher until SIGTERM/SIGINT or `cancel`, then gives pending alerts a last chance.
@@ -62,6 +65,27 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
         cfg.retry,
         cancel.clone(),
     ));
+    let listener = match cfg.listen {
+        Some(addr) => {
+            let board = cfg.watch.board.clone();
+            notifier.observe(board.observer());
+            let parts = http::Parts {
+                board,
+                notifier: notifier.clone(),
+                zk: cfg.watch.zk.clone(),
+                layout: cfg.watch.layout.clone(),
+            };
+            match http::start(addr, parts, cancel.clone()).await {
+                Ok(task) => Some(task),
+                Err(e) => {
+                    cancel.cancel();
+                    notifier.wait_stopped().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        None => None,
+    };
     let systemd = Arc::new(common::systemd::Systemd::from_env());
     systemd.status("connecting to ZooKeeper");
     let on_signal = cancel.clone();
@@ -77,6 +101,10 @@ pub async fn run(cfg: cli::RunConfig, cancel: CancellationToken) -> Result<(), R
     });
     watch::watch(cfg.watch, notifier.clone(), systemd, cancel).await;
     notifier.wait_stopped().await;
+    if let Some(task) = listener {
+        // Cancelled with the rest; its ZooKeeper session closes within a second.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+    }
     Ok(())
 }
 

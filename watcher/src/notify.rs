@@ -24,8 +24,8 @@
 //! records for the next leader.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -99,6 +99,21 @@ pub struct Receipt {
     pub tickets: Vec<Ticket>,
 }
 
+/// A channel is done with some alerts (one message): delivered, or refused for good. Given to the
+/// [`Observer`], which the HTTP listener's metrics use (counts per event, delivery latency from
+/// each alert's `at` to `done`); retries and shutdown abandonments are not settlements.
+#[derive(Clone, Copy, Debug)]
+pub struct Settlement<'a> {
+    /// The channel's label (its name in the configuration file, or its key).
+    pub channel: &'a str,
+    pub alerts: &'a [Alert],
+    pub delivered: bool,
+    pub done: SystemTime,
+}
+
+/// Called by a channel's task after each settlement: it must be quick and must not block.
+pub type Observer = Arc<dyn Fn(&Settlement<'_>) + Send + Sync>;
+
 struct Lane {
     name: String,
     label: String,
@@ -117,6 +132,8 @@ pub struct Notifier {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     policy: RetryPolicy,
     cancel: CancellationToken,
+    /// Set once by [`Notifier::observe`]; shared with every channel task.
+    observer: Arc<OnceLock<Observer>>,
 }
 
 impl Notifier {
@@ -144,7 +161,13 @@ impl Notifier {
             tasks: Mutex::new(Vec::new()),
             policy,
             cancel,
+            observer: Arc::default(),
         }
+    }
+
+    /// Has `observer` told of every settlement from now on; false if one was set already.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// Starts a task for `channel` (must be called inside a tokio runtime), unless a channel of
@@ -182,6 +205,7 @@ impl Notifier {
             deadline: None,
             receipts: self.receipts.clone(),
             lead: Vec::new(),
+            observer: self.observer.clone(),
         };
         let task = tokio::spawn(worker.run());
         lock(&self.tasks).push(task);
@@ -358,6 +382,7 @@ struct Worker<C> {
     /// The alerts of the messages sent in the current burst before a summary was needed (the
     /// first loss): a summary counts them too. Emptied by a summary or a quiet period.
     lead: Vec<Alert>,
+    observer: Arc<OnceLock<Observer>>,
 }
 
 /// Most alerts kept in [`Worker::lead`]: what was sent before a burst showed itself is a message
@@ -549,11 +574,13 @@ impl<C: Channel> Worker<C> {
                 Ok(()) => {
                     self.receipt(chunk);
                     self.delivered(chunk.len(), attempt);
+                    self.settled(chunk, true);
                     return Settled::Done;
                 }
                 Err(DeliveryError::Permanent(e)) => {
                     self.receipt(chunk);
                     self.failed(chunk.len(), attempt, &e);
+                    self.settled(chunk, false);
                     return Settled::Done;
                 }
                 Err(e @ (DeliveryError::Retry(_) | DeliveryError::RetryAfter(..)))
@@ -651,6 +678,17 @@ impl<C: Channel> Worker<C> {
                 channel: self.name.clone(),
                 keys,
                 tickets,
+            });
+        }
+    }
+
+    fn settled(&self, alerts: &[Alert], delivered: bool) {
+        if let Some(observer) = self.observer.get() {
+            observer(&Settlement {
+                channel: &self.label,
+                alerts,
+                delivered,
+                done: SystemTime::now(),
             });
         }
     }

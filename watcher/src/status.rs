@@ -179,7 +179,8 @@ pub async fn read(zk_cfg: &ZkConfig, layout: &Layout) -> Result<Status, StatusEr
     }
 }
 
-async fn read_with(
+/// [`read`] over a session the caller keeps (the HTTP listener's).
+pub async fn read_with(
     client: &zk::Client,
     layout: &Layout,
     connect: &str,
@@ -210,13 +211,7 @@ async fn leader(
         Err(zk::Error::NoNode) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let seq = |n: &String| {
-        n.rsplit('-')
-            .next()
-            .and_then(|s| s.strip_prefix("latch").or(Some(s)))
-            .and_then(|s| s.parse::<u64>().ok())
-    };
-    names.sort_by_key(|n| seq(n).unwrap_or(u64::MAX));
+    names.sort_by_key(|n| latch_sequence(n).unwrap_or(u64::MAX));
     let count = names.len();
     for name in names {
         match client
@@ -234,6 +229,14 @@ async fn leader(
         }
     }
     Ok((None, count))
+}
+
+/// The sequence number of an election node's name (`…-latch-0000000042`).
+pub fn latch_sequence(name: &str) -> Option<u64> {
+    name.rsplit('-')
+        .next()
+        .and_then(|s| s.strip_prefix("latch").or(Some(s)))
+        .and_then(|s| s.parse::<u64>().ok())
 }
 
 /// The rows, and a note for every node left out (a name that is not an agent id) or read only in

@@ -52,6 +52,8 @@ pub struct WatchConfig {
     pub blind_after: Duration,
     /// Which channels each alert goes to.
     pub router: crate::routing::Router,
+    /// Where the watcher shows how it sees and what it decided (the `--listen` listener reads it).
+    pub board: crate::http::Board,
 }
 
 /// Runs until cancelled. ZooKeeper trouble is logged and retried, never returned.
@@ -120,6 +122,7 @@ pub async fn watch(
         let Err(e) = result else { return };
         w.blind.lost(std::time::Instant::now(), SystemTime::now());
         w.cut_off = true;
+        w.show();
         // A session that worked for a while starts the backoff afresh; one refused at once
         // (e.g. not authorized) must not turn into a tight reconnect loop.
         if served_from.elapsed() > Duration::from_secs(10) {
@@ -209,6 +212,7 @@ impl Watcher {
         self.sighted();
         let mut deferred: Option<zk::WatchedEvent> = None;
         loop {
+            self.show();
             let tick = self.next_tick;
             let event = if let Some(event) = deferred.take() {
                 event
@@ -590,6 +594,7 @@ impl Watcher {
                 }
             }
         }
+        self.cfg.board.decided(&batch);
         // A leader's alerts go to the channels now; their records are written by the next flush.
         for action in self.ledger.on_event(ledger::Event::Decided(batch)) {
             self.tell(action);
@@ -757,6 +762,15 @@ impl Watcher {
             }
         }
         over.map_or(Ok(()), Err)
+    }
+
+    /// Publishes how the watcher sees now: connected, leading, blind since when.
+    fn show(&self) {
+        let connected = !self.cut_off;
+        let leading = self.ledger.leader();
+        self.cfg
+            .board
+            .saw(connected, leading, self.blind.blind_since());
     }
 
     /// Says it is blind, once blind for long enough. Every watcher speaks for itself here: a blind
