@@ -65,6 +65,21 @@ fn a_stalled_sink_is_one_degraded_with_its_figures_then_one_healthy_across_a_wat
     );
     assert!(degraded["health"]["channels"].is_object(), "{degraded}");
     drop(all);
+    // `status` shows it degraded, and why.
+    let out = std::process::Command::new(scenarios::bin("flume-watcher"))
+        .args(["status", "--zk", &pair.connect, "--root", &pair.root])
+        .output()
+        .expect("status runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("dg-a1 "))
+        .unwrap_or_else(|| panic!("no row for dg-a1:\n{text}"));
+    assert!(row.contains("degraded"), "{text}");
+    assert!(
+        text.contains("dg-a1 degraded: sink k1 drained 0 events"),
+        "why: {text}"
+    );
 
     // The same degradation over more polls, and a watcher restarted meanwhile: nothing more.
     let mark = pair.receiver.count();

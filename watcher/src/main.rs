@@ -110,7 +110,9 @@ fn main() -> ExitCode {
                     }
                 }
             } else {
-                watcher::status::leader_line(&status) + &watcher::status::table(&status.agents)
+                watcher::status::leader_line(&status)
+                    + &watcher::status::table(&status.agents)
+                    + &watcher::status::degraded_lines(&status.agents)
             };
             // A reader that stopped early (`| head`) had what it wanted: no failure. Anything
             // else that kept the output from being written (a full disk) is one.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use zookeeper_client as zk;
 
 use common::config::ZkConfig;
-use common::records::{IdentityView, LivenessView};
+use common::records::{HealthRecord, IdentityView, LivenessView, Verdict};
 use common::{session, AgentId, AgentState, ExitRecord, Layout};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -23,6 +23,34 @@ pub struct Row {
     pub last_exit: Option<ExitRecord>,
     /// The agent's labels from its identity node (empty when it has none or they are unusable).
     pub labels: BTreeMap<String, String>,
+    /// What its watchdog last measured of Flume's health, when it measures (issue 11): a live
+    /// agent whose verdict is degraded shows as `degraded`, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<RowHealth>,
+}
+
+/// An agent's health as its health node says, for people and scripts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowHealth {
+    /// `healthy` or `degraded`.
+    pub verdict: &'static str,
+    /// Why, in words: `channel c1 94 % full (940 of 1,000)`.
+    pub reasons: Vec<String>,
+    /// When it was measured (RFC 3339).
+    pub at: String,
+}
+
+impl RowHealth {
+    fn of(record: &HealthRecord) -> RowHealth {
+        RowHealth {
+            verdict: match record.verdict {
+                Verdict::Healthy => "healthy",
+                Verdict::Degraded => "degraded",
+            },
+            reasons: record.reasons.iter().map(|r| r.describe()).collect(),
+            at: record.at.clone(),
+        }
+    }
 }
 
 impl Row {
@@ -143,6 +171,7 @@ pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
                     .as_ref()
                     .map(|i| i.labels.clone())
                     .unwrap_or_default(),
+                health: None,
             }
         })
         .collect()
@@ -284,7 +313,49 @@ async fn agents(
             }
         }
     }
-    Ok((rows(&agents), notes))
+    let mut rows = rows(&agents);
+    let health_dir = layout.health_dir();
+    let health = session::read_children(client, &health_dir, |n| AgentId::parse(n).is_ok()).await?;
+    let health: BTreeMap<String, HealthRecord> = health
+        .into_iter()
+        .filter_map(|(name, data, _)| {
+            let (record, garbled) = HealthRecord::parse(&data);
+            if let Some(g) = garbled {
+                notes.push(format!("read {health_dir}/{name} only in part: {g}"));
+            }
+            Some((name, record?))
+        })
+        .collect();
+    with_health(&mut rows, &health);
+    Ok((rows, notes))
+}
+
+/// Adds each agent's health; a live agent whose verdict is degraded is `degraded`.
+pub fn with_health(rows: &mut [Row], health: &BTreeMap<String, HealthRecord>) {
+    for row in rows {
+        let Some(record) = health.get(&row.id) else {
+            continue;
+        };
+        if row.state == "up" && record.verdict == Verdict::Degraded {
+            row.state = "degraded";
+        }
+        row.health = Some(RowHealth::of(record));
+    }
+}
+
+/// One line per degraded agent, for below the table: which and why.
+pub fn degraded_lines(rows: &[Row]) -> String {
+    rows.iter()
+        .filter(|r| r.state == "degraded")
+        .map(|r| {
+            let why = r
+                .health
+                .as_ref()
+                .map(|h| h.reasons.join("; "))
+                .unwrap_or_default();
+            format!("{} degraded: {why}\n", r.id)
+        })
+        .collect()
 }
 
 /// A plain table for people.

@@ -254,6 +254,7 @@ mod tests {
             restarts,
             last_exit: None,
             labels: Default::default(),
+            health: None,
         }
     }
 

@@ -297,6 +297,7 @@ mod tests {
             restarts: Some(1),
             last_exit: None,
             labels: Default::default(),
+            health: None,
         }
     }
 
