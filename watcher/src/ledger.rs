@@ -522,7 +522,12 @@ impl Ledger {
             .values()
             .filter(|r| !r.closed)
             .flat_map(|r| r.current())
-            .filter(|n| matches!(n.notice.event, AlertKind::Down | AlertKind::Failed))
+            .filter(|n| {
+                matches!(
+                    n.notice.event,
+                    AlertKind::Down | AlertKind::Failed | AlertKind::Degraded
+                )
+            })
             .map(|n| {
                 let mut alert = n.notice.to_alert();
                 alert.not_for = self.router.not_for(&alert, &self.channels);

@@ -425,7 +425,8 @@ fn resolves(kind: AlertKind) -> &'static [&'static str] {
 fn severity(alertname: &str) -> &'static str {
     if alertname == WATCHER_TEST {
         "info"
-    } else if alertname == WATCHER_BLIND {
+    } else if alertname == WATCHER_BLIND || alertname == AGENT_DEGRADED {
+        // A degraded agent runs: worth a look soon, not a page at night.
         "warning"
     } else {
         "critical"
@@ -454,7 +455,29 @@ fn labels(
         labels.insert("host".into(), host.to_owned());
     }
     labels.insert("severity".into(), severity(alertname).into());
+    // A degradation says which rule found it and on what component, for routing and silencing
+    // in Alertmanager (`health_reason="sink_stalled"`, `component="k1"`).
+    if let Some(first) = alert.health.as_ref().and_then(|h| h.reasons.first()) {
+        let (kind, component) = reason_labels(first);
+        labels.insert("health_reason".into(), kind.into());
+        if let Some(component) = component {
+            labels.insert("component".into(), component);
+        }
+    }
     labels
+}
+
+/// A health reason's kind (as the health node names it) and the component it is about.
+fn reason_labels(reason: &common::records::HealthReason) -> (&'static str, Option<String>) {
+    use common::records::HealthReason as R;
+    match reason {
+        R::ChannelFull { channel, .. } => ("channel_full", Some(channel.clone())),
+        R::SinkStalled { sink, .. } => ("sink_stalled", Some(sink.clone())),
+        R::ChannelUnhealthy { channel } => ("channel_unhealthy", Some(channel.clone())),
+        R::ComponentStopped { name, .. } => ("component_stopped", Some(name.clone())),
+        R::MetricsUnanswered { .. } => ("metrics_unanswered", None),
+        R::MetricsGarbled { .. } => ("metrics_garbled", None),
+    }
 }
 
 /// A label name as Alertmanager takes it (`[a-zA-Z_][a-zA-Z0-9_]*`): other characters become `_`.
@@ -519,11 +542,27 @@ fn annotations(alert: &Alert) -> BTreeMap<String, String> {
     if let Some(d) = alert.outage {
         description.push(format!("Outage lasted {}.", common::time::human(d)));
     }
-    BTreeMap::from([
-        ("summary".to_owned(), summary),
-        ("description".to_owned(), description.join("\n")),
-        ("reason".to_owned(), reason),
-    ])
+    let mut annotations = BTreeMap::from([("reason".to_owned(), reason)]);
+    if let Some(health) = &alert.health {
+        // The figures as measured: annotations, not labels, since they change while the
+        // degradation lasts and labels name the alert.
+        let mut figures: Vec<String> = health
+            .channels
+            .iter()
+            .map(|(name, c)| format!("channel {name} {} % full ({} of {})", c.fill, c.size, c.cap))
+            .collect();
+        figures.extend(health.sinks.iter().map(|(name, k)| match k.rate {
+            Some(rate) => format!("sink {name} drains {rate:.1} events/s"),
+            None => format!("sink {name}"),
+        }));
+        if !figures.is_empty() {
+            description.push(format!("Figures at {}: {}.", health.at, figures.join("; ")));
+            annotations.insert("figures".to_owned(), figures.join("; "));
+        }
+    }
+    annotations.insert("summary".to_owned(), summary);
+    annotations.insert("description".to_owned(), description.join("\n"));
+    annotations
 }
 
 /// The alerts this channel has posted and still stands by: what is firing (re-posted every
@@ -1050,6 +1089,49 @@ mod tests {
             not_for: Default::default(),
             labels: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_degradation_fires_as_a_warning_naming_its_rule_and_component_with_the_figures() {
+        use common::records::{ChannelFigures, HealthReason, HealthRecord, SinkFigures, Verdict};
+        let mut a = alert(AlertKind::Degraded, "a1", t(0));
+        a.reason = "sink k1 drained 0 events in 20s".to_owned();
+        a.health = Some(crate::alert::Health(Box::new(HealthRecord {
+            v: 1,
+            at: "2026-11-21T01:02:03.000Z".to_owned(),
+            verdict: Verdict::Degraded,
+            reasons: vec![HealthReason::SinkStalled {
+                sink: "k1".to_owned(),
+                channel: Some("c1".to_owned()),
+                ms: 20_000,
+            }],
+            channels: [(
+                "c1".to_owned(),
+                ChannelFigures {
+                    fill: 94,
+                    size: 940,
+                    cap: 1_000,
+                },
+            )]
+            .into(),
+            sinks: [("k1".to_owned(), SinkFigures { rate: Some(0.0) })].into(),
+        })));
+        let name = fires(a.event).expect("a degradation fires");
+        assert_eq!(name, AGENT_DEGRADED);
+        let l = labels(&a, name, &BTreeMap::new());
+        assert_eq!(l["severity"], "warning", "{l:?}");
+        assert_eq!(l["health_reason"], "sink_stalled", "{l:?}");
+        assert_eq!(l["component"], "k1", "{l:?}");
+        let n = annotations(&a);
+        assert_eq!(
+            n["figures"], "channel c1 94 % full (940 of 1000); sink k1 drains 0.0 events/s",
+            "{n:?}"
+        );
+        assert!(
+            n["description"].contains("Figures at 2026-11-21T01:02:03.000Z"),
+            "{n:?}"
+        );
+        assert_eq!(resolves(AlertKind::Healthy), &[AGENT_DEGRADED]);
     }
 
     fn recovered(agent: &str, at: SystemTime, outage: Duration) -> Alert {
