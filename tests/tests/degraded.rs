@@ -145,3 +145,125 @@ fn a_crash_while_degraded_is_a_down_and_no_healthy() {
         events_of(&pair.receiver.alerts(), "dg-b1")
     );
 }
+
+#[test]
+fn each_condition_is_one_degraded_naming_its_rule_and_one_healthy_after_it_resumes() {
+    let pair = Pair::start(
+        &ZkServer::shared().connect_string(),
+        &unique_root("degraded_each"),
+    );
+    let port = free_port();
+    let _wd = pair.watchdog("dg-c1", &HEALTH, &[&monitoring_opts(port)]);
+    health::wait_for(
+        &pair.probe,
+        &format!("{}/health/dg-c1", pair.root),
+        "a first, healthy summary",
+        deadline(20),
+        healthy,
+    );
+    // (what, control query, the rule the alert names)
+    let cases = [
+        ("a channel 95 % full", "size=950", "channel_full"),
+        ("a stalled sink", "stall=1&size=100", "sink_stalled"),
+        (
+            "a file channel whose replay failed",
+            "unhealthy=1",
+            "channel_unhealthy",
+        ),
+        ("a sink that stopped", "stop=1", "component_stopped"),
+        ("a hung JVM", "hang=1", "metrics_unanswered"),
+        ("garbage from the port", "garbage=1", "metrics_garbled"),
+    ];
+    let mut events: Vec<&str> = Vec::new();
+    for (what, query, rule) in cases {
+        let began = Instant::now();
+        health::control(port, query, deadline(5));
+        events.push("degraded");
+        wait_event(&pair, "dg-c1", &events, &format!("one degraded for {what}"));
+        let took = began.elapsed();
+        let told = alerts_of(&pair, "dg-c1", "degraded")
+            .pop()
+            .expect("the degraded");
+        assert_eq!(told["health"]["reasons"][0]["kind"], rule, "{what}: {told}");
+        eprintln!("FIGURE degraded-each: {what}: the degraded alert after {took:?}");
+        health::control(port, "resume", deadline(5));
+        events.push("healthy");
+        wait_event(
+            &pair,
+            "dg-c1",
+            &events,
+            &format!("one healthy after {what}"),
+        );
+    }
+}
+
+#[test]
+fn a_hung_agent_restarted_by_its_watchdog_is_a_down_that_says_so_then_recovered() {
+    let pair = Pair::start(
+        &ZkServer::shared().connect_string(),
+        &unique_root("degraded_hang"),
+    );
+    let port = free_port();
+    let mut args = HEALTH.to_vec();
+    args.extend(["--restart-on-hang", "1500ms", "--stop-timeout", "2s"]);
+    let _wd = pair.watchdog("dg-h1", &args, &[&monitoring_opts(port)]);
+    let pid = pair.agent_pid("dg-h1");
+    health::wait_for(
+        &pair.probe,
+        &format!("{}/health/dg-h1", pair.root),
+        "a first, healthy summary",
+        deadline(20),
+        healthy,
+    );
+    health::control(port, "hang=1", deadline(5));
+    pair.wait_restarted("dg-h1", pid);
+    // The hang is first a degradation (no answer for two polls), then the restart's down,
+    // which supersedes it, then the recovery of the new agent.
+    wait_event(
+        &pair,
+        "dg-h1",
+        &["degraded", "down", "recovered"],
+        "degraded, then the restart's down, then recovered",
+    );
+    let down = alerts_of(&pair, "dg-h1", "down").remove(0);
+    let reason = down["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.starts_with("restarted: metrics endpoint hung for "),
+        "the down says why the watchdog restarted it: {down}"
+    );
+}
+
+#[test]
+fn garbage_in_a_health_node_never_crashes_the_watcher() {
+    let pair = Pair::start(
+        &ZkServer::shared().connect_string(),
+        &unique_root("degraded_garbage"),
+    );
+    let dir = format!("{}/health", pair.root);
+    pair.probe.create(&dir, b"", false);
+    for (i, garbage) in [
+        &b"not json"[..],
+        b"{}",
+        b"{\"v\":1,\"verdict\":\"degraded\",\"reasons\":7}",
+        b"{\"v\":1,\"at\":\"x\",\"verdict\":\"weird\"}",
+        b"\xff\xfe",
+        b"[]",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        pair.probe.create(&format!("{dir}/g-{i}"), garbage, true);
+    }
+    // Foreign names under the folder too.
+    pair.probe.create(&format!("{dir}/not an id!"), b"{}", true);
+    pair.sentinel("sentinel-0");
+    let watcher = pair.watcher.as_ref().expect("a watcher");
+    assert!(watcher.is_running(), "{}", watcher.output());
+    let told: Vec<Value> = pair
+        .receiver
+        .alerts()
+        .into_iter()
+        .filter(|a| a["agent"].as_str().is_some_and(|id| id.starts_with("g-")))
+        .collect();
+    assert!(told.is_empty(), "garbage is no degradation: {told:?}");
+}

@@ -323,6 +323,17 @@ fn zh_reason(a: &Alert, style: &Style) -> String {
             if text == exit.describe() {
                 return zh_exit(exit);
             }
+            // The watchdog restarted a hung agent itself: `restarted: metrics endpoint hung for
+            // 1m; killed by SIGTERM`.
+            if let Some(hung) = text
+                .strip_prefix("restarted: metrics endpoint hung for ")
+                .and_then(|rest| rest.strip_suffix(&format!("; {}", exit.describe())))
+            {
+                return format!(
+                    "监控接口 {hung} 无响应（JVM 可能卡死），watchdog 已重启 agent；{}",
+                    zh_exit(exit)
+                );
+            }
         }
         if text == LOST_CONTACT {
             return "失去联系：watchdog 的 ZooKeeper 会话已结束（主机或 watchdog 可能已停止）"
@@ -487,6 +498,50 @@ mod tests {
                     "the watchdog gave up after 5 restarts; last: exited with code 3".into(),
                 ),
                 "watchdog 重启 5 次后放弃；最后一次：退出码 3",
+            ),
+            (
+                with_exit(
+                    AlertKind::Down,
+                    exit(None, Some("SIGTERM"), None),
+                    "restarted: metrics endpoint hung for 1m; killed by SIGTERM".into(),
+                ),
+                "监控接口 1m 无响应（JVM 可能卡死），watchdog 已重启 agent；被信号 SIGTERM 终止",
+            ),
+            (
+                Alert {
+                    health: Some(crate::alert::Health(Box::new(common::records::HealthRecord {
+                        v: 1,
+                        at: "2026-11-21T01:02:03.456Z".into(),
+                        verdict: common::records::Verdict::Degraded,
+                        reasons: vec![
+                            HealthReason::ChannelFull {
+                                channel: "ch-1".into(),
+                                pct: 94,
+                                size: 940_000,
+                                capacity: 1_000_000,
+                            },
+                            HealthReason::SinkStalled {
+                                sink: "k1".into(),
+                                channel: Some("ch-1".into()),
+                                ms: 20_000,
+                            },
+                        ],
+                        channels: Default::default(),
+                        sinks: Default::default(),
+                    }))),
+                    ..alert(
+                        AlertKind::Degraded,
+                        "channel ch-1 94 % full (940,000 of 1,000,000); sink k1 drained 0 events from channel ch-1 in 20s",
+                    )
+                },
+                "channel ch-1 已满 94%（940,000 / 1,000,000）；sink k1 20秒 内未从 channel ch-1 取走任何事件",
+            ),
+            (
+                Alert {
+                    outage: Some(Duration::from_secs(125)),
+                    ..alert(AlertKind::Healthy, "healthy again after 2m 5s")
+                },
+                "已恢复正常，异常持续 2分5秒",
             ),
             (
                 Alert {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::records::{IdentityView, LivenessView};
+use common::records::{IdentityView, LivenessView, RestartCause};
 use common::{AgentState, ExitRecord};
 
 use crate::alert::{Alert, AlertKind};
@@ -70,6 +70,8 @@ pub struct Registration {
     last_exit: Option<Box<ExitRecord>>,
     marks: Option<Box<Marks>>,
     state: Option<AgentState>,
+    /// The watchdog restarted the agent itself, for this (a hung JVM): said with its exit.
+    restarted_for: Option<RestartCause>,
     /// Transaction of its last modification.
     mzxid: i64,
 }
@@ -107,6 +109,7 @@ impl From<Identity> for Registration {
             last_exit: view.last_exit.map(Box::new),
             marks,
             state: view.state,
+            restarted_for: view.restarted_for,
             mzxid,
         }
     }
@@ -909,7 +912,11 @@ impl Monitor {
                 "its watchdog{} died, and the agent with it; a new watchdog took over",
                 pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
             ),
-            (Some(exit), true, None) => exit.describe(),
+            (Some(exit), true, None) => match identity.and_then(|i| i.restarted_for.as_ref()) {
+                // `restarted: metrics endpoint hung for 1m; killed by SIGTERM`.
+                Some(cause) => format!("{}; {}", cause.describe(), exit.describe()),
+                None => exit.describe(),
+            },
             _ if vanished.is_none() => format!(
                 "registered but not live for {}: its watchdog is gone or cannot reach ZooKeeper",
                 common::time::human(STARTUP_GRACE)

@@ -39,7 +39,10 @@ use crate::degradation::{self, Degradations};
 use crate::leadership::Leadership;
 use crate::ledger::{self, Failure, Ledger, Seen, To};
 use crate::notify::{Notifier, Receipt};
-use crate::outage::{Action, Event, Identity, Incarnation, Listed, Live, Monitor, Registration};
+use crate::outage::{
+    Action, Event, Health as OutageHealth, Identity, Incarnation, Listed, Live, Monitor,
+    Registration,
+};
 use crate::outbox::Outbox;
 use crate::record::OutageRecord;
 
@@ -455,6 +458,10 @@ impl Watcher {
             now: Instant::now().into_std(),
             wall: SystemTime::now(),
         });
+        let nodes = nodes
+            .into_iter()
+            .filter(|(id, (record, _))| self.believable(id, record))
+            .collect();
         let actions = self.degradations.on_event(degradation::Event::Snapshot {
             told,
             nodes,
@@ -532,6 +539,7 @@ impl Watcher {
                 } else {
                     None
                 };
+                let record = record.filter(|(r, _)| self.believable(name, r));
                 let actions = self.degradations.on_event(degradation::Event::Node {
                     id: name.to_owned(),
                     record,
@@ -604,6 +612,23 @@ impl Watcher {
             let actions = self.degradations.on_event(degradation::Event::Down { id });
             self.degraded(actions);
         }
+    }
+
+    /// Whether a health node is worth a notice: about an agent that is registered and live (a node
+    /// left by anything else is no agent's health), and a degraded verdict that says why (a node
+    /// too garbled to give a reason is not taken for a degradation).
+    fn believable(&self, id: &str, record: &HealthRecord) -> bool {
+        let live = self
+            .monitor
+            .as_ref()
+            .and_then(|m| m.health(id))
+            .is_some_and(|h| matches!(h, OutageHealth::Up | OutageHealth::Recovering { .. }));
+        let reasoned =
+            record.verdict == common::records::Verdict::Healthy || !record.reasons.is_empty();
+        if !(live && reasoned) {
+            debug!(agent = id, live, reasoned, "health node ignored");
+        }
+        live && reasoned
     }
 
     /// Turns the degradations' decisions into notices (through the ledger, as crashes) and quiet
