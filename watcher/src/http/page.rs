@@ -191,9 +191,17 @@ fn agents(h: &mut String, view: &Result<&View, String>) {
                 let _ = write!(h, "<span class=\"label\">{}={}</span>", esc(k), esc(v));
             }
         }
+        // Why a degraded agent is degraded, under its state (the health node's reasons).
+        let why = match &r.health {
+            Some(health) if !health.reasons.is_empty() && r.state == "degraded" => format!(
+                "<br><span class=\"why\">{}</span>",
+                esc(&health.reasons.join("; "))
+            ),
+            _ => String::new(),
+        };
         let _ = write!(
             h,
-            "</td><td data-label=\"Host\">{}</td><td data-label=\"State\"><span class=\"badge s-{state}\">{state}</span></td>\
+            "</td><td data-label=\"Host\">{}</td><td data-label=\"State\"><span class=\"badge s-{state}\">{state}</span>{why}</td>\
              <td data-label=\"Since\">{}</td><td data-label=\"Restarts\">{}</td><td data-label=\"Last exit\">{}</td></tr>",
             esc(r.host.as_deref().unwrap_or("-")),
             esc(r.since.as_deref().unwrap_or("-")),
@@ -379,7 +387,14 @@ mod tests {
                     row("a-up", "h1", "up"),
                     row("b-down", "h2", "down"),
                     row("c-failed", "h3", "failed"),
-                    row("d-degraded", "h4", "degraded"),
+                    Row {
+                        health: Some(crate::status::RowHealth {
+                            verdict: "degraded",
+                            reasons: vec!["sink k1 drained 0 events in 20s <b>".to_owned()],
+                            at: "t".to_owned(),
+                        }),
+                        ..row("d-degraded", "h4", "degraded")
+                    },
                     row("e-stopped", "h5", "stopped"),
                 ],
                 notes: vec![],
@@ -401,7 +416,7 @@ mod tests {
         for want in [
             "data-agent=\"b-down\" data-state=\"down\"",
             "<td data-label=\"State\"><span class=\"badge s-down\">down</span>",
-            "<span class=\"badge s-degraded\">degraded</span>",
+            "<span class=\"badge s-degraded\">degraded</span><br><span class=\"why\">sink k1 drained 0 events in 20s &lt;b&gt;</span>",
             "5 in all: 1 failed, 1 down, 1 degraded, 1 stopped, 1 up",
             "data-health=\"ok\"",
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
