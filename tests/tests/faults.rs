@@ -955,15 +955,8 @@ fn many_agents(pair: &Pair, owner: &ZkProbe) -> Vec<String> {
     ids
 }
 
-/// Closes the session owning the liveness nodes of a thousand agents and waits until each has
-/// its down (exactly one, lost contact, nothing else). Returns the webhook messages that named
-/// them (arrival, number of their alerts) and the instant of the close.
-fn thousand_lost(pair: &Pair) -> (Vec<(Instant, usize)>, Instant) {
-    let owner = ZkProbe::connect(&pair.connect);
-    let ids = many_agents(pair, &owner);
-    pair.sentinel("sentinel-0"); // the watcher has seen them all live
-    let closed = Instant::now();
-    drop(owner);
+/// Waits until the webhook has a `down` for each of `ids` (a thousand).
+fn wait_all_down(pair: &Pair, ids: &[String]) {
     let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
     pair.receiver.wait_for_alerts(
         |a| {
@@ -976,8 +969,20 @@ fn thousand_lost(pair: &Pair) -> (Vec<(Instant, usize)>, Instant) {
                 == MANY
         },
         deadline(90),
-        "a down for each of the 1,000 agents",
+        "a down for each of the 1,000 agents at the webhook",
     );
+}
+
+/// Closes the session owning the liveness nodes of a thousand agents and waits until each has
+/// its down (exactly one, lost contact, nothing else). Returns the webhook messages that named
+/// them (arrival, number of their alerts) and the instant of the close.
+fn thousand_lost(pair: &Pair) -> (Vec<(Instant, usize)>, Instant) {
+    let owner = ZkProbe::connect(&pair.connect);
+    let ids = many_agents(pair, &owner);
+    pair.sentinel("sentinel-0"); // the watcher has seen them all live
+    let closed = Instant::now();
+    drop(owner);
+    wait_all_down(pair, &ids);
     pair.sentinel("sentinel-1");
     let got = seen(pair);
     let want: BTreeMap<String, Vec<String>> = ids
@@ -1072,20 +1077,7 @@ fn s8_a_thousand_agents_lost_at_once_reach_a_chat_robot_as_the_first_loss_and_on
     let before = robot.count();
     let closed = Instant::now();
     drop(owner);
-    let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-    pair.receiver.wait_for_alerts(
-        |a| {
-            a.iter()
-                .filter(|x| x["event"] == "down")
-                .filter_map(|x| x["agent"].as_str())
-                .filter(|x| wanted.contains(x))
-                .collect::<BTreeSet<_>>()
-                .len()
-                == MANY
-        },
-        deadline(90),
-        "a down for each of the 1,000 agents at the webhook",
-    );
+    wait_all_down(&pair, &ids);
     let got = robot.wait_for_count(before + 2, deadline(20), "the first loss and a summary");
     let text = |r: &receiver::Request| {
         r.json()["markdown"]["text"]

@@ -101,11 +101,23 @@ pub(crate) fn title(batch: &[Alert], style: &Style, budgets: Budgets) -> String 
 /// `s` on one line, cut so that its JSON-escaped form takes at most `max` bytes (with `…` when
 /// cut, so that a shortened value is never mistaken for a whole one).
 pub(crate) fn fit(s: &str, max: usize) -> String {
+    cut(s, max, false)
+}
+
+/// [`fit`], keeping line breaks when `lines` (a template's layout is the operator's); other
+/// control characters become spaces either way.
+pub(crate) fn cut(s: &str, max: usize, lines: bool) -> String {
     let escaped_len = |c: char| match c {
-        '"' | '\\' => 2,
+        '"' | '\\' | '\n' => 2,
         c => c.len_utf8(),
     };
-    let clean = s.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let clean = s.chars().map(|c| {
+        if c.is_control() && !(lines && c == '\n') {
+            ' '
+        } else {
+            c
+        }
+    });
     let total: usize = clean.clone().map(escaped_len).sum();
     if total <= max {
         return clean.collect();

@@ -133,31 +133,9 @@ pub fn section(
     cut(text.trim_end(), max)
 }
 
-/// `s` cut so that its JSON-escaped form takes at most `max` bytes, with `…` when cut. Lines are
-/// kept (a template's layout is the operator's); other control characters become spaces.
+/// `s` cut so that its JSON-escaped form takes at most `max` bytes, with `…` when cut; lines kept.
 pub fn cut(s: &str, max: usize) -> String {
-    let escaped_len = |c: char| match c {
-        '"' | '\\' | '\n' => 2,
-        c => c.len_utf8(),
-    };
-    let clean = s
-        .chars()
-        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c });
-    if clean.clone().map(escaped_len).sum::<usize>() <= max {
-        return clean.collect();
-    }
-    let budget = max.saturating_sub('…'.len_utf8());
-    let mut out = String::new();
-    let mut used = 0;
-    for c in clean {
-        if used + escaped_len(c) > budget {
-            break;
-        }
-        used += escaped_len(c);
-        out.push(c);
-    }
-    out.push('…');
-    out
+    super::chat::cut(s, max, true)
 }
 
 /// minijinja's error with its line, on one line.
