@@ -15,6 +15,8 @@ use scenarios::{deadline, free_port, unique_root, ZkServer};
 use serde_json::Value;
 
 const HEALTH: [&str; 4] = ["--health-interval", "500ms", "--health-hold", "0s"];
+/// How soon a condition must be told (see where it is checked).
+const BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn alerts_of(pair: &Pair, id: &str, event: &str) -> Vec<Value> {
     pair.receiver
@@ -186,6 +188,12 @@ fn each_condition_is_one_degraded_naming_its_rule_and_one_healthy_after_it_resum
             .expect("the degraded");
         assert_eq!(told["health"]["reasons"][0]["kind"], rule, "{what}: {told}");
         eprintln!("FIGURE degraded-each: {what}: the degraded alert after {took:?}");
+        // Two polls of 500 ms, the phase of the first, a read's 250 ms timeout and delivery:
+        // 3 s leaves room for a loaded machine.
+        assert!(
+            took <= BOUND,
+            "{what}: the degraded alert only after {took:?}"
+        );
         health::control(port, "resume", deadline(5));
         events.push("healthy");
         wait_event(
