@@ -140,7 +140,10 @@ impl Router {
         let mut plan = Plan::default();
         let mut matched = false;
         for route in &self.routes {
-            if !route.matches(alert) {
+            // An escalation pages for an outage still open, not for a degradation (the agent
+            // runs, and its `healthy` would not release what was held): such a route does not
+            // take health notices, which go on to the next route, or to the default channels.
+            if !route.matches(alert) || (route.after.is_some() && alert.event.is_health()) {
                 continue;
             }
             matched = true;
@@ -444,6 +447,19 @@ mod tests {
                 what: "events = [down] does not escalate a failed",
                 alert: alert("db-1", Some("h"), Failed),
                 now: &["ops"],
+                later: later(&[]),
+            },
+            Case {
+                what: "a degradation is not escalated (the agent runs): no route takes it here, \
+                       so the default channels do",
+                alert: alert("web-1", Some("h"), Degraded),
+                now: &["am"],
+                later: later(&[]),
+            },
+            Case {
+                what: "nor is its end",
+                alert: alert("web-1", Some("h"), Healthy),
+                now: &["am"],
                 later: later(&[]),
             },
         ];
