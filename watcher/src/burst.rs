@@ -103,6 +103,8 @@ impl Burst {
                     Some(AlertKind::Down) => "down",
                     Some(AlertKind::Failed) => "failed",
                     Some(AlertKind::Recovered) => "recovered",
+                    Some(AlertKind::Degraded) => "degraded",
+                    Some(AlertKind::Healthy) => "healthy again",
                     _ => "",
                 };
                 let host_word = plural(self.hosts.len(), "host", "hosts");
@@ -115,7 +117,13 @@ impl Burst {
             }
             Lang::Zh => match single {
                 _ if self.lost_contact => format!("{n} 个 Flume agent 失去联系（{hosts} 台主机）"),
-                Some(kind @ (AlertKind::Down | AlertKind::Failed | AlertKind::Recovered)) => {
+                Some(
+                    kind @ (AlertKind::Down
+                    | AlertKind::Failed
+                    | AlertKind::Recovered
+                    | AlertKind::Degraded
+                    | AlertKind::Healthy),
+                ) => {
                     format!("{n} 个 Flume agent {}（{hosts} 台主机）", style.event(kind))
                 }
                 _ => format!("{n} 条 Flume agent 告警（{hosts} 台主机）"),
@@ -427,6 +435,24 @@ mod tests {
             zh_lines[0],
             ("事件", "宕机 1、已放弃重启 1、已恢复 1".to_owned())
         );
+    }
+
+    #[test]
+    fn many_degraded_agents_are_called_so() {
+        let batch: Vec<Alert> = (0..30)
+            .map(|i| {
+                let mut a = down(&format!("a{i}"), &format!("h{}", i % 3), i);
+                a.event = AlertKind::Degraded;
+                a.reason = "channel c1 94 % full (940 of 1,000)".to_owned();
+                a
+            })
+            .collect();
+        let burst = Burst::of(&batch, &Style::default());
+        assert_eq!(
+            burst.title(&Style::default()),
+            "30 Flume agents degraded on 3 hosts"
+        );
+        assert_eq!(burst.title(&zh()), "30 个 Flume agent 运行异常（3 台主机）");
     }
 
     #[test]
