@@ -272,16 +272,8 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// `2,000`: a count a person reads at a glance.
-pub fn count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn count(n: usize) -> String {
+    common::records::thousands(n as u64)
 }
 
 #[cfg(test)]

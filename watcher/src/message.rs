@@ -253,6 +253,23 @@ impl Style {
     }
 }
 
+/// Text made safe for HTML, in element content and in quoted attributes alike: the status page
+/// and the e-mails' HTML part escape with it.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `1小时5分`, `3分12秒`, `850毫秒`.
 fn zh_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
@@ -272,7 +289,7 @@ fn zh_duration(d: Duration) -> String {
 /// A health reason in Chinese, from its fields (its figures), not its English text.
 fn zh_health(r: &HealthReason) -> String {
     let dur = |ms: u64| zh_duration(Duration::from_millis(ms));
-    let n = |v: u64| crate::burst::count(v as usize);
+    let n = |v: u64| common::records::thousands(v);
     match r {
         HealthReason::ChannelFull {
             channel,

@@ -37,7 +37,7 @@ use super::kinds::{self, KeyProblem, Kind};
 use super::{fingerprint, Channel, ChannelSpec, DeliveryError};
 use crate::alert::{Alert, AlertKind};
 use crate::burst::Burst;
-use crate::message::{Lang, Style};
+use crate::message::{escape_html as escape, Lang, Style};
 use crate::notify::Notifier;
 
 /// `[[channel]] type = "email"`.
@@ -815,8 +815,14 @@ pub(crate) fn render_summary(alerts: &[Alert], style: &Style) -> (String, String
     let subject = one_line(&burst.title(style), SUBJECT_CHARS);
     let lines = burst.lines(style);
     let every = match style.lang {
-        Lang::En => format!("All {} alerts:", crate::burst::count(alerts.len())),
-        Lang::Zh => format!("全部 {} 条告警：", crate::burst::count(alerts.len())),
+        Lang::En => format!(
+            "All {} alerts:",
+            common::records::thousands(alerts.len() as u64)
+        ),
+        Lang::Zh => format!(
+            "全部 {} 条告警：",
+            common::records::thousands(alerts.len() as u64)
+        ),
     };
     let mut text = format!("{subject}\n\n");
     let width = lines.iter().map(|(k, _)| columns(k)).max().unwrap_or(0) + 1;
@@ -977,22 +983,6 @@ fn one_line(s: &str, max: usize) -> String {
     }
     let mut out: String = clean.take(max.saturating_sub(1)).collect();
     out.push('…');
-    out
-}
-
-/// Text made safe for HTML element content and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

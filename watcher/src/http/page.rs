@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+pub use crate::message::escape_html as esc;
 use crate::notify::ChannelStats;
 use crate::status::Row;
 
@@ -30,22 +31,6 @@ pub struct Page<'a> {
     pub channels: &'a [ChannelStats],
     pub last: &'a BTreeMap<String, LastResult>,
     pub now: SystemTime,
-}
-
-/// Text made safe for HTML, in element content and in quoted attributes alike.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Problems first, so a person sees them without scrolling; then by id.
