@@ -88,6 +88,15 @@ impl Layout {
         format!("{}/health/{}", self.root, id)
     }
 
+    /// Folder of the silences (`silence::SilenceRecord`), one PERSISTENT node each.
+    pub fn silences_dir(&self) -> String {
+        format!("{}/silences", self.root)
+    }
+
+    pub fn silence_path(&self, id: &str) -> String {
+        format!("{}/silences/{}", self.root, id)
+    }
+
     pub fn agent_path(&self, id: &AgentId) -> String {
         format!("{}/agents/{}", self.root, id)
     }
@@ -117,6 +126,10 @@ impl Layout {
             if !name.contains('/') {
                 return NodeKind::Outage(name);
             }
+        } else if let Some(name) = rest.strip_prefix("/silences/") {
+            if !name.contains('/') {
+                return NodeKind::Silence(name);
+            }
         } else if rest == "/agents" {
             return NodeKind::AgentsDir;
         } else if rest == "/live" {
@@ -140,6 +153,8 @@ pub enum NodeKind<'a> {
     Outage(&'a str),
     /// An agent's health summary.
     Health(&'a str),
+    /// A silence.
+    Silence(&'a str),
     Other,
 }
 
@@ -170,6 +185,14 @@ mod tests {
         );
         assert_eq!(l.classify("/flume-watchdog/watchers/x"), NodeKind::Other);
         assert_eq!(l.health_path(&id), "/flume-watchdog/health/h-a1");
+        assert_eq!(
+            l.classify("/flume-watchdog/silences/3f9a1c2e"),
+            NodeKind::Silence("3f9a1c2e")
+        );
+        assert_eq!(
+            l.silence_path("3f9a1c2e"),
+            "/flume-watchdog/silences/3f9a1c2e"
+        );
         assert_eq!(
             l.classify("/flume-watchdog/health/h-a1"),
             NodeKind::Health("h-a1")

@@ -1,5 +1,5 @@
 //! What flume-watchdog and flume-watcher must agree on: where the nodes live in ZooKeeper
-//! (`layout`), what they hold (`records`), which agent ids are valid (`id`), how a session is
+//! (`layout`), what they hold (`records`, `silence`), which agent ids are valid (`id`), how a session is
 //! opened and closed (`session`), the configuration both binaries parse (`config`, `cli`) and
 //! where their logs go (`logging`).
 //!
@@ -13,6 +13,7 @@ pub mod layout;
 pub mod logging;
 pub mod records;
 pub mod session;
+pub mod silence;
 pub mod systemd;
 pub mod time;
 

@@ -23,6 +23,7 @@ pub mod outage;
 pub mod outbox;
 pub mod record;
 pub mod routing;
+pub mod silence;
 pub mod status;
 pub mod watch;
 
