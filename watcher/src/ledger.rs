@@ -24,9 +24,11 @@ use tracing::{debug, info};
 
 use crate::alert::{Alert, AlertKind, NoticeKey, Ticket};
 use crate::escalation::{Escalations, Held};
+use crate::hushed::{Hush, Hushed};
 use crate::outbox::Recorded;
 use crate::record::{NoticeRecord, OutageRecord};
 use crate::routing::Router;
+use crate::silence::Silences;
 
 /// Outage records written at once (each a create, pipelined on the session). A node event that
 /// comes meanwhile waits for the window in flight: 250 keeps that wait to a few tens of
@@ -99,6 +101,12 @@ pub enum Event {
     },
     /// The time asked for by [`Action::EscalateAt`] has come (`wall`: the clock now).
     Due { wall: SystemTime },
+    /// Every silence as read from ZooKeeper now (one added, extended, removed, or the listing
+    /// after a reconnection); `wall`: the clock now.
+    Silences {
+        silences: Silences,
+        wall: SystemTime,
+    },
 }
 
 /// Where alerts go.
@@ -129,7 +137,7 @@ pub enum Action {
     /// This agent's outage (if any) ended without a notice: a planned stop.
     EndedQuietly(String),
     /// Send [`Event::Due`] at this wall-clock time (the latest asked for wins): an escalation
-    /// falls due.
+    /// falls due, or a silence ends.
     EscalateAt(SystemTime),
 }
 
@@ -190,6 +198,12 @@ pub struct Ledger {
     queued: HashSet<(NoticeKey, String)>,
     /// Notices held back from escalation channels until due.
     escalations: Escalations,
+    /// The silences, as every watcher reads them, and the notices they hush.
+    silences: Silences,
+    hushed: Hushed,
+    /// The wall clock as last told (silences, due times): when a notice requeued from a record is
+    /// judged silenced or not.
+    clock: SystemTime,
     flush: Flush,
 }
 
@@ -208,6 +222,9 @@ impl Ledger {
             unreceipted: Vec::new(),
             queued: HashSet::new(),
             escalations: Escalations::default(),
+            silences: Silences::default(),
+            hushed: Hushed::default(),
+            clock: SystemTime::UNIX_EPOCH,
             flush: Flush::Idle,
         }
     }
@@ -235,14 +252,27 @@ impl Ledger {
         self.escalations.len()
     }
 
+    /// Notices hushed by a silence (one per channel).
+    pub fn hushed(&self) -> usize {
+        self.hushed.len()
+    }
+
     pub fn on_event(&mut self, event: Event) -> Vec<Action> {
-        let next = self.escalations.next();
+        let next = self.next_due();
         let mut actions = self.decide(event);
-        match self.escalations.next() {
+        match self.next_due() {
             Some(at) if Some(at) != next => actions.push(Action::EscalateAt(at)),
             _ => {}
         }
         actions
+    }
+
+    /// When the next held notice falls due: an escalation's wait, or a silence's end.
+    fn next_due(&self) -> Option<SystemTime> {
+        [self.escalations.next(), self.hushed.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn decide(&mut self, event: Event) -> Vec<Action> {
@@ -262,9 +292,13 @@ impl Ledger {
                 if !self.leader {
                     return vec![];
                 }
-                // The outage ended without a notice: nothing left to escalate.
+                // The outage ended without a notice: nothing left to escalate, or to send once a
+                // silence ends.
                 for held in self.escalations.of_agent(&id) {
-                    self.skip(held);
+                    self.skip(&held.alert, &held.channel);
+                }
+                for hush in self.hushed.of_record(&id) {
+                    self.skip(&hush.alert, &hush.channel);
                 }
                 self.to_close.insert(id.clone());
                 vec![Action::EndedQuietly(id)]
@@ -290,9 +324,14 @@ impl Ledger {
             Event::SteppedDown => {
                 self.leader = false;
                 // The records keep them pending: whoever leads next holds them again.
-                for held in self.escalations.clear() {
-                    if let Some(key) = self.key_of(&held) {
-                        self.queued.remove(&(key, held.channel));
+                let held = self.escalations.clear().into_iter();
+                let hushed = self.hushed.take_all().into_iter();
+                for (alert, channel) in held
+                    .map(|h| (h.alert, h.channel))
+                    .chain(hushed.map(|h| (h.alert, h.channel)))
+                {
+                    if let Some(key) = self.key_of(&alert) {
+                        self.queued.remove(&(key, channel));
                     }
                 }
                 vec![]
@@ -357,13 +396,69 @@ impl Ledger {
                 if !self.leader {
                     return vec![];
                 }
-                let due = self.escalations.due(wall);
+                self.clock = wall;
+                // An escalation that falls due while a silence covers its agent waits for the
+                // silence to end.
+                let mut due = Vec::new();
+                for held in self.escalations.due(wall) {
+                    match self.silences.silences(&held.alert, wall) {
+                        Some(until) => self.hushed.hold(&held.alert, &held.channel, until),
+                        None => due.push(held),
+                    }
+                }
                 let mut actions = release(due);
+                actions.extend(self.retime(wall));
                 // Asked again even when unchanged: a clock set back makes a timer early.
-                actions.extend(self.escalations.next().map(Action::EscalateAt));
+                actions.extend(self.next_due().map(Action::EscalateAt));
                 actions
             }
+            Event::Silences { silences, wall } => {
+                info!(
+                    silences = silences.iter().count(),
+                    in_force = silences.active(wall),
+                    "silences read"
+                );
+                self.silences = silences;
+                self.clock = wall;
+                if !self.leader {
+                    return vec![];
+                }
+                self.retime(wall)
+            }
         }
+    }
+
+    /// Times the hushed notices again against the silences at `wall`: those no silence covers any
+    /// more (it ended, or was removed) go out now, as their outage is still open.
+    fn retime(&mut self, wall: SystemTime) -> Vec<Action> {
+        let mut over = Vec::new();
+        for hush in self.hushed.take_all() {
+            match self.silences.silences(&hush.alert, wall) {
+                Some(until) => self.hushed.hold(&hush.alert, &hush.channel, until),
+                None => over.push(hush),
+            }
+        }
+        self.unhush(over)
+    }
+
+    /// Hushed notices whose silence is over: to their channel now, or, where an escalation route
+    /// takes them, held for the rest of its wait (due at once if it has passed).
+    fn unhush(&mut self, over: Vec<Hush>) -> Vec<Action> {
+        let mut now = Vec::new();
+        for hush in over {
+            let plan = self.router.plan(&hush.alert, &self.channels);
+            match plan.later.get(&hush.channel) {
+                Some(wait) => {
+                    let later = BTreeMap::from([(hush.channel.clone(), *wait)]);
+                    self.escalations.hold(&hush.alert, &later);
+                }
+                None => {
+                    info!(agent = %hush.alert.agent, channel = %hush.channel, event = hush.alert.event.as_str(), "silence over and the outage still open: sent now");
+                    now.push((hush.channel, hush.alert));
+                }
+            }
+        }
+        to_channels(now)
     }
 
     /// The outage of `ended.agent` is over: what was held back from a channel that its end goes
@@ -375,33 +470,77 @@ impl Ledger {
             if goes_to.contains(&held.channel) {
                 due.push(held);
             } else {
-                self.skip(held);
+                self.skip(&held.alert, &held.channel);
             }
         }
         release(due)
     }
 
-    /// A held notice that will not be sent: done for its channel.
-    fn skip(&mut self, held: Held) {
-        debug!(agent = %held.alert.agent, channel = %held.channel, "outage over before its escalation; not escalated");
-        match (held.alert.ticket, held.alert.key) {
-            (Some(ticket), _) => self.ticket_done(ticket, &held.channel),
+    /// A notice that will not be sent to `channel` (its outage ended before its escalation or
+    /// while silenced): done there.
+    fn skip(&mut self, alert: &Alert, channel: &str) {
+        debug!(agent = %alert.agent, channel, event = alert.event.as_str(), "outage over before the notice was due; not sent");
+        match (alert.ticket, &alert.key) {
+            (Some(ticket), _) => self.ticket_done(ticket, channel),
             (None, Some(key)) => {
-                self.queued.remove(&(key.clone(), held.channel.clone()));
-                self.unreceipted.push((key, held.channel));
+                self.queued.remove(&(key.clone(), channel.to_owned()));
+                self.unreceipted.push((key.clone(), channel.to_owned()));
             }
             (None, None) => {}
         }
     }
 
-    /// The key of a held notice's record, when known.
-    fn key_of(&self, held: &Held) -> Option<NoticeKey> {
-        held.alert.key.clone().or_else(|| {
-            match held.alert.ticket.and_then(|t| self.handed.get(&t)) {
+    /// The key of a notice's record, when known.
+    fn key_of(&self, alert: &Alert) -> Option<NoticeKey> {
+        alert
+            .key
+            .clone()
+            .or_else(|| match alert.ticket.and_then(|t| self.handed.get(&t)) {
                 Some(Handed::Recorded { key, .. }) => Some(key.clone()),
                 _ => None,
+            })
+    }
+
+    /// Where a notice goes as it is handed to the channels (fresh with its ticket, or recorded
+    /// with its key): the copy to hand over now, if any channel takes it now, and what its
+    /// outage's end releases first.
+    ///
+    /// A notice a silence covers is hushed for every channel it would go to, now or later. An
+    /// outage's end releases what waited for an escalation, and ends what was hushed: where its
+    /// start was hushed, its end is not sent either (the maintenance never pages, before or after).
+    fn dispatch(&mut self, alert: &Alert) -> (Option<Alert>, Vec<Action>) {
+        let plan = self.router.plan(alert, &self.channels);
+        let mut released = Vec::new();
+        let mut handed = held_back(alert.clone(), &plan.later);
+        match alert.event {
+            AlertKind::Recovered | AlertKind::Healthy => {
+                if alert.event == AlertKind::Recovered {
+                    released.extend(self.settle(alert, &plan.now));
+                }
+                for hush in self.hushed.of_record(&alert.record_key()) {
+                    if matches!(hush.alert.event, AlertKind::Down | AlertKind::Degraded) {
+                        info!(agent = %alert.agent, channel = %hush.channel, event = alert.event.as_str(), "outage over while silenced: neither its start nor its end is sent");
+                        self.skip(alert, &hush.channel);
+                        handed.not_for.insert(hush.channel.clone());
+                    }
+                    self.skip(&hush.alert, &hush.channel);
+                }
+                self.escalations.hold(alert, &plan.later);
             }
-        })
+            _ => match self.silences.silences(alert, alert.at) {
+                Some(until) => {
+                    let all = plan.now.iter().chain(plan.later.keys());
+                    for channel in all {
+                        self.hushed.hold(alert, channel, until);
+                        handed.not_for.insert(channel.clone());
+                    }
+                    info!(agent = %alert.agent, event = alert.event.as_str(), until = %common::time::format(until), "silenced: recorded, sent only if the outage is still open when the silence ends");
+                }
+                None => self.escalations.hold(alert, &plan.later),
+            },
+        }
+        let goes = self.channels.iter().any(|c| !handed.not_for.contains(c));
+        (goes.then_some(handed), released)
     }
 
     /// Hands freshly decided alerts to every channel at once, each with a ticket, and queues them
@@ -413,20 +552,23 @@ impl Ledger {
         let mut now = Vec::new();
         let mut released = Vec::new();
         for mut alert in alerts {
+            self.clock = self.clock.max(alert.at);
             alert.not_for = self.router.not_for(&alert, &self.channels);
-            let plan = self.router.plan(&alert, &self.channels);
-            if alert.event == AlertKind::Recovered {
-                released.extend(self.settle(&alert, &plan.now));
-            }
             if self.unsent == 0 {
                 let ticket = Ticket(self.next_ticket);
                 self.next_ticket += 1;
                 alert.ticket = Some(ticket);
                 self.handed
                     .insert(ticket, Handed::Unrecorded { done: Vec::new() });
-                self.escalations.hold(&alert, &plan.later);
-                now.push(held_back(alert.clone(), &plan.later));
+                let (handed, rel) = self.dispatch(&alert);
+                released.extend(rel);
+                now.extend(handed);
             } else {
+                // Sent once recorded, behind what is: what it ends is settled now all the same.
+                if alert.event == AlertKind::Recovered {
+                    let plan = self.router.plan(&alert, &self.channels);
+                    released.extend(self.settle(&alert, &plan.now));
+                }
                 self.unsent += 1;
             }
             self.unrecorded.push_back(alert);
@@ -477,8 +619,20 @@ impl Ledger {
         let waiting = targets.iter().filter(|c| !done.contains(c)).count();
         // Held back when handed over, and let go when this watcher stepped down before the
         // record was written: held again now that it leads and the record says it is pending.
-        if self.router.escalates() {
-            let id = alert.notice_id();
+        let id = alert.notice_id();
+        let hushed_until = match alert.event {
+            AlertKind::Recovered | AlertKind::Healthy => None,
+            _ => self.silences.silences(alert, alert.at),
+        };
+        if let Some(until) = hushed_until {
+            // The same for a hushed notice, hushed again (due at once if the silence is over).
+            let plan = self.router.plan(alert, &self.channels);
+            for channel in plan.now.iter().chain(plan.later.keys()) {
+                if !done.contains(channel) && !self.hushed.holds(&id, channel) {
+                    self.hushed.hold(alert, channel, until);
+                }
+            }
+        } else if self.router.escalates() {
             let mut unheld = self.router.plan(alert, &self.channels).later;
             unheld.retain(|c, _| !done.contains(c) && !self.escalations.holds(&id, c));
             if !unheld.is_empty() {
@@ -536,7 +690,7 @@ impl Ledger {
                 let held: Vec<String> = self
                     .channels
                     .iter()
-                    .filter(|c| self.escalations.holds(&id, c))
+                    .filter(|c| self.escalations.holds(&id, c) || self.hushed.holds(&id, c))
                     .cloned()
                     .collect();
                 alert.not_for.extend(held);
@@ -582,6 +736,18 @@ impl Ledger {
                     if !done_here && self.queued.insert((key.clone(), channel.clone())) {
                         let mut alert = n.notice.to_alert();
                         alert.key = Some(key.clone());
+                        match self.silenced(r, n, &alert, channel) {
+                            Silenced::No => {}
+                            Silenced::Hush(until) => {
+                                self.hushed.hold(&alert, channel, until);
+                                continue;
+                            }
+                            Silenced::Throughout => {
+                                self.queued.remove(&(key.clone(), channel.clone()));
+                                self.unreceipted.push((key, channel.clone()));
+                                continue;
+                            }
+                        }
                         match self.escalation(r, n, &alert, channel) {
                             Escalation::No | Escalation::Due => alerts.push(alert),
                             Escalation::Wait(wait) => {
@@ -606,6 +772,51 @@ impl Ledger {
             }
         }
         actions
+    }
+
+    /// What a silence makes of a pending notice of a loaded record for `channel`: hushed (its
+    /// outage is open and a silence covers it now), or never sent (its outage is over, neither
+    /// its start nor its end reached the channel, and a silence covers the agent now: it was
+    /// silenced throughout, and the old leader died before noting so).
+    fn silenced(
+        &self,
+        record: &OutageRecord,
+        notice: &NoticeRecord,
+        alert: &Alert,
+        channel: &str,
+    ) -> Silenced {
+        if self.silences.is_empty() {
+            return Silenced::No;
+        }
+        let Some(until) = self.silences.silences(alert, self.clock) else {
+            return Silenced::No;
+        };
+        let opens = |e: AlertKind| matches!(e, AlertKind::Down | AlertKind::Degraded);
+        let ends = |e: AlertKind| matches!(e, AlertKind::Recovered | AlertKind::Healthy);
+        if !record.closed && notice.seq >= record.first_seq {
+            return if ends(notice.notice.event) {
+                Silenced::No
+            } else {
+                Silenced::Hush(until)
+            };
+        }
+        let opener = record
+            .notices
+            .iter()
+            .rfind(|n| n.seq <= notice.seq && opens(n.notice.event));
+        let Some(opener) = opener else {
+            return Silenced::No;
+        };
+        let closer = record
+            .notices
+            .iter()
+            .find(|n| n.seq > opener.seq && ends(n.notice.event));
+        match closer {
+            Some(closer) if !closer.done.contains(channel) && !opener.done.contains(channel) => {
+                Silenced::Throughout
+            }
+            _ => Silenced::No,
+        }
     }
 
     /// What a pending notice of a loaded record is for `channel`, when an escalation route takes
@@ -712,12 +923,9 @@ impl Ledger {
                                 }
                             }
                         }
-                        let plan = self.router.plan(&alert, &self.channels);
-                        if alert.event == AlertKind::Recovered {
-                            released.extend(self.settle(&alert, &plan.now));
-                        }
-                        self.escalations.hold(&alert, &plan.later);
-                        recorded_now.push(held_back(*alert, &plan.later));
+                        let (handed, rel) = self.dispatch(&alert);
+                        released.extend(rel);
+                        recorded_now.extend(handed);
                     }
                 }
             }
@@ -808,6 +1016,13 @@ impl Ledger {
     }
 }
 
+/// What [`Ledger::silenced`] makes of a pending notice for one channel.
+enum Silenced {
+    No,
+    Hush(SystemTime),
+    Throughout,
+}
+
 /// What [`Ledger::escalation`] makes of a pending notice for one channel.
 enum Escalation {
     /// Not an escalation there: sent as any pending notice.
@@ -826,10 +1041,18 @@ fn held_back(mut alert: Alert, later: &BTreeMap<String, Duration>) -> Alert {
 
 /// Held notices handed to their channels, one delivery per channel, in order.
 fn release(due: Vec<Held>) -> Vec<Action> {
-    let mut by_channel: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
-    for held in due {
+    let due = due.into_iter().map(|held| {
         info!(agent = %held.alert.agent, channel = %held.channel, event = held.alert.event.as_str(), "outage still open: escalated");
-        by_channel.entry(held.channel).or_default().push(held.alert);
+        (held.channel, held.alert)
+    });
+    to_channels(due.collect())
+}
+
+/// Alerts handed to one channel each, one delivery per channel, in order.
+fn to_channels(items: Vec<(String, Alert)>) -> Vec<Action> {
+    let mut by_channel: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
+    for (channel, alert) in items {
+        by_channel.entry(channel).or_default().push(alert);
     }
     by_channel
         .into_iter()
@@ -2096,5 +2319,303 @@ mod tests {
         let mut f = T::follower();
         assert_eq!(f.on(Event::RecordsLoaded(loaded)), vec![]);
         assert_eq!(f.on(Event::PlannedStop("a".into())), vec![]);
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    /// Silences, each `(id, agent glob, from, to)` in the seconds of [`alert`].
+    fn silences(list: &[(&str, &str, u64, u64)]) -> Silences {
+        Silences::new(
+            list.iter()
+                .map(|(id, agent, from, to)| {
+                    crate::silence::Silence::new(
+                        id,
+                        common::silence::SilenceRecord {
+                            v: 1,
+                            agent: agent.to_string(),
+                            host: None,
+                            labels: Default::default(),
+                            starts_at: common::time::format(at(*from)),
+                            ends_at: common::time::format(at(*to)),
+                            created_by: "ops@bastion".into(),
+                            comment: "kernel upgrade".into(),
+                        },
+                    )
+                    .expect("a valid silence")
+                })
+                .collect(),
+        )
+    }
+
+    fn silenced(t: &mut T, list: &[(&str, &str, u64, u64)], wall: u64) -> Vec<Action> {
+        t.on(Event::Silences {
+            silences: silences(list),
+            wall: at(wall),
+        })
+    }
+
+    /// Every receipt noted, window after window (each answered as written), from `actions` on.
+    fn note_all(t: &mut T, mut actions: Vec<Action>) -> Vec<(NoticeKey, String)> {
+        let mut all = Vec::new();
+        for _ in 0..100 {
+            actions = t.record_all(actions);
+            let window = noted(&actions);
+            if window.is_empty() {
+                if actions.iter().any(|a| matches!(a, Action::RetryAt(_))) {
+                    actions = t.on(Event::Flush);
+                    continue;
+                }
+                break;
+            }
+            all.extend(window.clone());
+            actions = t.on(Event::Noted {
+                results: window.iter().map(|_| Ok(())).collect(),
+                now: t.now,
+            });
+        }
+        all.sort();
+        all
+    }
+
+    /// Receipts for these tickets from every channel, then every note that follows.
+    fn receipted(t: &mut T, tickets: &[u64]) -> Vec<(NoticeKey, String)> {
+        for ch in CH {
+            t.on(Event::Receipt {
+                channel: ch.into(),
+                keys: vec![],
+                tickets: tickets.iter().map(|n| Ticket(*n)).collect(),
+            });
+        }
+        let flush = t.on(Event::Flush);
+        note_all(t, flush)
+    }
+
+    /// A silenced agent's down is recorded, not sent; still down when the silence ends, the down
+    /// goes to every channel then, and its receipts are noted as any delivery's.
+    #[test]
+    fn a_silenced_down_is_recorded_and_sent_when_the_silence_ends_if_still_down() {
+        let mut t = T::leader();
+        assert_eq!(
+            silenced(&mut t, &[("0000000a", "web7-*", 0, 3600)], 0),
+            vec![]
+        );
+        let a = alert("web7-a1", Down, 10);
+        let other = alert("db1-a1", Down, 10);
+        let handed = t.decided(&[a.clone(), other.clone()]);
+        assert_eq!(
+            delivered(&handed),
+            vec![(To::All, vec![("db1-a1".into(), Down)])],
+            "only the agent no silence covers"
+        );
+        assert_eq!(escalate_at(&handed), Some(at(3600)), "woken when it ends");
+        assert_eq!(t.l.hushed(), 2, "one per channel");
+        let flush = t.on(Event::Flush);
+        assert_eq!(windows(&flush), vec![2], "both recorded: {flush:?}");
+        t.record_all(flush);
+        assert_eq!(
+            t.on(Event::Due { wall: at(3599) }),
+            vec![Action::EscalateAt(at(3600))]
+        );
+        let due = t.on(Event::Due { wall: at(3600) });
+        assert_eq!(
+            delivered(&due),
+            vec![
+                (
+                    To::Channel("dingtalk".into()),
+                    vec![("web7-a1".into(), Down)]
+                ),
+                (
+                    To::Channel("webhook".into()),
+                    vec![("web7-a1".into(), Down)]
+                ),
+            ]
+        );
+        assert_eq!(t.l.hushed(), 0);
+        assert_eq!(
+            receipted(&mut t, &[0]),
+            vec![
+                (key("web7-a1", 0), "dingtalk".to_string()),
+                (key("web7-a1", 0), "webhook".to_string())
+            ]
+        );
+    }
+
+    /// An outage over within the silence sends nothing, before or after: its down and its
+    /// recovered count as done everywhere, so the record can be pruned.
+    #[test]
+    fn an_outage_over_while_silenced_sends_neither_its_start_nor_its_end() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "*", 0, 3600)], 0);
+        let a = alert("a", Down, 10);
+        assert_eq!(delivered(&t.decided(std::slice::from_ref(&a))), vec![]);
+        let back = t.decided(&[lasting(&a, 100)]);
+        assert_eq!(delivered(&back), vec![], "{back:?}");
+        assert_eq!(t.l.hushed(), 0);
+        let mut want = Vec::new();
+        for seq in [0, 1] {
+            for ch in ["dingtalk", "webhook"] {
+                want.push((key("a", seq), ch.to_string()));
+            }
+        }
+        let flush = t.on(Event::Flush);
+        assert_eq!(note_all(&mut t, flush), want);
+        assert_eq!(delivered(&t.on(Event::Due { wall: at(3600) })), vec![]);
+    }
+
+    /// A silence extended moves the time its notices wait for; one removed lets them go at once.
+    /// A silence that follows another without a gap keeps them hushed.
+    #[test]
+    fn silences_changed_retime_what_they_hush() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "a", 0, 3600)], 0);
+        let a = alert("a", Down, 10);
+        t.decided(std::slice::from_ref(&a));
+        let extended = silenced(
+            &mut t,
+            &[("0000000a", "a", 0, 3600), ("0000000b", "a", 3500, 7200)],
+            20,
+        );
+        assert_eq!(extended, vec![Action::EscalateAt(at(7200))]);
+        let lifted = silenced(&mut t, &[], 30);
+        assert_eq!(
+            delivered(&lifted),
+            vec![
+                (To::Channel("dingtalk".into()), vec![("a".into(), Down)]),
+                (To::Channel("webhook".into()), vec![("a".into(), Down)]),
+            ]
+        );
+        assert_eq!(t.l.hushed(), 0);
+    }
+
+    /// A silence set during an outage already told: its `failed` is hushed, and its end is sent
+    /// (the page a person has is closed); the hushed `failed` is dropped with it.
+    #[test]
+    fn the_end_of_an_outage_told_before_the_silence_is_sent() {
+        let mut t = T::leader();
+        let a = alert("a", Down, 10);
+        assert_eq!(delivered(&t.decided(std::slice::from_ref(&a))).len(), 1);
+        silenced(&mut t, &[("0000000a", "a", 50, 3600)], 50);
+        let failed = Alert {
+            event: AlertKind::Failed,
+            at: at(60),
+            ..a.clone()
+        };
+        assert_eq!(delivered(&t.decided(&[failed])), vec![]);
+        assert_eq!(t.l.hushed(), 2);
+        let back = t.decided(&[lasting(&a, 100)]);
+        assert_eq!(
+            delivered(&back),
+            vec![(To::All, vec![("a".into(), Recovered)])]
+        );
+        let Some(Action::Deliver { alerts, .. }) = back.first() else {
+            panic!("handed over: {back:?}")
+        };
+        assert!(alerts[0].not_for.is_empty(), "{:?}", alerts[0].not_for);
+        assert_eq!(t.l.hushed(), 0);
+    }
+
+    /// A new leader hushes again what the records keep pending for an agent silenced now, and
+    /// never sends an outage that was over within the silence (the old leader died before noting
+    /// it); an agent no silence covers gets its pending notices as before.
+    #[test]
+    fn a_new_leader_hushes_from_the_records() {
+        let open = alert("web7-a1", Down, 10);
+        let over = alert("web7-a2", Down, 10);
+        let loud = alert("db1-a1", Down, 10);
+        let loaded = records(vec![
+            record(std::slice::from_ref(&open), &[]),
+            record(&[over.clone(), lasting(&over, 100)], &[]),
+            record(std::slice::from_ref(&loud), &[]),
+        ]);
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "web7-*", 0, 3600)], 200);
+        let requeued = t.requeued(Event::RecordsLoaded(loaded));
+        assert_eq!(
+            delivered(&requeued),
+            vec![
+                (To::Channel("webhook".into()), vec![("db1-a1".into(), Down)]),
+                (
+                    To::Channel("dingtalk".into()),
+                    vec![("db1-a1".into(), Down)]
+                ),
+            ],
+            "{requeued:?}"
+        );
+        assert_eq!(escalate_at(&requeued), Some(at(3600)));
+        assert_eq!(t.l.hushed(), 2);
+        let flush = t.on(Event::Flush);
+        let mut want = Vec::new();
+        for seq in [0, 1] {
+            for ch in ["dingtalk", "webhook"] {
+                want.push((key("web7-a2", seq), ch.to_string()));
+            }
+        }
+        assert_eq!(
+            note_all(&mut t, flush),
+            want,
+            "over within the silence: done"
+        );
+        let due = t.on(Event::Due { wall: at(3600) });
+        assert_eq!(
+            delivered(&due),
+            vec![
+                (
+                    To::Channel("dingtalk".into()),
+                    vec![("web7-a1".into(), Down)]
+                ),
+                (
+                    To::Channel("webhook".into()),
+                    vec![("web7-a1".into(), Down)]
+                ),
+            ]
+        );
+    }
+
+    /// An escalation route's channel waits for the silence to end and then for the rest of its
+    /// wait; one whose wait ran out within the silence gets the down when the silence ends.
+    #[test]
+    fn a_silence_holds_an_escalation_too() {
+        let mut t = escalating();
+        silenced(
+            &mut t,
+            &[("0000000a", "a", 0, 300), ("0000000b", "b", 0, 900)],
+            0,
+        );
+        let (a, b) = (alert("a", Down, 0), alert("b", Down, 0));
+        assert_eq!(delivered(&t.decided(&[a.clone(), b.clone()])), vec![]);
+        let at_300 = t.on(Event::Due { wall: at(300) });
+        assert_eq!(
+            delivered(&at_300),
+            vec![(To::Channel("webhook".into()), vec![("a".into(), Down)])],
+            "the phone waits the rest of its 10 minutes"
+        );
+        let at_600 = t.on(Event::Due {
+            wall: a.at + ESCALATE,
+        });
+        assert_eq!(
+            delivered(&at_600),
+            vec![(To::Channel("dingtalk".into()), vec![("a".into(), Down)])]
+        );
+        let at_900 = t.on(Event::Due { wall: at(900) });
+        let mut got = delivered(&at_900);
+        // The phone's wait is over too: it gets it at the next turn, at once.
+        got.extend(delivered(&t.on(Event::Due { wall: at(900) })));
+        assert_eq!(
+            got,
+            vec![
+                (To::Channel("webhook".into()), vec![("b".into(), Down)]),
+                (To::Channel("dingtalk".into()), vec![("b".into(), Down)]),
+            ]
+        );
+    }
+
+    /// A follower knows the silences (for its own view) and hushes nothing: it sends nothing.
+    #[test]
+    fn a_follower_takes_silences_and_does_nothing() {
+        let mut f = T::follower();
+        assert_eq!(silenced(&mut f, &[("0000000a", "*", 0, 60)], 0), vec![]);
+        assert_eq!(f.on(Event::Due { wall: at(60) }), vec![]);
     }
 }

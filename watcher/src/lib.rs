@@ -15,6 +15,7 @@ pub mod config;
 pub mod degradation;
 pub mod escalation;
 pub mod http;
+pub mod hushed;
 pub mod leadership;
 pub mod ledger;
 pub mod message;

@@ -99,6 +99,18 @@ pub struct Silences {
     list: Vec<Silence>,
 }
 
+/// Equal when they hold the same records under the same ids (the globs are compiled from them).
+impl PartialEq for Silences {
+    fn eq(&self, other: &Silences) -> bool {
+        self.list.len() == other.list.len()
+            && self
+                .list
+                .iter()
+                .zip(&other.list)
+                .all(|(a, b)| a.id == b.id && a.record == b.record)
+    }
+}
+
 impl Silences {
     pub fn new(mut list: Vec<Silence>) -> Silences {
         list.sort_by(|a, b| a.id.cmp(&b.id));

@@ -45,6 +45,7 @@ use crate::outage::{
 };
 use crate::outbox::Outbox;
 use crate::record::OutageRecord;
+use crate::silence::{Silence, Silences};
 
 #[derive(Clone, Debug)]
 pub struct WatchConfig {
@@ -88,6 +89,8 @@ pub async fn watch(
         cut_off: false,
         escalate_at: None,
         degradations: Degradations::new(),
+        silences: BTreeMap::new(),
+        warned_silences: HashSet::new(),
         sd_next: systemd.watchdog_every().map(|every| Instant::now() + every),
         systemd,
         blind: Blindness::new(
@@ -165,6 +168,11 @@ struct Watcher {
     escalate_at: Option<SystemTime>,
     /// The agents told degraded and not yet healthy (issue 11's health nodes).
     degradations: Degradations,
+    /// The silences by id, as read from `<root>/silences/` (issue 12): the ledger hushes what
+    /// they cover.
+    silences: BTreeMap<String, Silence>,
+    /// Silence nodes already reported as unusable (by name and version).
+    warned_silences: HashSet<(String, i64)>,
     /// systemd's view: readiness, status lines, watchdog pings.
     systemd: Arc<Systemd>,
     /// When the next watchdog ping is due, when systemd asks for them.
@@ -450,6 +458,10 @@ impl Watcher {
             .into_iter()
             .filter_map(|(name, r)| Some((name, r?)))
             .collect();
+        // Before the records: what they keep pending for an agent silenced now is hushed again.
+        self.silences = self.read_silences(client).await?;
+        let actions = self.tell_silences();
+        self.carry_out(client, actions).await?;
         let actions = self.ledger.on_event(ledger::Event::RecordsLoaded(records));
         self.carry_out(client, actions).await?;
         self.apply(Event::Snapshot {
@@ -547,6 +559,27 @@ impl Watcher {
                 });
                 self.degraded(actions);
             }
+            NodeKind::Silence(name) if common::silence::is_id(name) => {
+                let silence = if created_or_changed {
+                    found(client.get_data(&event.path).await)?
+                        .and_then(|(data, stat)| self.silence(name, &data, stat.mzxid))
+                } else {
+                    None
+                };
+                match silence {
+                    Some(s) => {
+                        info!(silence = name, agent = %s.record.agent, ends = %s.record.ends_at, by = %s.record.created_by, comment = %s.record.comment, "silence set");
+                        self.silences.insert(name.to_owned(), s);
+                    }
+                    None => {
+                        if self.silences.remove(name).is_some() {
+                            info!(silence = name, "silence removed");
+                        }
+                    }
+                }
+                let actions = self.tell_silences();
+                self.carry_out(client, actions).await?;
+            }
             // Only a follower reads what the leader records: to forget what it remembered.
             NodeKind::Outage(name) if !self.ledger.leader() => {
                 let seen = if created_or_changed {
@@ -575,6 +608,59 @@ impl Watcher {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Every usable silence under `<root>/silences/`; the rest is logged once and ignored.
+    async fn read_silences(
+        &mut self,
+        client: &zk::Client,
+    ) -> Result<BTreeMap<String, Silence>, zk::Error> {
+        let dir = self.cfg.layout.silences_dir();
+        let names = session::child_names(client, &dir, |n| {
+            let ok = common::silence::is_id(n);
+            if !ok {
+                debug!(node = %format!("{dir}/{n}"), "not a silence id; ignored");
+            }
+            ok
+        })
+        .await?;
+        let read = session::read_named(client, &dir, names, |name, data, stat| {
+            (name, data, stat.mzxid)
+        })
+        .await?;
+        Ok(read
+            .into_iter()
+            .filter_map(|(name, data, mzxid)| {
+                let s = self.silence(&name, &data, mzxid)?;
+                Some((name, s))
+            })
+            .collect())
+    }
+
+    /// A silence node's data compiled, or `None` (said once a version) when it cannot be used:
+    /// a silence that cannot be read silences nothing.
+    fn silence(&mut self, name: &str, data: &[u8], mzxid: i64) -> Option<Silence> {
+        let compiled = common::silence::SilenceRecord::parse(data)
+            .map_err(|e| e.to_string())
+            .and_then(|r| Silence::new(name, r));
+        match compiled {
+            Ok(s) => Some(s),
+            Err(why) => {
+                if self.warned_silences.insert((name.to_owned(), mzxid)) {
+                    warn!(silence = name, problem = %why, "a silence node cannot be used; it silences nothing");
+                }
+                None
+            }
+        }
+    }
+
+    /// Hands the silences to the ledger; what it releases is for the caller to carry out.
+    fn tell_silences(&mut self) -> Vec<ledger::Action> {
+        let silences = Silences::new(self.silences.values().cloned().collect());
+        self.ledger.on_event(ledger::Event::Silences {
+            silences,
+            wall: SystemTime::now(),
+        })
     }
 
     fn apply(&mut self, event: Event) {
