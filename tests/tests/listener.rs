@@ -189,6 +189,38 @@ fn metrics_pass_promtool_and_show_a_crash_as_the_api_does() {
         "crash1's restart counted by its watchdog:\n{after}"
     );
 
+    // A silence on the crashed agent: counted, and shown by the API as by status.
+    let added = Command::new(bin("flume-watcher"))
+        .args([
+            "silence",
+            "add",
+            "--zk",
+            &zk.connect_string(),
+            "--root",
+            &root,
+        ])
+        .args([
+            "--agent",
+            "crash1",
+            "--for",
+            "1h",
+            "--comment",
+            "looking into it",
+        ])
+        .output()
+        .expect("run flume-watcher silence add");
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let silence = String::from_utf8_lossy(&added.stdout).trim().to_owned();
+    let silenced = scrape_until(&addr, "the silence counted in /metrics", |t| {
+        t.contains("flume_watcher_silences_active 1\n")
+    });
+    promtool_check(&silenced).unwrap_or_else(|e| panic!("{e}\n--- scrape ---\n{silenced}"));
+
     // /api/v1/agents is `status --json`, agent for agent.
     let api = get(&addr, "/api/v1/agents");
     assert_eq!(api.status, 200, "{api:?}");
@@ -220,6 +252,8 @@ fn metrics_pass_promtool_and_show_a_crash_as_the_api_does() {
         .unwrap_or_else(|| panic!("crash1 in {api}"));
     assert_eq!(crashed["state"], "down", "{api}");
     assert_eq!(crashed["last_exit"]["code"], 3, "{api}");
+    assert_eq!(crashed["silenced"], serde_json::json!([silence]), "{api}");
+    assert_eq!(api["silences"][0]["id"], silence.as_str(), "{api}");
 
     // Read-only: GET and HEAD; anything else 405; unknown paths 404.
     let post = request(&addr, "POST", "/api/v1/agents");

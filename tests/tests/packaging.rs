@@ -120,6 +120,10 @@ const MAN_PAGES: &[&str] = &[
     "flume-watcher-config-check",
     "flume-watcher-config-example",
     "flume-watcher-test-alert",
+    "flume-watcher-silence",
+    "flume-watcher-silence-add",
+    "flume-watcher-silence-list",
+    "flume-watcher-silence-remove",
 ];
 
 const CONFFILES: &[&str] = &[
@@ -236,7 +240,7 @@ fn man_pages_and_completions_cover_every_command() {
         ("flume-watchdog", &["run", "stop"][..]),
         (
             "flume-watcher",
-            &["run", "status", "config", "test-alert"][..],
+            &["run", "status", "config", "test-alert", "silence"][..],
         ),
     ] {
         let b = tree

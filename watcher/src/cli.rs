@@ -1,8 +1,9 @@
 //! Command-line interface of flume-watcher: flags (each also from the environment) and checks.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand};
@@ -11,6 +12,7 @@ use common::cli::{
     duration, with_zk_env, ConfigErrors, EnvList, Refusal, ZkArgs, ZkRunArgs, DURATIONS,
 };
 use common::config::ZkConfig;
+use common::silence::SilenceRecord;
 use common::Layout;
 
 use crate::channels::{
@@ -18,6 +20,7 @@ use crate::channels::{
 };
 use crate::config::{self, FileConfig};
 use crate::message::{Lang, Style, Zone};
+use crate::routing::Pattern;
 use crate::watch::WatchConfig;
 
 /// Prefix of the environment variable of every flag (`FLUME_WATCHER_ZK`) and of the log filter's.
@@ -49,6 +52,71 @@ pub enum CliCommand {
     /// Send a clearly marked test message through every channel (or one) and print each result
     #[command(after_help = TEST_ALERT_HELP)]
     TestAlert(TestAlertArgs),
+    /// Maintenance windows: hold back the alerts about some agents for a while
+    #[command(subcommand, after_help = silence_help())]
+    Silence(SilenceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SilenceCommand {
+    /// Silence the agents that match, for a time; prints the new silence's id
+    #[command(after_help = silence_add_help())]
+    Add(SilenceAddArgs),
+    /// List the silences in force and pending (--all: the expired ones too)
+    #[command(after_help = silence_list_help())]
+    List(SilenceListArgs),
+    /// Lift a silence now
+    #[command(after_help = silence_remove_help())]
+    Remove(SilenceRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SilenceAddArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Glob on the agent id (web7-*); `*` silences every agent, and must be said so
+    #[arg(long, value_name = "GLOB")]
+    pub agent: String,
+    /// Glob on the agent's host [default: any host]
+    #[arg(long, value_name = "GLOB")]
+    pub host: Option<String>,
+    /// Glob on one of the agent's labels, KEY=GLOB (repeatable: every one must match)
+    #[arg(long = "label", value_name = "KEY=GLOB")]
+    pub labels: Vec<String>,
+    /// How long it lasts from its start (2h, 90m); give this or --until
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+    pub for_: Option<Duration>,
+    /// When it ends: RFC 3339 with an offset (2026-12-03T02:00+08:00, 2026-12-02T18:00Z); give
+    /// this or --for
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// When it begins, as --until [default: now]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub start: Option<String>,
+    /// Why (kernel upgrade): the next person on call reads it to know whether it may be lifted
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub comment: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SilenceListArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// Print JSON (an array of objects) instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Also the expired silences (kept 5 days after they end)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SilenceRemoveArgs {
+    #[command(flatten)]
+    pub zk: ZkArgs,
+    /// The silence's id, as `silence add` printed it and `silence list` shows it (3f9a1c2e)
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 const TEST_ALERT_HELP: &str = concat!(
@@ -233,6 +301,65 @@ const STATUS_EXAMPLES: &str = concat!(
     "  flume-watcher status --zk zk1:2181/kafka --zk-auth-file /etc/flume-watchdog/zk-auth --json",
 );
 
+const SILENCE_ADD_EXAMPLES: &str = concat!(
+    "  flume-watcher silence add --zk zk1:2181,zk2:2181/kafka --agent 'web7-*' --for 2h --comment 'kernel upgrade'\n",
+    "  flume-watcher silence add --zk zk1:2181/kafka --agent '*' --host 'rack7-*' --label team=logs \\\n",
+    "      --start 2026-12-03T00:00+08:00 --until 2026-12-03T02:00+08:00 --comment 'rack 7 power work'",
+);
+
+const SILENCE_LIST_EXAMPLES: &str = concat!(
+    "  flume-watcher silence list --zk zk1:2181,zk2:2181/kafka\n",
+    "  flume-watcher silence list --zk zk1:2181/kafka --all --json",
+);
+
+const SILENCE_REMOVE_EXAMPLES: &str =
+    "  flume-watcher silence remove --zk zk1:2181,zk2:2181/kafka 3f9a1c2e";
+
+const SILENCE_ADD_EXIT_CODES: &str = concat!(
+    "  0  added: its id is on stdout\n",
+    "  1  cannot write (ZooKeeper unreachable, not authorized)\n",
+    "  2  bad flags (every problem is listed)",
+);
+
+const SILENCE_LIST_EXIT_CODES: &str = concat!(
+    "  0  ok (a node that is not a silence is named on stderr and skipped)\n",
+    "  1  cannot read (ZooKeeper unreachable, not authorized, or the root does not exist)\n",
+    "  2  bad flags (every problem is listed)",
+);
+
+const SILENCE_REMOVE_EXIT_CODES: &str = concat!(
+    "  0  removed\n",
+    "  1  no silence has that id, or ZooKeeper is unreachable or refused\n",
+    "  2  bad flags, or ID is not a silence id (every problem is listed)",
+);
+
+/// Times as --until and --start take them.
+const SILENCE_TIMES: &str = "Times: RFC 3339 with an offset, seconds optional: \
+2026-12-03T02:00+08:00, 2026-12-02T18:00:00Z.";
+
+fn silence_add_help() -> String {
+    format!(
+        "Examples:\n{SILENCE_ADD_EXAMPLES}\n\nExit codes:\n{SILENCE_ADD_EXIT_CODES}\n\n\
+         {DURATIONS}\n{SILENCE_TIMES}"
+    )
+}
+
+fn silence_list_help() -> String {
+    format!("Examples:\n{SILENCE_LIST_EXAMPLES}\n\nExit codes:\n{SILENCE_LIST_EXIT_CODES}")
+}
+
+fn silence_remove_help() -> String {
+    format!("Examples:\n{SILENCE_REMOVE_EXAMPLES}\n\nExit codes:\n{SILENCE_REMOVE_EXIT_CODES}")
+}
+
+fn silence_help() -> String {
+    format!(
+        "Examples:\n{SILENCE_ADD_EXAMPLES}\n{SILENCE_LIST_EXAMPLES}\n{SILENCE_REMOVE_EXAMPLES}\n\n\
+         Exit codes of add:\n{SILENCE_ADD_EXIT_CODES}\n\nExit codes of list:\n{SILENCE_LIST_EXIT_CODES}\n\n\
+         Exit codes of remove:\n{SILENCE_REMOVE_EXIT_CODES}\n\n{DURATIONS}\n{SILENCE_TIMES}"
+    )
+}
+
 /// The exit codes of `run`, as main gives them.
 const RUN_EXIT_CODES: &str = concat!(
     "  0  stopped by SIGTERM or SIGINT\n",
@@ -259,10 +386,12 @@ fn status_help() -> String {
 
 fn top_help() -> String {
     format!(
-        "Examples:\n{}\n{}\n\n\
-         Exit codes of run:\n{RUN_EXIT_CODES}\n\nExit codes of status:\n{STATUS_EXIT_CODES}\n\n{DURATIONS}",
+        "Examples:\n{}\n{}\n{}\n\n\
+         Exit codes of run:\n{RUN_EXIT_CODES}\n\nExit codes of status:\n{STATUS_EXIT_CODES}\n\n\
+         Exit codes of silence: see flume-watcher silence --help\n\n{DURATIONS}",
         RUN_EXAMPLES.lines().next().unwrap_or_default(),
         STATUS_EXAMPLES.lines().next().unwrap_or_default(),
+        SILENCE_ADD_EXAMPLES.lines().next().unwrap_or_default(),
     )
 }
 
@@ -288,6 +417,34 @@ pub enum Config {
     Example,
     /// `test-alert`.
     TestAlert(TestAlertConfig),
+    /// `silence add`: the record to store.
+    SilenceAdd(SilenceAddConfig),
+    /// `silence list`.
+    SilenceList(SilenceListConfig),
+    /// `silence remove`.
+    SilenceRemove(SilenceRemoveConfig),
+}
+
+#[derive(Debug)]
+pub struct SilenceAddConfig {
+    pub zk: ZkConfig,
+    pub layout: Layout,
+    pub record: SilenceRecord,
+}
+
+#[derive(Debug)]
+pub struct SilenceListConfig {
+    pub zk: ZkConfig,
+    pub layout: Layout,
+    pub json: bool,
+    pub all: bool,
+}
+
+#[derive(Debug)]
+pub struct SilenceRemoveConfig {
+    pub zk: ZkConfig,
+    pub layout: Layout,
+    pub id: String,
 }
 
 #[derive(Debug)]
@@ -316,6 +473,35 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal
             },
             CliCommand::Config(ConfigCommand::Example) => Ok(Config::Example),
             CliCommand::TestAlert(args) => args.into_config().map(Config::TestAlert),
+            CliCommand::Silence(SilenceCommand::Add(args)) => args
+                .into_config(SystemTime::now(), &crate::silencing::author())
+                .map(Config::SilenceAdd),
+            CliCommand::Silence(SilenceCommand::List(args)) => {
+                one_shot(&args.zk, Vec::new()).map(|(zk, layout)| {
+                    Config::SilenceList(SilenceListConfig {
+                        zk,
+                        layout,
+                        json: args.json,
+                        all: args.all,
+                    })
+                })
+            }
+            CliCommand::Silence(SilenceCommand::Remove(args)) => {
+                let mut errors = Vec::new();
+                if !common::silence::is_id(&args.id) {
+                    errors.push(format!(
+                        "ID: `{}` is not a silence id (8 lowercase hex digits, as `silence list` shows them)",
+                        args.id
+                    ));
+                }
+                one_shot(&args.zk, errors).map(|(zk, layout)| {
+                    Config::SilenceRemove(SilenceRemoveConfig {
+                        zk,
+                        layout,
+                        id: args.id,
+                    })
+                })
+            }
         }
     })
 }
@@ -346,6 +532,137 @@ impl Given<'_> {
             Some(v) if !self.by_user(id) => v,
             _ => flag,
         }
+    }
+}
+
+/// The ZooKeeper flags of a one-shot command, as `status` takes them, after the command's own
+/// `errors`: every problem at once.
+fn one_shot(zk: &ZkArgs, mut errors: Vec<String>) -> Result<(ZkConfig, Layout), ConfigErrors> {
+    match zk.into_config(&mut errors) {
+        Some(found) if errors.is_empty() => Ok(found),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// `--until` and `--start`: RFC 3339 with an offset (jiff takes `02:00` without seconds too).
+/// A time without an offset is refused rather than guessed in some zone.
+fn parse_time(flag: &str, s: &str) -> Result<SystemTime, String> {
+    s.trim()
+        .parse::<jiff::Timestamp>()
+        .map(SystemTime::from)
+        .map_err(|_| {
+            format!(
+                "--{flag}: `{s}` is not a time with an offset: write RFC 3339, e.g. \
+                 2026-12-03T02:00+08:00 or 2026-12-02T18:00:00Z"
+            )
+        })
+}
+
+impl SilenceAddArgs {
+    /// The record to store, or every problem; `now` and `author` given so that tests need no
+    /// clock and no user.
+    pub fn into_config(
+        self,
+        now: SystemTime,
+        author: &str,
+    ) -> Result<SilenceAddConfig, ConfigErrors> {
+        let mut errors = Vec::new();
+        let record = self.record(now, author, &mut errors);
+        let zk = self.zk.into_config(&mut errors);
+        match (zk, record) {
+            (Some((zk, layout)), Some(record)) if errors.is_empty() => {
+                Ok(SilenceAddConfig { zk, layout, record })
+            }
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    fn record(
+        &self,
+        now: SystemTime,
+        author: &str,
+        errors: &mut Vec<String>,
+    ) -> Option<SilenceRecord> {
+        let before = errors.len();
+        if self.agent.trim().is_empty() {
+            errors.push(
+                "--agent: empty; give a glob on the agent id (`*` for every agent)".to_owned(),
+            );
+        } else if let Err(e) = Pattern::new(&self.agent) {
+            errors.push(format!("--agent: {e}"));
+        }
+        if let Some(host) = &self.host {
+            if let Err(e) = Pattern::new(host) {
+                errors.push(format!("--host: {e}"));
+            }
+        }
+        let mut labels = BTreeMap::new();
+        for label in &self.labels {
+            match label.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    if let Err(e) = Pattern::new(v) {
+                        errors.push(format!("--label {k}: {e}"));
+                    }
+                    if labels.insert(k.to_owned(), v.to_owned()).is_some() {
+                        errors.push(format!("--label {k}: given twice"));
+                    }
+                }
+                _ => errors.push(format!("--label: `{label}` is not KEY=GLOB (team=logs)")),
+            }
+        }
+        if self.comment.trim().is_empty() {
+            errors.push(
+                "--comment: empty; say why (kernel upgrade): the next person on call reads it"
+                    .to_owned(),
+            );
+        }
+        let starts = match &self.start {
+            None => Some(now),
+            Some(s) => parse_time("start", s).map_err(|e| errors.push(e)).ok(),
+        };
+        let ends = match (self.for_, &self.until) {
+            (Some(_), Some(_)) => {
+                errors.push("--for and --until: give one of them, not both".to_owned());
+                None
+            }
+            (None, None) => {
+                errors.push("--for or --until: give one (how long, or until when)".to_owned());
+                None
+            }
+            (Some(d), None) if d.is_zero() => {
+                errors.push("--for: must be more than 0 (2h, 90m)".to_owned());
+                None
+            }
+            (Some(d), None) => starts.and_then(|s| s.checked_add(d)),
+            (None, Some(u)) => parse_time("until", u).map_err(|e| errors.push(e)).ok(),
+        };
+        if let (Some(starts), Some(ends)) = (starts, ends) {
+            if ends <= now {
+                errors.push(format!(
+                    "--{}: the silence would end in the past ({}; now is {})",
+                    if self.until.is_some() { "until" } else { "for" },
+                    common::time::format(ends),
+                    common::time::format(now)
+                ));
+            } else if ends <= starts {
+                errors.push(format!(
+                    "--until: {} is not after --start {}",
+                    common::time::format(ends),
+                    common::time::format(starts)
+                ));
+            }
+        }
+        let (starts, ends) = (starts?, ends?);
+        (errors.len() == before).then(|| SilenceRecord {
+            v: 1,
+            agent: self.agent.clone(),
+            host: self.host.clone(),
+            labels,
+            starts_at: common::time::format(starts),
+            ends_at: common::time::format(ends),
+            created_by: author.to_owned(),
+            comment: self.comment.trim().to_owned(),
+        })
     }
 }
 
@@ -680,6 +997,188 @@ mod tests {
         assert_eq!(cfg.zk.acl.spec().to_string(), "world-all");
     }
 
+    /// `silence add`'s record at a fixed now, or every problem.
+    fn silence_add(args: &[&str], now: SystemTime) -> Result<SilenceRecord, Vec<String>> {
+        let full = ["flume-watcher", "silence", "add", "--zk", "z:1"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        let cli = common::cli::parse_with_sources(command(), ENV_LISTS, full, |cli: Cli, _| {
+            match cli.command {
+                CliCommand::Silence(SilenceCommand::Add(a)) => a.into_config(now, "ops@bastion"),
+                other => panic!("expected silence add, got {other:?}"),
+            }
+        });
+        match cli {
+            Ok(cfg) => Ok(cfg.record),
+            Err(Refusal::Problems(p)) => Err(p.problems),
+            Err(other) => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn silence_add_takes_for_or_until_and_refuses_what_an_operator_gets_wrong() {
+        // 2026-12-02T16:00:00Z
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_227_200);
+        let ok = silence_add(
+            &[
+                "--agent",
+                "web7-*",
+                "--host",
+                "rack7-*",
+                "--label",
+                "team=lo*",
+                "--for",
+                "2h",
+                "--comment",
+                " kernel upgrade ",
+            ],
+            now,
+        )
+        .expect("valid");
+        assert_eq!(
+            ok,
+            SilenceRecord {
+                v: 1,
+                agent: "web7-*".into(),
+                host: Some("rack7-*".into()),
+                labels: BTreeMap::from([("team".into(), "lo*".into())]),
+                starts_at: "2026-12-02T16:00:00.000Z".into(),
+                ends_at: "2026-12-02T18:00:00.000Z".into(),
+                created_by: "ops@bastion".into(),
+                comment: "kernel upgrade".into(),
+            }
+        );
+        // --until with an offset and without seconds; --start in the future (pending).
+        let until = silence_add(
+            &[
+                "--agent",
+                "*",
+                "--start",
+                "2026-12-03T01:00+08:00",
+                "--until",
+                "2026-12-03T02:00+08:00",
+                "--comment",
+                "x",
+            ],
+            now,
+        )
+        .expect("valid");
+        assert_eq!(
+            (until.starts_at.as_str(), until.ends_at.as_str()),
+            ("2026-12-02T17:00:00.000Z", "2026-12-02T18:00:00.000Z")
+        );
+        let z = silence_add(
+            &[
+                "--agent",
+                "a",
+                "--until",
+                "2026-12-02T18:30:00Z",
+                "--comment",
+                "x",
+            ],
+            now,
+        )
+        .expect("valid");
+        assert_eq!(z.ends_at, "2026-12-02T18:30:00.000Z");
+        assert!(z.host.is_none() && z.labels.is_empty());
+
+        // Each row: the flags, and what the (only) problem says.
+        let rows: &[(&[&str], &str)] = &[
+            (&["--agent", "a", "--comment", "x"], "--for or --until: give one"),
+            (
+                &["--agent", "a", "--for", "1h", "--until", "2026-12-03T02:00+08:00", "--comment", "x"],
+                "--for and --until: give one of them, not both",
+            ),
+            (&["--agent", "a", "--for", "0s", "--comment", "x"], "--for: must be more than 0"),
+            (
+                &["--agent", "a", "--for", "-1h", "--comment", "x"],
+                "invalid value '-1h' for '--for <DURATION>': a duration cannot be negative",
+            ),
+            (
+                &["--agent", "a", "--for", "soon", "--comment", "x"],
+                "invalid value 'soon' for '--for <DURATION>'",
+            ),
+            (
+                &["--agent", "a", "--until", "2026-12-02T15:00Z", "--comment", "x"],
+                "--until: the silence would end in the past (2026-12-02T15:00:00.000Z; now is 2026-12-02T16:00:00.000Z)",
+            ),
+            (
+                &["--agent", "a", "--until", "2026-12-03 02:00", "--comment", "x"],
+                "--until: `2026-12-03 02:00` is not a time with an offset",
+            ),
+            (
+                &["--agent", "a", "--start", "2026-12-02T19:00Z", "--until", "2026-12-02T18:00Z", "--comment", "x"],
+                "--until: 2026-12-02T18:00:00.000Z is not after --start 2026-12-02T19:00:00.000Z",
+            ),
+            (&["--agent", "a", "--for", "1h", "--comment", "  "], "--comment: empty"),
+            (&["--agent", "a", "--for", "1h"], "required arguments were not provided: --comment <TEXT>"),
+            (&["--for", "1h", "--comment", "x"], "required arguments were not provided: --agent <GLOB>"),
+            (&["--agent", "", "--for", "1h", "--comment", "x"], "--agent: empty"),
+            (&["--agent", "[web", "--for", "1h", "--comment", "x"], "--agent: `[web` is not a glob"),
+            (&["--agent", "a", "--host", "{x", "--for", "1h", "--comment", "x"], "--host: `{x` is not a glob"),
+            (&["--agent", "a", "--label", "team", "--for", "1h", "--comment", "x"], "--label: `team` is not KEY=GLOB"),
+            (&["--agent", "a", "--label", "team=[", "--for", "1h", "--comment", "x"], "--label team: `[` is not a glob"),
+        ];
+        for (args, want) in rows {
+            let problems = silence_add(args, now).expect_err(want);
+            assert_eq!(problems.len(), 1, "{args:?}: {problems:?}");
+            assert!(
+                problems[0].contains(want),
+                "{args:?}: {want:?} not in {problems:?}"
+            );
+        }
+        // Every problem at once.
+        let all = silence_add(&["--agent", "[", "--comment", ""], now).expect_err("bad");
+        assert_eq!(all.len(), 3, "{all:?}");
+    }
+
+    #[test]
+    fn silence_remove_and_list_take_status_s_flags() {
+        let parsed = |args: &[&str]| {
+            parse(
+                ["flume-watcher", "silence"]
+                    .into_iter()
+                    .chain(args.iter().copied())
+                    .map(OsString::from),
+            )
+        };
+        match parsed(&["remove", "--zk", "z:1", "--root", "/r", "3f9a1c2e"]) {
+            Ok(Config::SilenceRemove(c)) => {
+                assert_eq!((c.id.as_str(), c.layout.root()), ("3f9a1c2e", "/r"))
+            }
+            other => panic!("expected remove, got {other:?}"),
+        }
+        match parsed(&["remove", "--zk", "z:1", "3F9A1C2E"]) {
+            Err(Refusal::Problems(p)) => {
+                assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+                assert!(p.problems[0].starts_with("ID: `3F9A1C2E` is not a silence id"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        match parsed(&[
+            "list",
+            "--zk",
+            "z:1",
+            "--json",
+            "--all",
+            "--zk-auth",
+            "alice:pw",
+        ]) {
+            Ok(Config::SilenceList(c)) => {
+                assert!(c.json && c.all);
+                assert_eq!(c.zk.acl.spec().to_string(), "creator-all,world-read");
+            }
+            other => panic!("expected list, got {other:?}"),
+        }
+        match parsed(&["list", "--zk", "z:1", "--zk-acl", "world-all"]) {
+            Err(Refusal::Problems(p)) => {
+                assert!(p.problems[0].starts_with("unexpected argument '--zk-acl' found"))
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     #[test]
     fn every_help_ends_with_examples_and_exit_codes() {
         let mut cmd = command();
@@ -701,5 +1200,36 @@ mod tests {
             assert_eq!(help.contains(DURATIONS), sub == "run", "{help}");
         }
         assert!(top.contains(DURATIONS), "{top}");
+        assert!(
+            top.contains("flume-watcher silence add --zk zk1:2181,zk2:2181/kafka"),
+            "{top}"
+        );
+        let silence = cmd.find_subcommand_mut("silence").expect("silence");
+        let group = silence.render_long_help().to_string();
+        for (sub, codes) in [
+            ("add", SILENCE_ADD_EXIT_CODES),
+            ("list", SILENCE_LIST_EXIT_CODES),
+            ("remove", SILENCE_REMOVE_EXIT_CODES),
+        ] {
+            let help = silence
+                .find_subcommand_mut(sub)
+                .expect("subcommand")
+                .render_long_help()
+                .to_string();
+            for text in [&group, &help] {
+                for want in [
+                    &format!("flume-watcher silence {sub} --zk zk1:2181,zk2:2181/kafka"),
+                    codes,
+                ] {
+                    assert!(text.contains(want), "{want:?} missing in:\n{text}");
+                }
+            }
+            let tail = help.trim_end();
+            assert!(
+                tail.ends_with(codes) || tail.ends_with(SILENCE_TIMES),
+                "ends with its exit codes (and the syntax it reads):\n{help}"
+            );
+            assert_eq!(help.contains(DURATIONS), sub == "add", "{help}");
+        }
     }
 }

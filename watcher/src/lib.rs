@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod record;
 pub mod routing;
 pub mod silence;
+pub mod silencing;
 pub mod status;
 pub mod watch;
 

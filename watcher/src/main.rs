@@ -88,6 +88,9 @@ fn main() -> ExitCode {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(1),
         },
+        Config::SilenceAdd(cfg) => silence_add(&runtime, cfg),
+        Config::SilenceList(cfg) => silence_list(&runtime, cfg),
+        Config::SilenceRemove(cfg) => silence_remove(&runtime, cfg),
         Config::Status(args) => {
             let status = match runtime.block_on(watcher::status::read(&args.zk, &args.layout)) {
                 Ok(status) => status,
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
                 watcher::status::leader_line(&status)
                     + &watcher::status::table(&status.agents)
                     + &watcher::status::degraded_lines(&status.agents)
+                    + &watcher::status::silence_lines(&status)
             };
             // A reader that stopped early (`| head`) had what it wanted: no failure. Anything
             // else that kept the output from being written (a full disk) is one.
@@ -126,6 +130,117 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// stdout written, or the exit code: a reader that stopped early (`| head`) is no failure, a
+/// full disk is.
+fn written(text: &str, command: &str) -> ExitCode {
+    match out(text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            err(&format!(
+                "flume-watcher {command}: cannot write the output: {e}"
+            ));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn silence_add(runtime: &tokio::runtime::Runtime, cfg: watcher::cli::SilenceAddConfig) -> ExitCode {
+    use watcher::silencing;
+    let added = match runtime.block_on(silencing::add(&cfg.zk, &cfg.layout, &cfg.record)) {
+        Ok(added) => added,
+        Err(e) => {
+            err(&format!("flume-watcher silence add: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let zone = watcher::message::Zone::local();
+    let r = &cfg.record;
+    let when = |s: &str| {
+        common::time::parse(s).map_or_else(|| s.to_owned(), |t| silencing::local_and_utc(t, &zone))
+    };
+    let from =
+        if common::time::parse(&r.starts_at).is_some_and(|t| t > std::time::SystemTime::now()) {
+            format!("from {} ", when(&r.starts_at))
+        } else {
+            String::new()
+        };
+    err(&format!(
+        "flume-watcher silence add: silence {} holds back the alerts about {} {from}until {}: {}",
+        added.id,
+        silencing::matchers(r),
+        when(&r.ends_at),
+        r.comment
+    ));
+    notes("silence add", &added.pruned, &added.skipped);
+    written(&format!("{}\n", added.id), "silence add")
+}
+
+/// What was pruned or skipped on the way, on stderr: never silent.
+fn notes(command: &str, pruned: &[String], skipped: &[String]) {
+    if !pruned.is_empty() {
+        err(&format!(
+            "flume-watcher {command}: deleted {} silence(s) that ended more than 5 days ago: {}",
+            pruned.len(),
+            pruned.join(", ")
+        ));
+    }
+    for note in skipped {
+        err(&format!("flume-watcher {command}: {note}"));
+    }
+}
+
+fn silence_list(
+    runtime: &tokio::runtime::Runtime,
+    cfg: watcher::cli::SilenceListConfig,
+) -> ExitCode {
+    use watcher::silencing;
+    let listing = match runtime.block_on(silencing::list(&cfg.zk, &cfg.layout)) {
+        Ok(listing) => listing,
+        Err(e) => {
+            err(&format!("flume-watcher silence list: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    notes("silence list", &listing.pruned, &listing.skipped);
+    let rows = silencing::listed(&listing.silences, std::time::SystemTime::now(), cfg.all);
+    let text = if cfg.json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(text) => text + "\n",
+            Err(e) => {
+                err(&format!("flume-watcher silence list: {e}"));
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        silencing::table(&rows, &watcher::message::Zone::local())
+    };
+    written(&text, "silence list")
+}
+
+fn silence_remove(
+    runtime: &tokio::runtime::Runtime,
+    cfg: watcher::cli::SilenceRemoveConfig,
+) -> ExitCode {
+    use watcher::silencing;
+    match runtime.block_on(silencing::remove(&cfg.zk, &cfg.layout, &cfg.id)) {
+        Ok(record) => {
+            let what = record
+                .map(|r| format!(" ({}: {})", silencing::matchers(&r), r.comment))
+                .unwrap_or_default();
+            err(&format!(
+                "flume-watcher silence remove: removed silence {}{what}",
+                cfg.id
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            err(&format!("flume-watcher silence remove: {e}"));
+            ExitCode::from(1)
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct Row {
     /// agent whose verdict is degraded shows as `degraded`, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<RowHealth>,
+    /// Ids of the silences in force that cover this agent (by its id, host and labels), as the
+    /// watcher would hold its alerts back; absent when none does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub silenced: Vec<String>,
 }
 
 /// An agent's health as its health node says, for people and scripts.
@@ -172,6 +176,7 @@ pub fn rows(agents: &BTreeMap<String, Nodes>) -> Vec<Row> {
                     .map(|i| i.labels.clone())
                     .unwrap_or_default(),
                 health: None,
+                silenced: Vec::new(),
             }
         })
         .collect()
@@ -185,6 +190,8 @@ pub struct Status {
     /// How many watchers take part in the election.
     pub watchers: usize,
     pub agents: Vec<Row>,
+    /// The silences in force when read, as `silence list --json` gives them.
+    pub silences: Vec<crate::silencing::Listed>,
     /// One line per node left out or read only in part, and why: said on stderr, never silent.
     #[serde(skip)]
     pub notes: Vec<String>,
@@ -221,11 +228,19 @@ pub async fn read_with(
         });
     }
     let (leader, watchers) = leader(client, layout).await?;
-    let (agents, notes) = agents(client, layout).await?;
+    let (mut agents, mut notes) = agents(client, layout).await?;
+    let read = crate::silencing::read_with(client, layout).await?;
+    notes.extend(read.skipped);
+    let now = std::time::SystemTime::now();
+    with_silences(&mut agents, &read.silences, now);
     Ok(Status {
         leader,
         watchers,
         agents,
+        silences: crate::silencing::listed(&read.silences, now, false)
+            .into_iter()
+            .filter(|s| s.state == "active")
+            .collect(),
         notes,
     })
 }
@@ -343,6 +358,48 @@ pub fn with_health(rows: &mut [Row], health: &BTreeMap<String, HealthRecord>) {
     }
 }
 
+/// Marks each agent with the silences in force at `at` that cover it.
+pub fn with_silences(
+    rows: &mut [Row],
+    silences: &crate::silence::Silences,
+    at: std::time::SystemTime,
+) {
+    for row in rows {
+        row.silenced =
+            crate::silencing::covering(silences, &row.id, row.host.as_deref(), &row.labels, at);
+    }
+}
+
+/// `down (silenced 3f9a1c2e)`: the state as the table shows it.
+pub fn state_words(row: &Row) -> String {
+    if row.silenced.is_empty() {
+        row.state.to_owned()
+    } else {
+        format!("{} (silenced {})", row.state, row.silenced.join(", "))
+    }
+}
+
+/// One line per silence in force, for below the table: what it covers, until when, who and why.
+pub fn silence_lines(status: &Status) -> String {
+    status
+        .silences
+        .iter()
+        .map(|s| {
+            let mut matchers = vec![format!("agent={}", s.agent)];
+            matchers.extend(s.host.iter().map(|h| format!("host={h}")));
+            matchers.extend(s.labels.iter().map(|(k, v)| format!("{k}={v}")));
+            format!(
+                "silence {} in force until {}: {} (by {}: {})\n",
+                s.id,
+                s.ends_at,
+                matchers.join(" "),
+                s.created_by,
+                s.comment.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect()
+}
+
 /// One line per degraded agent, for below the table: which and why.
 pub fn degraded_lines(rows: &[Row]) -> String {
     rows.iter()
@@ -367,7 +424,7 @@ pub fn table(rows: &[Row]) -> String {
             [
                 r.id.clone(),
                 r.host.clone().unwrap_or_else(|| "-".into()),
-                r.state.to_owned(),
+                state_words(r),
                 r.since.clone().unwrap_or_else(|| "-".into()),
                 r.restarts.map_or_else(|| "-".into(), |n| n.to_string()),
                 r.last_exit_words().unwrap_or_else(|| "-".into()),

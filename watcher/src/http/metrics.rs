@@ -32,8 +32,9 @@ pub struct Scrape<'a> {
     /// The agents as ZooKeeper has them now; `None` when it could not be read (then no agent
     /// series at all rather than stale ones).
     pub agents: Option<&'a [Row]>,
-    /// Silences are not implemented yet: always 0.
-    pub silences: u64,
+    /// Silences in force, from the same read as the agents (`Status::silences`); `None` when
+    /// it could not be read (then no series, as for the agents: 0 would say "none in force").
+    pub silences: Option<u64>,
 }
 
 /// The text of one scrape.
@@ -67,12 +68,14 @@ pub fn render(s: &Scrape<'_>) -> String {
         "Whether this watcher leads (1: it records and delivers alerts) or follows (0).",
     );
     t.sample("flume_watcher_leader", &[], bit(s.sight.leading));
-    t.family(
-        "flume_watcher_silences_active",
-        "gauge",
-        "Silences in force (always 0: silences are not implemented yet).",
-    );
-    t.sample("flume_watcher_silences_active", &[], s.silences as f64);
+    if let Some(n) = s.silences {
+        t.family(
+            "flume_watcher_silences_active",
+            "gauge",
+            "Silences in force now (begun, not ended), whatever they cover; left out when ZooKeeper could not be read.",
+        );
+        t.sample("flume_watcher_silences_active", &[], n as f64);
+    }
     t.family(
         "flume_watcher_agents_read_ok",
         "gauge",
@@ -255,6 +258,7 @@ mod tests {
             last_exit: None,
             labels: Default::default(),
             health: None,
+            silenced: Vec::new(),
         }
     }
 
@@ -300,7 +304,7 @@ mod tests {
             deliveries: &deliveries,
             channels: &channels,
             agents: Some(&agents),
-            silences: 0,
+            silences: Some(2),
         });
         for want in [
             "# TYPE flume_watcher_agents gauge\n",
@@ -322,7 +326,7 @@ mod tests {
             "flume_watcher_zookeeper_connected 1\n",
             "flume_watcher_leader 1\n",
             "flume_watcher_blind 0\n",
-            "flume_watcher_silences_active 0\n",
+            "flume_watcher_silences_active 2\n",
         ] {
             assert!(text.contains(want), "{want:?} missing in:\n{text}");
         }
@@ -351,11 +355,12 @@ mod tests {
             deliveries: &Deliveries::default(),
             channels: &[],
             agents: None,
-            silences: 0,
+            silences: None,
         });
         assert!(text.contains("flume_watcher_agents_read_ok 0\n"), "{text}");
         assert!(text.contains("flume_watcher_blind 1\n"), "{text}");
         assert!(!text.contains("flume_watcher_agents{"), "{text}");
         assert!(!text.contains("flume_watcher_agent_up{"), "{text}");
+        assert!(!text.contains("flume_watcher_silences_active"), "{text}");
     }
 }

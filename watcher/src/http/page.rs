@@ -60,6 +60,7 @@ td.id{white-space:normal;word-break:break-all}\
 .s-up{background:#dcfce7;color:#166534}.s-down{background:#fee2e2;color:#991b1b}\
 .s-failed{background:#7f1d1d;color:#fff}.s-degraded{background:#ffedd5;color:#9a3412}\
 .s-stopped{background:#e5e7eb;color:#374151}\
+.chip{display:inline-block;margin-left:.3rem;padding:0 .35rem;border-radius:.3rem;background:#fef9c3;color:#713f12;font-size:.75rem}\
 .label{display:inline-block;margin:.1rem .2rem 0 0;padding:0 .3rem;border-radius:.3rem;background:#eef2ff;color:#3730a3;font-size:.75rem}\
 @media (max-width:40rem){main{padding:.4rem}th,td{padding:.3rem}table.cards thead{display:none}table.cards tr{display:block;border-bottom:2px solid #d5d9e0;padding:.2rem 0}table.cards td{display:flex;gap:.5rem;border:0;white-space:normal;word-break:break-word;padding:.15rem .5rem}table.cards td::before{content:attr(data-label);flex:0 0 6.5rem;color:#5b6475;font-size:.8rem}}";
 
@@ -112,7 +113,7 @@ pub fn render(p: &Page<'_>) -> String {
     agents(&mut h, &p.view);
     watchers(&mut h, p);
     channels(&mut h, p);
-    h.push_str("<h2>Silences</h2><p class=\"muted\">None: silences are not implemented yet.</p>");
+    silences(&mut h, &p.view);
     let _ = writeln!(
         h,
         "<p class=\"muted\">Refreshes every {} s. Also: <a href=\"/api/v1/agents\">/api/v1/agents</a> \
@@ -184,14 +185,61 @@ fn agents(h: &mut String, view: &Result<&View, String>) {
             ),
             _ => String::new(),
         };
+        // The silences that hold its alerts back, as chips beside its state.
+        let silenced: String = r
+            .silenced
+            .iter()
+            .map(|id| format!(" <span class=\"chip silenced\">silenced {}</span>", esc(id)))
+            .collect();
         let _ = write!(
             h,
-            "</td><td data-label=\"Host\">{}</td><td data-label=\"State\"><span class=\"badge s-{state}\">{state}</span>{why}</td>\
+            "</td><td data-label=\"Host\">{}</td><td data-label=\"State\"><span class=\"badge s-{state}\">{state}</span>{silenced}{why}</td>\
              <td data-label=\"Since\">{}</td><td data-label=\"Restarts\">{}</td><td data-label=\"Last exit\">{}</td></tr>",
             esc(r.host.as_deref().unwrap_or("-")),
             esc(r.since.as_deref().unwrap_or("-")),
             r.restarts.map_or_else(|| "-".to_owned(), |n| n.to_string()),
             esc(&r.last_exit_words().unwrap_or_else(|| "-".to_owned())),
+        );
+    }
+    h.push_str("</tbody></table></div>");
+}
+
+/// The silences in force (as read with the agents): what each covers, until when (the watcher's
+/// clock and UTC), who set it and why.
+fn silences(h: &mut String, view: &Result<&View, String>) {
+    h.push_str("<h2>Silences</h2>");
+    let Ok(view) = view else {
+        h.push_str("<p class=\"muted\">Unknown: ZooKeeper cannot be read.</p>");
+        return;
+    };
+    let list = &view.status.silences;
+    if list.is_empty() {
+        h.push_str("<p class=\"muted\" id=\"no-silences\">None.</p>");
+        return;
+    }
+    h.push_str(
+        "<div class=\"wrap\"><table id=\"silences\" class=\"cards\"><thead><tr><th>Silence</th><th>Matchers</th>\
+         <th>Until</th><th>By</th><th>Comment</th></tr></thead><tbody>",
+    );
+    let zone = crate::message::Zone::local();
+    for s in list {
+        let mut matchers = vec![format!("agent={}", s.agent)];
+        matchers.extend(s.host.iter().map(|h| format!("host={h}")));
+        matchers.extend(s.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        let until = common::time::parse(&s.ends_at).map_or_else(
+            || s.ends_at.clone(),
+            |t| crate::silencing::local_and_utc(t, &zone),
+        );
+        let _ = write!(
+            h,
+            "<tr class=\"silence\" data-silence=\"{id}\"><td class=\"id\" data-label=\"Silence\">{id}</td>\
+             <td class=\"id\" data-label=\"Matchers\">{}</td><td data-label=\"Until\">{}</td>\
+             <td data-label=\"By\">{}</td><td class=\"id\" data-label=\"Comment\">{}</td></tr>",
+            esc(&matchers.join(" ")),
+            esc(&until),
+            esc(&s.created_by),
+            esc(&s.comment),
+            id = esc(&s.id),
         );
     }
     h.push_str("</tbody></table></div>");
@@ -291,6 +339,7 @@ mod tests {
             last_exit: None,
             labels: Default::default(),
             health: None,
+            silenced: Vec::new(),
         }
     }
 
@@ -318,6 +367,20 @@ mod tests {
         })
     }
 
+    fn silence(id: &str, by: &str, comment: &str) -> crate::silencing::Listed {
+        crate::silencing::Listed {
+            id: id.to_owned(),
+            state: "active",
+            agent: "web<7>-*".to_owned(),
+            host: None,
+            labels: BTreeMap::from([("team".to_owned(), "logs".to_owned())]),
+            starts_at: "2026-12-02T16:00:00.000Z".to_owned(),
+            ends_at: "2026-12-02T18:00:00.000Z".to_owned(),
+            created_by: by.to_owned(),
+            comment: comment.to_owned(),
+        }
+    }
+
     #[test]
     fn everything_from_zookeeper_is_escaped() {
         let mut evil = row("a1", "<script>alert(1)</script>", "down");
@@ -333,6 +396,7 @@ mod tests {
                 leader: None,
                 watchers: 1,
                 agents: vec![evil],
+                silences: vec![silence("<s>", "by<me>", "why <i>")],
                 notes: vec![],
             },
             watchers: vec![serde_json::json!({"host": "<h>", "pid": 7, "since": "\"'"})],
@@ -346,6 +410,9 @@ mod tests {
             "<h>",
             "<vm>",
             "ops<script>",
+            "web<7>",
+            "by<me>",
+            "<s>",
         ] {
             assert!(!html.contains(bad), "{bad:?} unescaped in:\n{html}");
         }
@@ -355,6 +422,9 @@ mod tests {
             "cannot start &lt;i&gt;flume&lt;/i&gt;",
             "&lt;h&gt;",
             "&quot;&#39;",
+            "agent=web&lt;7&gt;-*",
+            "by&lt;me&gt;",
+            "why &lt;i&gt;",
         ] {
             assert!(html.contains(good), "{good:?} missing in:\n{html}");
         }
@@ -381,7 +451,12 @@ mod tests {
                         ..row("d-degraded", "h4", "degraded")
                     },
                     row("e-stopped", "h5", "stopped"),
+                    Row {
+                        silenced: vec!["3f9a1c2e".to_owned()],
+                        ..row("f-silenced", "h6", "down")
+                    },
                 ],
+                silences: vec![silence("3f9a1c2e", "ops@bastion", "kernel upgrade")],
                 notes: vec![],
             },
             watchers: vec![
@@ -390,19 +465,31 @@ mod tests {
             ],
         };
         let html = page(Ok(&view), false);
-        let order: Vec<usize> = ["c-failed", "b-down", "d-degraded", "e-stopped", "a-up"]
-            .iter()
-            .map(|id| {
-                html.find(&format!("data-agent=\"{id}\""))
-                    .unwrap_or_else(|| panic!("{id} missing in {html}"))
-            })
-            .collect();
+        let order: Vec<usize> = [
+            "c-failed",
+            "b-down",
+            "f-silenced",
+            "d-degraded",
+            "e-stopped",
+            "a-up",
+        ]
+        .iter()
+        .map(|id| {
+            html.find(&format!("data-agent=\"{id}\""))
+                .unwrap_or_else(|| panic!("{id} missing in {html}"))
+        })
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         for want in [
             "data-agent=\"b-down\" data-state=\"down\"",
             "<td data-label=\"State\"><span class=\"badge s-down\">down</span>",
             "<span class=\"badge s-degraded\">degraded</span><br><span class=\"why\">sink k1 drained 0 events in 20s &lt;b&gt;</span>",
-            "5 in all: 1 failed, 1 down, 1 degraded, 1 stopped, 1 up",
+            "6 in all: 1 failed, 2 down, 1 degraded, 1 stopped, 1 up",
+            "<span class=\"badge s-down\">down</span> <span class=\"chip silenced\">silenced 3f9a1c2e</span>",
+            "<tr class=\"silence\" data-silence=\"3f9a1c2e\"><td class=\"id\" data-label=\"Silence\">3f9a1c2e</td>",
+            "agent=web&lt;7&gt;-* team=logs",
+            "(2026-12-02T18:00:00.000Z)</td><td data-label=\"By\">ops@bastion</td>",
+            ">kernel upgrade</td>",
             "data-health=\"ok\"",
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
             "<td>leader</td><td>w1</td>",
@@ -416,6 +503,8 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no external asset"
         );
+
+        assert!(!html.contains("id=\"no-silences\""), "{html}");
 
         let blind = page(Err("cannot reach ZooKeeper: <refused>".into()), true);
         assert!(blind.contains("data-health=\"blind\""), "{blind}");

@@ -190,7 +190,7 @@ async fn metrics_text(shared: &Shared) -> Reply {
         deliveries: &deliveries,
         channels: &channels,
         agents: view.as_ref().ok().map(|v| v.status.agents.as_slice()),
-        silences: 0,
+        silences: view.as_ref().ok().map(|v| v.status.silences.len() as u64),
     });
     reply(StatusCode::OK, metrics::CONTENT_TYPE, text)
 }
