@@ -2618,4 +2618,49 @@ mod tests {
         assert_eq!(silenced(&mut f, &[("0000000a", "*", 0, 60)], 0), vec![]);
         assert_eq!(f.on(Event::Due { wall: at(60) }), vec![]);
     }
+
+    /// A degradation is silenced as an outage is: neither it nor its end is sent when it clears
+    /// within the silence.
+    #[test]
+    fn a_degradation_over_while_silenced_is_never_sent() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "*", 0, 3600)], 0);
+        let degraded = Alert {
+            event: AlertKind::Degraded,
+            ..alert("a", Down, 10)
+        };
+        let healthy = Alert {
+            event: AlertKind::Healthy,
+            at: at(100),
+            ..degraded.clone()
+        };
+        assert_eq!(delivered(&t.decided(&[degraded])), vec![]);
+        assert_eq!(t.l.hushed(), 2);
+        assert_eq!(delivered(&t.decided(&[healthy])), vec![]);
+        assert_eq!(t.l.hushed(), 0);
+    }
+
+    /// Hushed, then let go when this watcher stepped down before the record was written: hushed
+    /// again once recorded, and sent when the silence ends.
+    #[test]
+    fn a_hushed_notice_let_go_before_its_record_is_hushed_again_once_recorded() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "*", 0, 3600)], 0);
+        let a = alert("a", Down, 10);
+        t.decided(std::slice::from_ref(&a));
+        t.on(Event::SteppedDown);
+        assert_eq!(t.l.hushed(), 0);
+        t.on(Event::BecameLeader { took_over: false });
+        let flush = t.on(Event::Flush);
+        let recorded = t.record_all(flush);
+        assert_eq!(delivered(&recorded), vec![], "{recorded:?}");
+        assert_eq!(t.l.hushed(), 2);
+        assert_eq!(
+            delivered(&t.on(Event::Due { wall: at(3600) })),
+            vec![
+                (To::Channel("dingtalk".into()), vec![("a".into(), Down)]),
+                (To::Channel("webhook".into()), vec![("a".into(), Down)]),
+            ]
+        );
+    }
 }
