@@ -175,30 +175,7 @@ pub fn table(rows: &[Listed], zone: &Zone) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |row: &[String]| {
-        let mut s = String::new();
-        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                s.push_str(c);
-            } else {
-                let pad = w.saturating_sub(c.chars().count());
-                s.push_str(c);
-                s.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        s.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&header.map(String::from));
-    for row in &cells {
-        out.push_str(&line(row));
-    }
-    out
+    crate::status::columns(&header, &cells)
 }
 
 fn matchers_of(r: &Listed) -> String {

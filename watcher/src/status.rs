@@ -431,8 +431,14 @@ pub fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
+    columns(&header, &cells)
+}
+
+/// Rows under a header, each column as wide as its widest cell plus two spaces (the last column
+/// not padded): the tables of `status` and `silence list`.
+pub fn columns<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -449,7 +455,7 @@ pub fn table(rows: &[Row]) -> String {
         s.trim_end().to_owned() + "\n"
     };
     let mut out = line(&header.map(String::from));
-    for row in &cells {
+    for row in cells {
         out.push_str(&line(row));
     }
     out

@@ -171,8 +171,8 @@ struct Watcher {
     /// The silences by id, as read from `<root>/silences/` (issue 12): the ledger hushes what
     /// they cover.
     silences: BTreeMap<String, Silence>,
-    /// Silence nodes already reported as unusable (by name and version).
-    warned_silences: HashSet<(String, i64)>,
+    /// What was said about silence nodes that cannot be used: said once each.
+    warned_silences: HashSet<String>,
     /// systemd's view: readiness, status lines, watchdog pings.
     systemd: Arc<Systemd>,
     /// When the next watchdog ping is due, when systemd asks for them.
@@ -562,7 +562,7 @@ impl Watcher {
             NodeKind::Silence(name) if common::silence::is_id(name) => {
                 let silence = if created_or_changed {
                     found(client.get_data(&event.path).await)?
-                        .and_then(|(data, stat)| self.silence(name, &data, stat.mzxid))
+                        .and_then(|(data, _)| self.silence(name, &data))
                 } else {
                     None
                 };
@@ -610,47 +610,42 @@ impl Watcher {
         Ok(())
     }
 
-    /// Every usable silence under `<root>/silences/`; the rest is logged once and ignored.
+    /// Every usable silence under `<root>/silences/` (read as `status` reads them); the rest is
+    /// logged once and ignored.
     async fn read_silences(
         &mut self,
         client: &zk::Client,
     ) -> Result<BTreeMap<String, Silence>, zk::Error> {
-        let dir = self.cfg.layout.silences_dir();
-        let names = session::child_names(client, &dir, |n| {
-            let ok = common::silence::is_id(n);
-            if !ok {
-                debug!(node = %format!("{dir}/{n}"), "not a silence id; ignored");
-            }
-            ok
-        })
-        .await?;
-        let read = session::read_named(client, &dir, names, |name, data, stat| {
-            (name, data, stat.mzxid)
-        })
-        .await?;
+        let read = crate::silencing::read_with(client, &self.cfg.layout).await?;
+        for note in read.skipped {
+            self.warn_silence(note);
+        }
         Ok(read
-            .into_iter()
-            .filter_map(|(name, data, mzxid)| {
-                let s = self.silence(&name, &data, mzxid)?;
-                Some((name, s))
-            })
+            .silences
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
             .collect())
     }
 
-    /// A silence node's data compiled, or `None` (said once a version) when it cannot be used:
-    /// a silence that cannot be read silences nothing.
-    fn silence(&mut self, name: &str, data: &[u8], mzxid: i64) -> Option<Silence> {
+    /// A silence node's data compiled, or `None` (said once) when it cannot be used: a silence
+    /// that cannot be read silences nothing.
+    fn silence(&mut self, name: &str, data: &[u8]) -> Option<Silence> {
         let compiled = common::silence::SilenceRecord::parse(data)
             .map_err(|e| e.to_string())
             .and_then(|r| Silence::new(name, r));
         match compiled {
             Ok(s) => Some(s),
             Err(why) => {
-                if self.warned_silences.insert((name.to_owned(), mzxid)) {
-                    warn!(silence = name, problem = %why, "a silence node cannot be used; it silences nothing");
-                }
+                let dir = self.cfg.layout.silences_dir();
+                self.warn_silence(format!("skipped {dir}/{name}: {why}"));
                 None
             }
+        }
+    }
+
+    fn warn_silence(&mut self, note: String) {
+        if self.warned_silences.insert(note.clone()) {
+            warn!(problem = %note, "a silence node cannot be used; it silences nothing");
         }
     }
 
