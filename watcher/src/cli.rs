@@ -73,7 +73,7 @@ pub enum SilenceCommand {
 #[derive(Args, Debug)]
 pub struct SilenceAddArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
+    pub zk: OneShotArgs,
     /// Glob on the agent id (web7-*); `*` silences every agent, and must be said so
     #[arg(long, value_name = "GLOB")]
     pub agent: String,
@@ -101,7 +101,7 @@ pub struct SilenceAddArgs {
 #[derive(Args, Debug)]
 pub struct SilenceListArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
+    pub zk: OneShotArgs,
     /// Print JSON (an array of objects) instead of a table
     #[arg(long)]
     pub json: bool,
@@ -113,7 +113,7 @@ pub struct SilenceListArgs {
 #[derive(Args, Debug)]
 pub struct SilenceRemoveArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
+    pub zk: OneShotArgs,
     /// The silence's id, as `silence add` printed it and `silence list` shows it (3f9a1c2e)
     #[arg(value_name = "ID")]
     pub id: String,
@@ -266,10 +266,55 @@ pub struct RunArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// The ZooKeeper flags of `status` and `silence`: on the command line, in the environment, or in
+/// the watcher's own file, so that an operator on the watcher's host types no connect string.
+#[derive(Args, Debug)]
+pub struct OneShotArgs {
+    /// The watcher's configuration file: its [zookeeper] connect, root and auth_file are used
+    /// where no flag or variable gives them
+    #[arg(long, env = "FLUME_WATCHER_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: ZkArgs,
+}
+
+impl OneShotArgs {
+    /// The session settings, flags and variables over the file's; every problem into `errors`.
+    fn resolve(mut self, given: &Given, errors: &mut Vec<String>) -> Option<(ZkConfig, Layout)> {
+        if let Some(path) = &self.config {
+            match config::load(path) {
+                Ok(file) => {
+                    let (zk, c) = (&file.zookeeper, &mut self.connection);
+                    c.zk = given.pick("zk", std::mem::take(&mut c.zk), zk.connect.clone());
+                    c.root = given.pick("root", std::mem::take(&mut c.root), zk.root.clone());
+                    if c.zk_auth.is_none() && c.zk_auth_file.is_none() {
+                        c.zk_auth_file = zk.auth_file.clone();
+                    }
+                }
+                Err(problems) => errors.extend(in_file(path, problems)),
+            }
+        }
+        if self.connection.zk.is_empty() && !given.by_user("zk") {
+            errors.insert(
+                0,
+                if self.config.is_some() {
+                    "no ZooKeeper given: give --zk, or connect in the file's [zookeeper]"
+                } else {
+                    "the following required arguments were not provided: --zk <ZK> (or --config with the watcher's file)"
+                }
+                .to_owned(),
+            );
+            return None;
+        }
+        let found = self.connection.into_config(errors);
+        found.filter(|_| errors.is_empty())
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub zk: ZkArgs,
+    pub zk: OneShotArgs,
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -298,7 +343,8 @@ const RUN_EXAMPLES: &str = concat!(
 
 const STATUS_EXAMPLES: &str = concat!(
     "  flume-watcher status --zk zk1:2181,zk2:2181/kafka\n",
-    "  flume-watcher status --zk zk1:2181/kafka --zk-auth-file /etc/flume-watchdog/zk-auth --json",
+    "  flume-watcher status --zk zk1:2181/kafka --zk-auth-file /etc/flume-watchdog/zk-auth --json\n",
+    "  flume-watcher status --config /etc/flume-watchdog/watcher.toml",
 );
 
 const SILENCE_ADD_EXAMPLES: &str = concat!(
@@ -309,6 +355,7 @@ const SILENCE_ADD_EXAMPLES: &str = concat!(
 
 const SILENCE_LIST_EXAMPLES: &str = concat!(
     "  flume-watcher silence list --zk zk1:2181,zk2:2181/kafka\n",
+    "  flume-watcher silence list --config /etc/flume-watchdog/watcher.toml\n",
     "  flume-watcher silence list --zk zk1:2181/kafka --all --json",
 );
 
@@ -398,9 +445,17 @@ fn top_help() -> String {
 /// The command line, its ZooKeeper flags' variables named for this binary. `run` may take its
 /// connect string from a configuration file instead of `--zk`.
 pub fn command() -> clap::Command {
-    with_zk_env(Cli::command(), ENV_PREFIX).mut_subcommand("run", |run| {
-        run.mut_arg("zk", |zk| zk.required(false).default_value(""))
-    })
+    let optional = |zk: clap::Arg| zk.required(false).default_value("");
+    with_zk_env(Cli::command(), ENV_PREFIX)
+        .mut_subcommand("run", |c| c.mut_arg("zk", optional))
+        .mut_subcommand("status", |c| c.mut_arg("zk", optional))
+        .mut_subcommand("silence", |silence| {
+            ["add", "list", "remove"]
+                .into_iter()
+                .fold(silence, |s, name| {
+                    s.mut_subcommand(name, |c| c.mut_arg("zk", optional))
+                })
+        })
 }
 
 /// What a command line asks for, checked.
@@ -463,7 +518,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal
                 let given = Given(matches.subcommand_matches("run"));
                 run.into_config(&given).map(Config::Run)
             }
-            CliCommand::Status(status) => status.into_config().map(Config::Status),
+            CliCommand::Status(status) => {
+                let given = Given(matches.subcommand_matches("status"));
+                status.into_config(&given).map(Config::Status)
+            }
             CliCommand::Config(ConfigCommand::Check(check)) => match config::load(&check.config) {
                 Ok(file) => Ok(Config::Checked {
                     path: check.config,
@@ -474,10 +532,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal
             CliCommand::Config(ConfigCommand::Example) => Ok(Config::Example),
             CliCommand::TestAlert(args) => args.into_config().map(Config::TestAlert),
             CliCommand::Silence(SilenceCommand::Add(args)) => args
-                .into_config(SystemTime::now(), &crate::silencing::author())
+                .into_config(
+                    &silence_given(matches, "add"),
+                    SystemTime::now(),
+                    &crate::silencing::author(),
+                )
                 .map(Config::SilenceAdd),
             CliCommand::Silence(SilenceCommand::List(args)) => {
-                one_shot(&args.zk, Vec::new()).map(|(zk, layout)| {
+                let given = silence_given(matches, "list");
+                one_shot(args.zk, &given, Vec::new()).map(|(zk, layout)| {
                     Config::SilenceList(SilenceListConfig {
                         zk,
                         layout,
@@ -494,7 +557,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, Refusal
                         args.id
                     ));
                 }
-                one_shot(&args.zk, errors).map(|(zk, layout)| {
+                let given = silence_given(matches, "remove");
+                one_shot(args.zk, &given, errors).map(|(zk, layout)| {
                     Config::SilenceRemove(SilenceRemoveConfig {
                         zk,
                         layout,
@@ -513,6 +577,15 @@ fn in_file(path: &std::path::Path, problems: config::FileProblems) -> Vec<String
         .into_iter()
         .map(|p| format!("{}: {p}", path.display()))
         .collect()
+}
+
+/// The matches of `silence <name>`.
+fn silence_given<'m>(matches: &'m ArgMatches, name: &str) -> Given<'m> {
+    Given(
+        matches
+            .subcommand_matches("silence")
+            .and_then(|m| m.subcommand_matches(name)),
+    )
 }
 
 /// Which of `run`'s values a flag or a variable gave (they override the file), and which are
@@ -537,8 +610,12 @@ impl Given<'_> {
 
 /// The ZooKeeper flags of a one-shot command, as `status` takes them, after the command's own
 /// `errors`: every problem at once.
-fn one_shot(zk: &ZkArgs, mut errors: Vec<String>) -> Result<(ZkConfig, Layout), ConfigErrors> {
-    match zk.into_config(&mut errors) {
+fn one_shot(
+    zk: OneShotArgs,
+    given: &Given,
+    mut errors: Vec<String>,
+) -> Result<(ZkConfig, Layout), ConfigErrors> {
+    match zk.resolve(given, &mut errors) {
         Some(found) if errors.is_empty() => Ok(found),
         _ => Err(ConfigErrors(errors)),
     }
@@ -561,14 +638,15 @@ fn parse_time(flag: &str, s: &str) -> Result<SystemTime, String> {
 impl SilenceAddArgs {
     /// The record to store, or every problem; `now` and `author` given so that tests need no
     /// clock and no user.
-    pub fn into_config(
+    fn into_config(
         self,
+        given: &Given,
         now: SystemTime,
         author: &str,
     ) -> Result<SilenceAddConfig, ConfigErrors> {
         let mut errors = Vec::new();
         let record = self.record(now, author, &mut errors);
-        let zk = self.zk.into_config(&mut errors);
+        let zk = self.zk.resolve(given, &mut errors);
         match (zk, record) {
             (Some((zk, layout)), Some(record)) if errors.is_empty() => {
                 Ok(SilenceAddConfig { zk, layout, record })
@@ -667,9 +745,9 @@ impl SilenceAddArgs {
 }
 
 impl StatusArgs {
-    pub fn into_config(self) -> Result<StatusConfig, ConfigErrors> {
+    fn into_config(self, given: &Given) -> Result<StatusConfig, ConfigErrors> {
         let mut errors = Vec::new();
-        match self.zk.into_config(&mut errors) {
+        match self.zk.resolve(given, &mut errors) {
             Some((zk, layout)) => Ok(StatusConfig {
                 zk,
                 layout,
@@ -889,11 +967,11 @@ mod tests {
         let args = status_args(&["status", "--zk", "z:1", "--zk-auth", "alice:s3cr3t"]);
         assert!(!format!("{args:?}").contains("s3cr3t"));
         let mut errors = Vec::new();
-        let (zk, _) = args.zk.into_config(&mut errors).expect("valid");
+        let (zk, _) = args.zk.connection.into_config(&mut errors).expect("valid");
         assert_eq!(zk.auth.as_ref().map(|a| a.user()), Some("alice"));
 
         let args = status_args(&["status", "--zk", "z:1", "--zk-auth", "s3cr3t"]);
-        assert!(args.zk.into_config(&mut errors).is_none());
+        assert!(args.zk.connection.into_config(&mut errors).is_none());
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].starts_with("--zk-auth: "), "{errors:?}");
         assert!(!errors[0].contains("s3cr3t"), "{errors:?}");
@@ -935,6 +1013,70 @@ mod tests {
             }
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    /// `status` and `silence` take the watcher's file for what no flag gives: an operator on the
+    /// watcher's host types no connect string; a flag still wins, and what is missing is said.
+    #[test]
+    fn status_and_silence_take_the_zookeeper_of_the_watchers_file() {
+        let path = std::env::temp_dir().join(format!("one-shot-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[zookeeper]\nconnect = \"zk1:2181/kafka\"\nroot = \"/flume-prod\"\n",
+        )
+        .expect("write the file");
+        let file = path.to_str().expect("a UTF-8 path");
+        let parsed = |args: &[&str]| {
+            parse(
+                std::iter::once("flume-watcher")
+                    .chain(args.iter().copied())
+                    .map(OsString::from),
+            )
+        };
+        match parsed(&["status", "--config", file]) {
+            Ok(Config::Status(c)) => {
+                assert_eq!(c.zk.connect.to_string(), "zk1:2181/kafka");
+                assert_eq!(c.layout.root(), "/flume-prod");
+            }
+            other => panic!("status from the file: {other:?}"),
+        }
+        match parsed(&["silence", "list", "--config", file, "--zk", "zk9:2181"]) {
+            Ok(Config::SilenceList(c)) => {
+                assert_eq!(c.zk.connect.to_string(), "zk9:2181", "the flag wins");
+                assert_eq!(c.layout.root(), "/flume-prod");
+            }
+            other => panic!("silence list from the file: {other:?}"),
+        }
+        match parsed(&["silence", "remove", "--config", file, "3f9a1c2e"]) {
+            Ok(Config::SilenceRemove(c)) => assert_eq!(c.layout.root(), "/flume-prod"),
+            other => panic!("silence remove from the file: {other:?}"),
+        }
+        assert_eq!(
+            problems(&["silence", "list"]),
+            ["the following required arguments were not provided: --zk <ZK> (or --config with the watcher's file)"]
+        );
+        std::fs::write(&path, "[alerts]\nlang = \"zh\"\n").expect("write the file");
+        assert_eq!(
+            problems(&["status", "--config", file]),
+            ["no ZooKeeper given: give --zk, or connect in the file's [zookeeper]"]
+        );
+        std::fs::remove_file(&path).expect("remove the file");
+        let gone = problems(&[
+            "silence",
+            "add",
+            "--config",
+            file,
+            "--agent",
+            "*",
+            "--for",
+            "1h",
+            "--comment",
+            "x",
+        ]);
+        assert!(
+            gone.iter().any(|p| p.starts_with(file)),
+            "the file is named: {gone:?}"
+        );
     }
 
     fn problems(args: &[&str]) -> Vec<String> {
@@ -1003,9 +1145,11 @@ mod tests {
             .into_iter()
             .chain(args.iter().copied())
             .map(OsString::from);
-        let cli = common::cli::parse_with_sources(command(), ENV_LISTS, full, |cli: Cli, _| {
+        let cli = common::cli::parse_with_sources(command(), ENV_LISTS, full, |cli: Cli, m| {
             match cli.command {
-                CliCommand::Silence(SilenceCommand::Add(a)) => a.into_config(now, "ops@bastion"),
+                CliCommand::Silence(SilenceCommand::Add(a)) => {
+                    a.into_config(&silence_given(m, "add"), now, "ops@bastion")
+                }
                 other => panic!("expected silence add, got {other:?}"),
             }
         });
