@@ -105,6 +105,20 @@ pub struct Alert {
     /// The channels (by key) its routes do not send it to: its notice counts as done for them.
     #[serde(skip)]
     pub not_for: BTreeSet<String>,
+    /// The silence that held this notice back until it ended (or was removed) with the outage
+    /// still open: the message says why it comes late.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<SilencedBy>,
+}
+
+/// The silence a notice waited for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SilencedBy {
+    pub id: String,
+    pub comment: String,
+    /// When it ended (its end, or its removal), RFC 3339.
+    #[serde(serialize_with = "rfc3339")]
+    pub ended: SystemTime,
 }
 
 /// What a watchdog measured of its agent's health, carried by a `degraded` notice.
@@ -190,6 +204,13 @@ impl Alert {
             line.push_str(&format!("; {} crashes in this outage", self.crashes));
         }
         line.push_str(&format!(" (at {})", common::time::format(self.at)));
+        if let Some(s) = &self.silenced {
+            line.push_str(&format!(
+                "; held back by silence {} until it ended at {}",
+                s.id,
+                common::time::format(s.ended)
+            ));
+        }
         line
     }
 }

@@ -105,6 +105,7 @@ impl Blindness {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }

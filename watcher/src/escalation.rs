@@ -115,6 +115,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
         }
     }
 

@@ -10,13 +10,40 @@
 
 use std::time::SystemTime;
 
-use crate::alert::Alert;
+use crate::alert::{Alert, SilencedBy};
+use crate::silence::Silence;
+
+/// The silence a notice waits for (the last of those that cover it), as known when last timed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Until {
+    pub at: SystemTime,
+    pub silence: String,
+    pub comment: String,
+}
+
+impl Until {
+    pub fn of(s: &Silence) -> Until {
+        Until {
+            at: s.ends,
+            silence: s.id.clone(),
+            comment: s.record.comment.clone(),
+        }
+    }
+
+    /// What the notice says of it once it goes: ended at its end, or when removed (`wall`).
+    pub fn ended(&self, wall: SystemTime) -> SilencedBy {
+        SilencedBy {
+            id: self.silence.clone(),
+            comment: self.comment.clone(),
+            ended: wall.min(self.at),
+        }
+    }
+}
 
 /// One notice hushed for one channel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hush {
-    /// When the silences covering it end (as known when last timed).
-    pub until: SystemTime,
+    pub until: Until,
     pub channel: String,
     /// As it will be handed to the channel: with its ticket, or its key once recorded.
     pub alert: Alert,
@@ -30,7 +57,7 @@ pub struct Hushed {
 
 impl Hushed {
     /// Hushes `alert` for `channel` until `until`; once per notice and channel.
-    pub fn hold(&mut self, alert: &Alert, channel: &str, until: SystemTime) {
+    pub fn hold(&mut self, alert: &Alert, channel: &str, until: Until) {
         let id = alert.notice_id();
         if let Some(h) = self
             .held
@@ -64,7 +91,7 @@ impl Hushed {
 
     /// When the next one's silences end.
     pub fn next(&self) -> Option<SystemTime> {
-        self.held.iter().map(|h| h.until).min()
+        self.held.iter().map(|h| h.until.at).min()
     }
 
     /// Whether `channel` has this notice (by its notice id) hushed.

@@ -24,7 +24,7 @@ use tracing::{debug, info};
 
 use crate::alert::{Alert, AlertKind, NoticeKey, Ticket};
 use crate::escalation::{Escalations, Held};
-use crate::hushed::{Hush, Hushed};
+use crate::hushed::{Hush, Hushed, Until};
 use crate::outbox::Recorded;
 use crate::record::{NoticeRecord, OutageRecord};
 use crate::routing::Router;
@@ -402,7 +402,7 @@ impl Ledger {
                 let mut due = Vec::new();
                 for held in self.escalations.due(wall) {
                     match self.silences.silences(&held.alert, wall) {
-                        Some(until) => self.hushed.hold(&held.alert, &held.channel, until),
+                        Some(s) => self.hushed.hold(&held.alert, &held.channel, Until::of(s)),
                         None => due.push(held),
                     }
                 }
@@ -434,18 +434,19 @@ impl Ledger {
         let mut over = Vec::new();
         for hush in self.hushed.take_all() {
             match self.silences.silences(&hush.alert, wall) {
-                Some(until) => self.hushed.hold(&hush.alert, &hush.channel, until),
+                Some(s) => self.hushed.hold(&hush.alert, &hush.channel, Until::of(s)),
                 None => over.push(hush),
             }
         }
-        self.unhush(over)
+        self.unhush(over, wall)
     }
 
     /// Hushed notices whose silence is over: to their channel now, or, where an escalation route
     /// takes them, held for the rest of its wait (due at once if it has passed).
-    fn unhush(&mut self, over: Vec<Hush>) -> Vec<Action> {
+    fn unhush(&mut self, over: Vec<Hush>, wall: SystemTime) -> Vec<Action> {
         let mut now = Vec::new();
-        for hush in over {
+        for mut hush in over {
+            hush.alert.silenced = Some(hush.until.ended(wall));
             let plan = self.router.plan(&hush.alert, &self.channels);
             match plan.later.get(&hush.channel) {
                 Some(wait) => {
@@ -528,13 +529,13 @@ impl Ledger {
                 self.escalations.hold(alert, &plan.later);
             }
             _ => match self.silences.silences(alert, alert.at) {
-                Some(until) => {
+                Some(s) => {
                     let all = plan.now.iter().chain(plan.later.keys());
                     for channel in all {
-                        self.hushed.hold(alert, channel, until);
+                        self.hushed.hold(alert, channel, Until::of(s));
                         handed.not_for.insert(channel.clone());
                     }
-                    info!(agent = %alert.agent, event = alert.event.as_str(), until = %common::time::format(until), "silenced: recorded, sent only if the outage is still open when the silence ends");
+                    info!(agent = %alert.agent, event = alert.event.as_str(), silence = %s.id, until = %s.record.ends_at, "silenced: recorded, sent only if the outage is still open when the silence ends");
                 }
                 None => self.escalations.hold(alert, &plan.later),
             },
@@ -624,12 +625,12 @@ impl Ledger {
             AlertKind::Recovered | AlertKind::Healthy => None,
             _ => self.silences.silences(alert, alert.at),
         };
-        if let Some(until) = hushed_until {
+        if let Some(s) = hushed_until {
             // The same for a hushed notice, hushed again (due at once if the silence is over).
             let plan = self.router.plan(alert, &self.channels);
             for channel in plan.now.iter().chain(plan.later.keys()) {
                 if !done.contains(channel) && !self.hushed.holds(&id, channel) {
-                    self.hushed.hold(alert, channel, until);
+                    self.hushed.hold(alert, channel, Until::of(s));
                 }
             }
         } else if self.router.escalates() {
@@ -797,7 +798,7 @@ impl Ledger {
             return if ends(notice.notice.event) {
                 Silenced::No
             } else {
-                Silenced::Hush(until)
+                Silenced::Hush(Until::of(until))
             };
         }
         let opener = record
@@ -1019,7 +1020,7 @@ impl Ledger {
 /// What [`Ledger::silenced`] makes of a pending notice for one channel.
 enum Silenced {
     No,
-    Hush(SystemTime),
+    Hush(Until),
     Throughout,
 }
 
@@ -1107,6 +1108,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }
@@ -2433,6 +2435,18 @@ mod tests {
             ]
         );
         assert_eq!(t.l.hushed(), 0);
+        let Some(Action::Deliver { alerts, .. }) = due.first() else {
+            panic!("released: {due:?}")
+        };
+        assert_eq!(
+            alerts[0].silenced,
+            Some(crate::alert::SilencedBy {
+                id: "0000000a".into(),
+                comment: "kernel upgrade".into(),
+                ended: at(3600),
+            }),
+            "it says why it comes late"
+        );
         assert_eq!(
             receipted(&mut t, &[0]),
             vec![
@@ -2479,6 +2493,18 @@ mod tests {
         );
         assert_eq!(extended, vec![Action::EscalateAt(at(7200))]);
         let lifted = silenced(&mut t, &[], 30);
+        let ended: Vec<_> = lifted
+            .iter()
+            .filter_map(|a| match a {
+                Action::Deliver { alerts, .. } => alerts[0].silenced.as_ref().map(|s| (s.id.clone(), s.ended)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ended,
+            [("0000000b".to_owned(), at(30)), ("0000000b".to_owned(), at(30))],
+            "removed: ended when removed, named by the silence it last waited for"
+        );
         assert_eq!(
             delivered(&lifted),
             vec![

@@ -159,6 +159,7 @@ pub async fn test_alert(cfg: cli::TestAlertConfig) -> Result<Vec<(String, TestOu
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
         labels: Default::default(),
     }]);
     let deadline = tokio::time::Instant::now() + cfg.wait;

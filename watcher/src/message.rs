@@ -249,8 +249,32 @@ impl Style {
             let pairs: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             facts.push((label("Labels", "标签"), pairs.join(", ")));
         }
+        // Sent late on purpose: the person reading it at the silence's end learns why now, and
+        // that the agent did not come back within the maintenance.
+        if let Some(s) = &a.silenced {
+            let degraded = a.event == AlertKind::Degraded;
+            let (comment, ended) = (one_line(&s.comment), self.time(s.ended));
+            facts.push((
+                label("Silenced", "静默"),
+                if zh {
+                    let still = if degraded { "仍然异常" } else { "仍未恢复" };
+                    format!("静默 {}（{comment}）期间暂缓发送；静默已于 {ended} 结束，{still}", s.id)
+                } else {
+                    let still = if degraded { "still degraded" } else { "still down" };
+                    format!(
+                        "held back by silence {} ({comment}) until it ended at {ended}; {still}",
+                        s.id
+                    )
+                },
+            ));
+        }
         facts
     }
+}
+
+/// A comment on one line: a newline would break a robot's list, a mail's or a command's table.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Text made safe for HTML, in element content and in quoted attributes alike: the status page
@@ -434,6 +458,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }
@@ -621,7 +646,39 @@ mod tests {
                 ("标签", "dc=bj, team=logs".to_owned()),
             ]
         );
-        assert_eq!(zh_duration(Duration::from_millis(850)), "850毫秒");
+        // Sent when its silence ended with the agent still down: says why it comes late.
+        a.labels.clear();
+        a.silenced = Some(crate::alert::SilencedBy {
+            id: "3f9a1c2e".into(),
+            comment: "kernel\nupgrade".into(),
+            ended: a.at + Duration::from_secs(7200),
+        });
+        assert_eq!(
+            zh().facts(&a).pop(),
+            Some((
+                "静默",
+                "静默 3f9a1c2e（kernel upgrade）期间暂缓发送；静默已于 2026-11-21 11:02:03 +08:00 结束，仍未恢复"
+                    .to_owned()
+            ))
+        );
+        let en = Style {
+            zone: zh().zone,
+            ..Style::default()
+        };
+        assert_eq!(
+            en.facts(&a).pop(),
+            Some((
+                "Silenced",
+                "held back by silence 3f9a1c2e (kernel upgrade) until it ended at 2026-11-21 11:02:03 +08:00; still down"
+                    .to_owned()
+            ))
+        );
+        assert!(
+            a.one_line().ends_with("; held back by silence 3f9a1c2e until it ended at 2026-11-21T03:02:03.470Z"),
+            "{}",
+            a.one_line()
+        );
+                assert_eq!(zh_duration(Duration::from_millis(850)), "850毫秒");
         assert_eq!(zh_duration(Duration::from_secs(90_061)), "1天1小时1分1秒");
     }
 }

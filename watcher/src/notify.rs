@@ -895,6 +895,7 @@ mod tests {
             key,
             ticket,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         };
         let key = NoticeKey {

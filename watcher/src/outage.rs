@@ -874,6 +874,7 @@ impl Monitor {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
         }
     }
 
@@ -962,6 +963,7 @@ impl Monitor {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
         }
     }
 }

@@ -132,6 +132,7 @@ impl StoredNotice {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: self.labels.clone(),
         }
     }
@@ -356,6 +357,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }

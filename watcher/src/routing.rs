@@ -219,6 +219,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: BTreeSet::new(),
+            silenced: None,
             labels: Default::default(),
         }
     }

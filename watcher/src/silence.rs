@@ -142,25 +142,30 @@ impl Silences {
     /// Until when a notice about `s` is silenced, counted from `at`: `None` if no silence covers
     /// it then. Silences that take over from each other without a gap count as one.
     pub fn until(&self, s: &Subject, at: SystemTime) -> Option<SystemTime> {
-        let mut until: Option<SystemTime> = None;
+        self.last(s, at).map(|x| x.ends)
+    }
+
+    /// The silence that ends last of those that hold a notice about `s` from `at` on (see
+    /// [`Silences::until`]): the one the notice waits for.
+    pub fn last(&self, s: &Subject, at: SystemTime) -> Option<&Silence> {
+        let mut last: Option<&Silence> = None;
         loop {
-            let probe = until.unwrap_or(at);
+            let probe = last.map_or(at, |x| x.ends);
             let next = self
                 .list
                 .iter()
                 .filter(|x| x.active(probe) && x.covers(s))
-                .map(|x| x.ends)
-                .max();
+                .max_by_key(|x| x.ends);
             match next {
-                Some(end) if until.is_none_or(|u| end > u) => until = Some(end),
-                _ => return until,
+                Some(x) if last.is_none_or(|l| x.ends > l.ends) => last = Some(x),
+                _ => return last,
             }
         }
     }
 
-    /// Until when `alert` is silenced at `at`: only notices about an agent are (a watcher that
-    /// cannot see must be heard; a test alert is asked for).
-    pub fn silences(&self, alert: &Alert, at: SystemTime) -> Option<SystemTime> {
+    /// The silence `alert` waits for at `at`, if any: only notices about an agent are silenced (a
+    /// watcher that cannot see must be heard; a test alert is asked for).
+    pub fn silences(&self, alert: &Alert, at: SystemTime) -> Option<&Silence> {
         if matches!(
             alert.event,
             AlertKind::Blind | AlertKind::Sighted | AlertKind::Test
@@ -168,7 +173,7 @@ impl Silences {
         {
             return None;
         }
-        self.until(&Subject::from(alert), at)
+        self.last(&Subject::from(alert), at)
     }
 }
 

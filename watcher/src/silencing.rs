@@ -17,7 +17,7 @@ use common::config::ZkConfig;
 use common::silence::{self as record, SilenceRecord};
 use common::{session, Layout};
 
-use crate::message::{Style, Zone};
+use crate::message::{one_line, Style, Zone};
 use crate::silence::{Silence, Silences, Subject};
 
 /// Silences that ended longer ago than this are deleted by `silence add` and `silence list`
@@ -191,10 +191,6 @@ fn matchers_in(agent: &str, host: Option<&str>, labels: &BTreeMap<String, String
     m.join(" ")
 }
 
-/// A comment on one line of the table: a newline in it would break the columns.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// The silences under `<root>/silences/` over a session the caller keeps: `status`'s read and
 /// the listener's use this. A missing folder is no silence.

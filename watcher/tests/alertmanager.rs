@@ -56,6 +56,7 @@ fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
         labels: Default::default(),
     }
 }

@@ -43,6 +43,7 @@ fn lost(i: usize) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
         labels: Default::default(),
     }
 }

@@ -42,6 +42,7 @@ fn alert(agent: &str, host: &str) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
         labels: Default::default(),
     }
 }

@@ -244,6 +244,7 @@ pub(crate) mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }

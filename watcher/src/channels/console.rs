@@ -95,6 +95,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         };
         let text = lines(&[a.clone(), a.clone()]);

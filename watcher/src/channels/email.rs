@@ -1014,6 +1014,7 @@ mod tests {
             key: None,
             ticket: None,
             not_for: Default::default(),
+            silenced: None,
             labels: Default::default(),
         }
     }

@@ -195,6 +195,7 @@ pub(crate) fn sample() -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
     }
 }
 

@@ -39,6 +39,7 @@ pub fn alert_of(agent: &str, event: AlertKind) -> Alert {
         key: None,
         ticket: None,
         not_for: Default::default(),
+        silenced: None,
         labels: Default::default(),
     }
 }
