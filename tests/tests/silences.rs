@@ -112,6 +112,14 @@ fn a_silenced_down_is_recorded_and_sent_once_by_the_next_leader_when_the_silence
         .find(|a| a["agent"] == "maint-a1")
         .expect("maint-a1's down");
     assert_eq!(down["host"], "rack7-01", "{down}");
+    assert_eq!(
+        (&down["silenced"]["id"], &down["silenced"]["comment"]),
+        (
+            &serde_json::json!("0000a001"),
+            &serde_json::json!("kernel upgrade")
+        ),
+        "the down says which silence held it: {down}"
+    );
     pair.sentinel("sentinel-2");
     assert_eq!(
         events_of(&pair.receiver.alerts(), "maint-a1"),

@@ -71,6 +71,20 @@ impl Escalations {
         std::mem::take(&mut self.held)
     }
 
+    /// Held again as they were (taken by [`Escalations::clear`]), due when they were.
+    pub fn restore(&mut self, held: Vec<Held>) {
+        self.held.extend(held);
+    }
+
+    /// Those of this notice (by its notice id), removed: another watcher reported it.
+    pub fn of_notice(&mut self, notice_id: &str) -> Vec<Held> {
+        let (of, keep) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.alert.notice_id() == notice_id);
+        self.held = keep;
+        of
+    }
+
     /// When the next falls due.
     pub fn next(&self) -> Option<SystemTime> {
         self.held.iter().map(|h| h.due).min()

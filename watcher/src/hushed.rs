@@ -89,6 +89,15 @@ impl Hushed {
         of
     }
 
+    /// Those of this notice (by its notice id), removed: another watcher reported it.
+    pub fn of_notice(&mut self, notice_id: &str) -> Vec<Hush> {
+        let (of, keep) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.alert.notice_id() == notice_id);
+        self.held = keep;
+        of
+    }
+
     /// When the next one's silences end.
     pub fn next(&self) -> Option<SystemTime> {
         self.held.iter().map(|h| h.until.at).min()

@@ -201,9 +201,6 @@ pub struct Ledger {
     /// The silences, as every watcher reads them, and the notices they hush.
     silences: Silences,
     hushed: Hushed,
-    /// The wall clock as last told (silences, due times): when a notice requeued from a record is
-    /// judged silenced or not.
-    clock: SystemTime,
     flush: Flush,
 }
 
@@ -224,7 +221,6 @@ impl Ledger {
             escalations: Escalations::default(),
             silences: Silences::default(),
             hushed: Hushed::default(),
-            clock: SystemTime::UNIX_EPOCH,
             flush: Flush::Idle,
         }
     }
@@ -323,12 +319,28 @@ impl Ledger {
             }
             Event::SteppedDown => {
                 self.leader = false;
-                // The records keep them pending: whoever leads next holds them again.
-                let held = self.escalations.clear().into_iter();
-                let hushed = self.hushed.take_all().into_iter();
-                for (alert, channel) in held
+                // What is recorded stays pending in its record: whoever leads next holds it
+                // again from there. What is not recorded yet stays held here: this watcher
+                // records it when it leads again (dropping it if another leader reported it
+                // meanwhile), and an outage that ends in between must find it held.
+                let (gone, kept): (Vec<Held>, Vec<Held>) = self
+                    .escalations
+                    .clear()
+                    .into_iter()
+                    .partition(|h| self.key_of(&h.alert).is_some());
+                self.escalations.restore(kept);
+                let (gone_hushed, kept): (Vec<Hush>, Vec<Hush>) = self
+                    .hushed
+                    .take_all()
+                    .into_iter()
+                    .partition(|h| self.key_of(&h.alert).is_some());
+                for h in kept {
+                    self.hushed.hold(&h.alert, &h.channel, h.until);
+                }
+                for (alert, channel) in gone
+                    .into_iter()
                     .map(|h| (h.alert, h.channel))
-                    .chain(hushed.map(|h| (h.alert, h.channel)))
+                    .chain(gone_hushed.into_iter().map(|h| (h.alert, h.channel)))
                 {
                     if let Some(key) = self.key_of(&alert) {
                         self.queued.remove(&(key, channel));
@@ -396,7 +408,6 @@ impl Ledger {
                 if !self.leader {
                     return vec![];
                 }
-                self.clock = wall;
                 // An escalation that falls due while a silence covers its agent waits for the
                 // silence to end.
                 let mut due = Vec::new();
@@ -419,7 +430,6 @@ impl Ledger {
                     "silences read"
                 );
                 self.silences = silences;
-                self.clock = wall;
                 if !self.leader {
                     return vec![];
                 }
@@ -502,6 +512,20 @@ impl Ledger {
             })
     }
 
+    /// An outage's end (`ended`): what was hushed of it never goes; the channels its start was
+    /// hushed for, which its end does not go to either.
+    fn end_hushed(&mut self, ended: &Alert) -> BTreeSet<String> {
+        let mut quiet = BTreeSet::new();
+        for hush in self.hushed.of_record(&ended.record_key()) {
+            if matches!(hush.alert.event, AlertKind::Down | AlertKind::Degraded) {
+                info!(agent = %ended.agent, channel = %hush.channel, event = ended.event.as_str(), "outage over while silenced: neither its start nor its end is sent");
+                quiet.insert(hush.channel.clone());
+            }
+            self.skip(&hush.alert, &hush.channel);
+        }
+        quiet
+    }
+
     /// Where a notice goes as it is handed to the channels (fresh with its ticket, or recorded
     /// with its key): the copy to hand over now, if any channel takes it now, and what its
     /// outage's end releases first.
@@ -518,15 +542,21 @@ impl Ledger {
                 if alert.event == AlertKind::Recovered {
                     released.extend(self.settle(alert, &plan.now));
                 }
-                for hush in self.hushed.of_record(&alert.record_key()) {
-                    if matches!(hush.alert.event, AlertKind::Down | AlertKind::Degraded) {
-                        info!(agent = %alert.agent, channel = %hush.channel, event = alert.event.as_str(), "outage over while silenced: neither its start nor its end is sent");
-                        self.skip(alert, &hush.channel);
-                        handed.not_for.insert(hush.channel.clone());
-                    }
-                    self.skip(&hush.alert, &hush.channel);
+                for channel in self.end_hushed(alert) {
+                    self.skip(alert, &channel);
+                    handed.not_for.insert(channel);
                 }
                 self.escalations.hold(alert, &plan.later);
+            }
+            // Its agent was stopped as planned after it (its record is to be closed): had it been
+            // hushed, its outage would have ended within the silence.
+            _ if self.to_close.contains(&alert.record_key())
+                && self.silences.silences(alert, alert.at).is_some() =>
+            {
+                for channel in plan.now.iter().chain(plan.later.keys()) {
+                    self.skip(alert, channel);
+                    handed.not_for.insert(channel.clone());
+                }
             }
             _ => match self.silences.silences(alert, alert.at) {
                 Some(s) => {
@@ -553,7 +583,6 @@ impl Ledger {
         let mut now = Vec::new();
         let mut released = Vec::new();
         for mut alert in alerts {
-            self.clock = self.clock.max(alert.at);
             alert.not_for = self.router.not_for(&alert, &self.channels);
             if self.unsent == 0 {
                 let ticket = Ticket(self.next_ticket);
@@ -565,10 +594,15 @@ impl Ledger {
                 released.extend(rel);
                 now.extend(handed);
             } else {
-                // Sent once recorded, behind what is: what it ends is settled now all the same.
+                // Sent once recorded, behind what is: what it ends is settled now all the same,
+                // and where its start was hushed, it is recorded as done (never sent).
                 if alert.event == AlertKind::Recovered {
                     let plan = self.router.plan(&alert, &self.channels);
                     released.extend(self.settle(&alert, &plan.now));
+                }
+                if matches!(alert.event, AlertKind::Recovered | AlertKind::Healthy) {
+                    let quiet = self.end_hushed(&alert);
+                    alert.not_for.extend(quiet);
                 }
                 self.unsent += 1;
             }
@@ -618,28 +652,6 @@ impl Ledger {
             .filter(|c| !alert.not_for.contains(*c))
             .collect();
         let waiting = targets.iter().filter(|c| !done.contains(c)).count();
-        // Held back when handed over, and let go when this watcher stepped down before the
-        // record was written: held again now that it leads and the record says it is pending.
-        let id = alert.notice_id();
-        let hushed_until = match alert.event {
-            AlertKind::Recovered | AlertKind::Healthy => None,
-            _ => self.silences.silences(alert, alert.at),
-        };
-        if let Some(s) = hushed_until {
-            // The same for a hushed notice, hushed again (due at once if the silence is over).
-            let plan = self.router.plan(alert, &self.channels);
-            for channel in plan.now.iter().chain(plan.later.keys()) {
-                if !done.contains(channel) && !self.hushed.holds(&id, channel) {
-                    self.hushed.hold(alert, channel, Until::of(s));
-                }
-            }
-        } else if self.router.escalates() {
-            let mut unheld = self.router.plan(alert, &self.channels).later;
-            unheld.retain(|c, _| !done.contains(c) && !self.escalations.holds(&id, c));
-            if !unheld.is_empty() {
-                self.escalations.hold(alert, &unheld);
-            }
-        }
         match key {
             Some(key) => {
                 for channel in targets {
@@ -775,10 +787,11 @@ impl Ledger {
         actions
     }
 
-    /// What a silence makes of a pending notice of a loaded record for `channel`: hushed (its
-    /// outage is open and a silence covers it now), or never sent (its outage is over, neither
-    /// its start nor its end reached the channel, and a silence covers the agent now: it was
-    /// silenced throughout, and the old leader died before noting so).
+    /// What a silence makes of a pending notice of a loaded record for `channel`, judged as the
+    /// leader that decided it judged it (at the notice's time): hushed (its outage is open and a
+    /// silence covered it then), or never sent (its outage began silenced and ended before the
+    /// silences that held it did, and neither its start nor its end reached the channel: the old
+    /// leader died before noting so).
     fn silenced(
         &self,
         record: &OutageRecord,
@@ -789,16 +802,15 @@ impl Ledger {
         if self.silences.is_empty() {
             return Silenced::No;
         }
-        let Some(until) = self.silences.silences(alert, self.clock) else {
-            return Silenced::No;
-        };
         let opens = |e: AlertKind| matches!(e, AlertKind::Down | AlertKind::Degraded);
         let ends = |e: AlertKind| matches!(e, AlertKind::Recovered | AlertKind::Healthy);
         if !record.closed && notice.seq >= record.first_seq {
-            return if ends(notice.notice.event) {
-                Silenced::No
-            } else {
-                Silenced::Hush(Until::of(until))
+            if ends(notice.notice.event) {
+                return Silenced::No;
+            }
+            return match self.silences.silences(alert, alert.at) {
+                Some(s) => Silenced::Hush(Until::of(s)),
+                None => Silenced::No,
             };
         }
         let opener = record
@@ -812,10 +824,15 @@ impl Ledger {
             .notices
             .iter()
             .find(|n| n.seq > opener.seq && ends(n.notice.event));
-        match closer {
-            Some(closer) if !closer.done.contains(channel) && !opener.done.contains(channel) => {
-                Silenced::Throughout
-            }
+        let Some(closer) = closer else {
+            return Silenced::No;
+        };
+        let start = opener.notice.to_alert();
+        let held_until = self.silences.silences(&start, start.at).map(|s| s.ends);
+        let ended = closer.notice.to_alert().at;
+        let untold = !closer.done.contains(channel) && !opener.done.contains(channel);
+        match held_until {
+            Some(until) if untold && ended < until => Silenced::Throughout,
             _ => Silenced::No,
         }
     }
@@ -913,6 +930,13 @@ impl Ledger {
                 (Some(ticket), Recorded::Duplicate) => {
                     info!(agent = %alert.agent, event = alert.event.as_str(), "sent before its record showed it reported already (by another watcher); a receiver that drops repeated ids drops it");
                     self.ticket_recorded(ticket, &alert, None);
+                    // What it held back is the other watcher's to send (it recorded it).
+                    let id = alert.notice_id();
+                    let held = self.escalations.of_notice(&id).into_iter();
+                    let hushed = self.hushed.of_notice(&id).into_iter();
+                    for channel in held.map(|h| h.channel).chain(hushed.map(|h| h.channel)) {
+                        self.ticket_done(ticket, &channel);
+                    }
                 }
                 (None, recorded) => {
                     self.unsent = self.unsent.saturating_sub(1);
@@ -2131,18 +2155,18 @@ mod tests {
         );
     }
 
-    /// Let go when it stepped down before the record was written: held again once recorded.
+    /// Not recorded yet when this watcher stepped down: held on, and escalated when due once it
+    /// leads again and has recorded it.
     #[test]
-    fn an_escalation_let_go_before_its_record_is_held_again_once_recorded() {
+    fn an_escalation_not_recorded_yet_is_held_across_a_step_down() {
         let a = alert("a", Down, 0);
         let mut t = escalating();
         t.decided(std::slice::from_ref(&a));
         t.on(Event::SteppedDown);
         t.on(Event::BecameLeader { took_over: false });
-        assert_eq!(t.l.escalations(), 0);
+        assert_eq!(t.l.escalations(), 1);
         let flush = t.on(Event::Flush);
-        let all = t.record_all(flush);
-        assert_eq!(escalate_at(&all), Some(a.at + ESCALATE), "{all:?}");
+        t.record_all(flush);
         assert_eq!(
             delivered(&t.on(Event::Due {
                 wall: a.at + ESCALATE
@@ -2496,13 +2520,18 @@ mod tests {
         let ended: Vec<_> = lifted
             .iter()
             .filter_map(|a| match a {
-                Action::Deliver { alerts, .. } => alerts[0].silenced.as_ref().map(|s| (s.id.clone(), s.ended)),
+                Action::Deliver { alerts, .. } => {
+                    alerts[0].silenced.as_ref().map(|s| (s.id.clone(), s.ended))
+                }
                 _ => None,
             })
             .collect();
         assert_eq!(
             ended,
-            [("0000000b".to_owned(), at(30)), ("0000000b".to_owned(), at(30))],
+            [
+                ("0000000b".to_owned(), at(30)),
+                ("0000000b".to_owned(), at(30))
+            ],
             "removed: ended when removed, named by the silence it last waited for"
         );
         assert_eq!(
@@ -2666,16 +2695,16 @@ mod tests {
         assert_eq!(t.l.hushed(), 0);
     }
 
-    /// Hushed, then let go when this watcher stepped down before the record was written: hushed
-    /// again once recorded, and sent when the silence ends.
+    /// Hushed, not recorded yet when this watcher stepped down: still hushed once it leads again
+    /// and has recorded it, and sent when the silence ends.
     #[test]
-    fn a_hushed_notice_let_go_before_its_record_is_hushed_again_once_recorded() {
+    fn a_hushed_notice_not_recorded_yet_stays_hushed_across_a_step_down() {
         let mut t = T::leader();
         silenced(&mut t, &[("0000000a", "*", 0, 3600)], 0);
         let a = alert("a", Down, 10);
         t.decided(std::slice::from_ref(&a));
         t.on(Event::SteppedDown);
-        assert_eq!(t.l.hushed(), 0);
+        assert_eq!(t.l.hushed(), 2);
         t.on(Event::BecameLeader { took_over: false });
         let flush = t.on(Event::Flush);
         let recorded = t.record_all(flush);
@@ -2688,5 +2717,139 @@ mod tests {
                 (To::Channel("webhook".into()), vec![("a".into(), Down)]),
             ]
         );
+    }
+
+    /// Let go when its silence ended, before its record was written: once recorded, it is not
+    /// hushed again (nor sent twice).
+    #[test]
+    fn a_notice_let_go_before_its_record_is_not_hushed_again() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "a", 0, 3600)], 0);
+        let a = alert("a", Down, 3500);
+        assert_eq!(delivered(&t.decided(std::slice::from_ref(&a))), vec![]);
+        let due = t.on(Event::Due { wall: at(3600) });
+        assert_eq!(
+            delivered(&due).len(),
+            2,
+            "sent at the silence's end: {due:?}"
+        );
+        let flush = t.on(Event::Flush);
+        t.record_all(flush);
+        assert_eq!(t.l.hushed(), 0);
+        assert_eq!(delivered(&t.on(Event::Due { wall: at(3601) })), vec![]);
+    }
+
+    /// A new leader judges a pending notice as the leader that decided it did, at its time: an
+    /// outage over before the silence began is sent (the old leader would have sent it).
+    #[test]
+    fn a_new_leader_sends_an_outage_that_was_over_before_the_silence() {
+        let down = alert("a", Down, 10);
+        let loaded = records(vec![record(&[down.clone(), lasting(&down, 30)], &[])]);
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "a", 50, 3600)], 60);
+        let requeued = t.requeued(Event::RecordsLoaded(loaded));
+        let both = vec![("a".to_owned(), Down), ("a".to_owned(), Recovered)];
+        assert_eq!(
+            delivered(&requeued),
+            vec![
+                (To::Channel("webhook".into()), both.clone()),
+                (To::Channel("dingtalk".into()), both),
+            ],
+            "{requeued:?}"
+        );
+    }
+
+    /// The same for an open outage whose down came before the silence: not hushed by a new
+    /// leader, so its recovered goes everywhere too.
+    #[test]
+    fn a_recovered_whose_down_came_before_the_silence_goes_everywhere_after_a_failover() {
+        let down = alert("a", Down, 10);
+        let loaded = records(vec![record(
+            std::slice::from_ref(&down),
+            &[(0, "dingtalk")],
+        )]);
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "a", 50, 3600)], 60);
+        let requeued = t.requeued(Event::RecordsLoaded(loaded));
+        assert_eq!(
+            delivered(&requeued),
+            vec![(To::Channel("webhook".into()), vec![("a".into(), Down)])]
+        );
+        let back = t.decided(&[lasting(&down, 100)]);
+        let Some(Action::Deliver { alerts, .. }) = back.first() else {
+            panic!("the recovered is sent: {back:?}")
+        };
+        assert!(
+            alerts[0].not_for.is_empty(),
+            "kept from {:?}",
+            alerts[0].not_for
+        );
+    }
+
+    /// Hushed, not recorded yet, this watcher steps down and leads again: the outage ending
+    /// within the silence sends nothing, before or after the record is written.
+    #[test]
+    fn an_outage_over_within_the_silence_across_a_step_down_sends_nothing() {
+        let mut t = T::leader();
+        silenced(&mut t, &[("0000000a", "*", 0, 3600)], 0);
+        let a = alert("a", Down, 10);
+        assert_eq!(delivered(&t.decided(std::slice::from_ref(&a))), vec![]);
+        t.on(Event::SteppedDown);
+        t.on(Event::BecameLeader { took_over: false });
+        silenced(&mut t, &[("0000000a", "*", 0, 3600)], 50);
+        t.requeued(Event::RecordsLoaded(BTreeMap::new()));
+        let back = t.decided(&[lasting(&a, 100)]);
+        let flush = t.on(Event::Flush);
+        let recorded = t.record_all(flush);
+        let due = t.on(Event::Due { wall: at(3600) });
+        assert_eq!(
+            (delivered(&back), delivered(&recorded), delivered(&due)),
+            (vec![], vec![], vec![]),
+            "nothing is sent"
+        );
+    }
+
+    /// The escalation twin: held for the phone, not recorded yet, a step-down, then the outage
+    /// ends before the wait: the phone never rings.
+    #[test]
+    fn an_escalation_not_recorded_across_a_step_down_ends_with_its_outage() {
+        let mut t = escalating();
+        let a = alert("a", Down, 0);
+        t.decided(std::slice::from_ref(&a));
+        t.on(Event::SteppedDown);
+        t.on(Event::BecameLeader { took_over: false });
+        t.requeued(Event::RecordsLoaded(BTreeMap::new()));
+        t.decided(&[lasting(&a, 100)]);
+        let flush = t.on(Event::Flush);
+        t.record_all(flush);
+        let due = t.on(Event::Due {
+            wall: a.at + ESCALATE,
+        });
+        assert_eq!(delivered(&due), vec![], "escalated after its outage ended");
+    }
+
+    /// A down recorded behind a takeover's backlog, its agent stopped as planned meanwhile, within
+    /// a silence: never sent (its outage ended within the silence).
+    #[test]
+    fn a_silenced_down_waiting_its_turn_then_a_planned_stop_is_never_sent() {
+        let old = alert("z", Down, 0);
+        let mut t = T::taken_over(std::slice::from_ref(&old));
+        silenced(&mut t, &[("0000000a", "a", 0, 3600)], 0);
+        let a = alert("a", Down, 10);
+        assert_eq!(
+            delivered(&t.decided(std::slice::from_ref(&a))),
+            vec![],
+            "behind z's"
+        );
+        t.on(Event::PlannedStop("a".into()));
+        let flush = t.on(Event::Flush);
+        let all = t.record_all(flush);
+        assert_eq!(
+            delivered(&all),
+            vec![(To::All, vec![("z".into(), Down)])],
+            "z's, recorded first; a's never: {all:?}"
+        );
+        assert_eq!(t.l.hushed(), 0);
+        assert_eq!(delivered(&t.on(Event::Due { wall: at(3600) })), vec![]);
     }
 }

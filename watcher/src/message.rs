@@ -257,10 +257,21 @@ impl Style {
             facts.push((
                 label("Silenced", "静默"),
                 if zh {
-                    let still = if degraded { "仍然异常" } else { "仍未恢复" };
-                    format!("静默 {}（{comment}）期间暂缓发送；静默已于 {ended} 结束，{still}", s.id)
+                    let still = if degraded {
+                        "仍然异常"
+                    } else {
+                        "仍未恢复"
+                    };
+                    format!(
+                        "静默 {}（{comment}）期间暂缓发送；静默已于 {ended} 结束，{still}",
+                        s.id
+                    )
                 } else {
-                    let still = if degraded { "still degraded" } else { "still down" };
+                    let still = if degraded {
+                        "still degraded"
+                    } else {
+                        "still down"
+                    };
                     format!(
                         "held back by silence {} ({comment}) until it ended at {ended}; {still}",
                         s.id
@@ -674,11 +685,13 @@ mod tests {
             ))
         );
         assert!(
-            a.one_line().ends_with("; held back by silence 3f9a1c2e until it ended at 2026-11-21T03:02:03.470Z"),
+            a.one_line().ends_with(
+                "; held back by silence 3f9a1c2e until it ended at 2026-11-21T03:02:03.470Z"
+            ),
             "{}",
             a.one_line()
         );
-                assert_eq!(zh_duration(Duration::from_millis(850)), "850毫秒");
+        assert_eq!(zh_duration(Duration::from_millis(850)), "850毫秒");
         assert_eq!(zh_duration(Duration::from_secs(90_061)), "1天1小时1分1秒");
     }
 }

@@ -191,7 +191,6 @@ fn matchers_in(agent: &str, host: Option<&str>, labels: &BTreeMap<String, String
     m.join(" ")
 }
 
-
 /// The silences under `<root>/silences/` over a session the caller keeps: `status`'s read and
 /// the listener's use this. A missing folder is no silence.
 pub async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Read, zk::Error> {
