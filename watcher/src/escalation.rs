@@ -12,6 +12,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::alert::Alert;
 
+/// Removes from `held` those `pred` picks, and gives them: the notices held back by an escalation
+/// or a silence are taken out a few at a time (an agent's, a notice's, those due).
+pub fn take_where<T>(held: &mut Vec<T>, pred: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (taken, keep) = std::mem::take(held).into_iter().partition(pred);
+    *held = keep;
+    taken
+}
+
 /// One notice held back from one channel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Held {
@@ -49,21 +57,14 @@ impl Escalations {
 
     /// Those due at `wall`, removed, in the order they fell due.
     pub fn due(&mut self, wall: SystemTime) -> Vec<Held> {
-        let (mut due, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition::<Vec<_>, _>(|h| h.due <= wall);
-        self.held = keep;
+        let mut due = take_where(&mut self.held, |h| h.due <= wall);
         due.sort_by(|a, b| (a.due, &a.alert.agent).cmp(&(b.due, &b.alert.agent)));
         due
     }
 
     /// Those of `agent`, removed: its outage ended.
     pub fn of_agent(&mut self, agent: &str) -> Vec<Held> {
-        let (of, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| h.alert.agent == agent);
-        self.held = keep;
-        of
+        take_where(&mut self.held, |h| h.alert.agent == agent)
     }
 
     /// Every one, removed: this watcher no longer leads.
@@ -78,11 +79,7 @@ impl Escalations {
 
     /// Those of this notice (by its notice id), removed: another watcher reported it.
     pub fn of_notice(&mut self, notice_id: &str) -> Vec<Held> {
-        let (of, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| h.alert.notice_id() == notice_id);
-        self.held = keep;
-        of
+        take_where(&mut self.held, |h| h.alert.notice_id() == notice_id)
     }
 
     /// When the next falls due.

@@ -11,6 +11,7 @@
 use std::time::SystemTime;
 
 use crate::alert::{Alert, SilencedBy};
+use crate::escalation::take_where;
 use crate::silence::Silence;
 
 /// The silence a notice waits for (the last of those that cover it), as known when last timed.
@@ -82,20 +83,12 @@ impl Hushed {
     /// Those of the outage record `key` (an agent id, or its health record's key), removed: the
     /// outage ended, or its agent stopped as planned.
     pub fn of_record(&mut self, key: &str) -> Vec<Hush> {
-        let (of, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| h.alert.record_key() == key);
-        self.held = keep;
-        of
+        take_where(&mut self.held, |h| h.alert.record_key() == key)
     }
 
     /// Those of this notice (by its notice id), removed: another watcher reported it.
     pub fn of_notice(&mut self, notice_id: &str) -> Vec<Hush> {
-        let (of, keep) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| h.alert.notice_id() == notice_id);
-        self.held = keep;
-        of
+        take_where(&mut self.held, |h| h.alert.notice_id() == notice_id)
     }
 
     /// When the next one's silences end.

@@ -2351,6 +2351,14 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
     }
 
+    /// The down of `agent` handed to each channel, one delivery each (as a silence lets it go).
+    fn to_each(agent: &str) -> Vec<(To, Vec<(String, AlertKind)>)> {
+        ["dingtalk", "webhook"]
+            .into_iter()
+            .map(|ch| (To::Channel(ch.into()), vec![(agent.to_owned(), Down)]))
+            .collect()
+    }
+
     /// Silences, each `(id, agent glob, from, to)` in the seconds of [`alert`].
     fn silences(list: &[(&str, &str, u64, u64)]) -> Silences {
         Silences::new(
@@ -2445,19 +2453,7 @@ mod tests {
             vec![Action::EscalateAt(at(3600))]
         );
         let due = t.on(Event::Due { wall: at(3600) });
-        assert_eq!(
-            delivered(&due),
-            vec![
-                (
-                    To::Channel("dingtalk".into()),
-                    vec![("web7-a1".into(), Down)]
-                ),
-                (
-                    To::Channel("webhook".into()),
-                    vec![("web7-a1".into(), Down)]
-                ),
-            ]
-        );
+        assert_eq!(delivered(&due), to_each("web7-a1"));
         assert_eq!(t.l.hushed(), 0);
         let Some(Action::Deliver { alerts, .. }) = due.first() else {
             panic!("released: {due:?}")
@@ -2534,13 +2530,7 @@ mod tests {
             ],
             "removed: ended when removed, named by the silence it last waited for"
         );
-        assert_eq!(
-            delivered(&lifted),
-            vec![
-                (To::Channel("dingtalk".into()), vec![("a".into(), Down)]),
-                (To::Channel("webhook".into()), vec![("a".into(), Down)]),
-            ]
-        );
+        assert_eq!(delivered(&lifted), to_each("a"));
         assert_eq!(t.l.hushed(), 0);
     }
 
@@ -2613,19 +2603,7 @@ mod tests {
             "over within the silence: done"
         );
         let due = t.on(Event::Due { wall: at(3600) });
-        assert_eq!(
-            delivered(&due),
-            vec![
-                (
-                    To::Channel("dingtalk".into()),
-                    vec![("web7-a1".into(), Down)]
-                ),
-                (
-                    To::Channel("webhook".into()),
-                    vec![("web7-a1".into(), Down)]
-                ),
-            ]
-        );
+        assert_eq!(delivered(&due), to_each("web7-a1"));
     }
 
     /// An escalation route's channel waits for the silence to end and then for the rest of its
@@ -2712,10 +2690,7 @@ mod tests {
         assert_eq!(t.l.hushed(), 2);
         assert_eq!(
             delivered(&t.on(Event::Due { wall: at(3600) })),
-            vec![
-                (To::Channel("dingtalk".into()), vec![("a".into(), Down)]),
-                (To::Channel("webhook".into()), vec![("a".into(), Down)]),
-            ]
+            to_each("a")
         );
     }
 
