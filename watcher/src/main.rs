@@ -78,16 +78,10 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Config::Example => match out(watcher::config::EXAMPLE) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(1),
-        },
-        Config::Checked { path, file } => match out(&watcher::config::summary(&path, &file)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(1),
-        },
+        Config::Example => written(watcher::config::EXAMPLE, "config example"),
+        Config::Checked { path, file } => {
+            written(&watcher::config::summary(&path, &file), "config check")
+        }
         Config::SilenceAdd(cfg) => silence_add(&runtime, cfg),
         Config::SilenceList(cfg) => silence_list(&runtime, cfg),
         Config::SilenceRemove(cfg) => silence_remove(&runtime, cfg),
@@ -118,18 +112,7 @@ fn main() -> ExitCode {
                     + &watcher::status::degraded_lines(&status.agents)
                     + &watcher::status::silence_lines(&status)
             };
-            // A reader that stopped early (`| head`) had what it wanted: no failure. Anything
-            // else that kept the output from being written (a full disk) is one.
-            match out(&text) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => {
-                    err(&format!(
-                        "flume-watcher status: cannot write the output: {e}"
-                    ));
-                    ExitCode::from(1)
-                }
-            }
+            written(&text, "status")
         }
     }
 }
