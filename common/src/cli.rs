@@ -642,16 +642,16 @@ fn mentions(text: &str, flag: &str) -> bool {
     })
 }
 
-/// The usage of the subcommand given in `args` (else of `cmd`) and how to ask for its help.
+/// The usage of the (innermost) subcommand given in `args` (else of `cmd`, as `silence add` of
+/// `silence`) and how to ask for its help.
 fn usage(cmd: &Command, args: &[OsString]) -> (String, String) {
     let mut cmd = cmd.clone();
     cmd.build();
-    let sub = args[..options_end(args)]
-        .iter()
-        .skip(1)
-        .find_map(|a| a.to_str().and_then(|a| cmd.find_subcommand(a)))
-        .cloned();
-    let mut cmd = sub.unwrap_or(cmd);
+    for arg in args[..options_end(args)].iter().skip(1) {
+        if let Some(sub) = arg.to_str().and_then(|a| cmd.find_subcommand(a)).cloned() {
+            cmd = sub;
+        }
+    }
     let help = format!("{} --help", cmd.get_bin_name().unwrap_or(cmd.get_name()));
     (cmd.render_usage().to_string(), help)
 }

@@ -388,6 +388,11 @@ fn bad_flags_exit_2_with_a_line_naming_the_flag_and_change_nothing() {
                 .any(|l| l.starts_with("flume-watcher: ") && l.contains(want)),
             "{args:?}: {want:?} in\n{stderr}"
         );
+        assert!(
+            stderr.contains("Usage: flume-watcher silence add ")
+                && stderr.contains("try 'flume-watcher silence add --help'"),
+            "{args:?}: the usage of silence add itself, not of silence:\n{stderr}"
+        );
         assert_eq!(text(&out.stdout), "", "{args:?}");
     }
     assert!(probe.exists(&root).is_none(), "nothing was created");
