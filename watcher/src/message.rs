@@ -279,6 +279,21 @@ impl Style {
                 },
             ));
         }
+        // The exit itself, when the reason does not already say it (a lost contact, a `failed`
+        // that names its last cause in other words).
+        if let Some(exit) = &a.last_exit {
+            let described = exit.describe();
+            if !a.reason.contains(&described) {
+                let at = exit
+                    .at_time()
+                    .map(|t| self.time(t))
+                    .unwrap_or_else(|| exit.at.clone());
+                facts.push((
+                    label("Last exit", "最后一次退出"),
+                    format!("{described} ({at})"),
+                ));
+            }
+        }
         facts
     }
 }
@@ -619,6 +634,36 @@ mod tests {
                 "English is the alert's own"
             );
         }
+    }
+
+    /// The last exit is a fact of its own when the reason does not say it (a lost contact), in
+    /// every channel that lists facts; said once when it does.
+    #[test]
+    fn the_last_exit_is_told_when_the_reason_does_not_say_it() {
+        let exit = ExitRecord {
+            code: Some(3),
+            signal: None,
+            at: "2026-11-21T01:00:00.000Z".into(),
+            error: None,
+        };
+        let mut lost = alert(AlertKind::Down, crate::outage::LOST_CONTACT);
+        lost.last_exit = Some(exit.clone());
+        assert_eq!(
+            zh().facts(&lost).pop(),
+            Some((
+                "最后一次退出",
+                "exited with code 3 (2026-11-21 09:00:00 +08:00)".to_owned()
+            ))
+        );
+        let mut crashed = alert(AlertKind::Down, "exited with code 3");
+        crashed.last_exit = Some(exit);
+        assert!(
+            Style::default()
+                .facts(&crashed)
+                .iter()
+                .all(|(label, _)| *label != "Last exit"),
+            "the reason says it already"
+        );
     }
 
     #[test]

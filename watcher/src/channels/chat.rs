@@ -9,7 +9,7 @@
 
 use super::{excerpt, read_body, status_error, transport_error, DeliveryError};
 use crate::alert::{Alert, AlertKind};
-use crate::message::{Lang, Style};
+use crate::message::Style;
 
 /// Most bytes (counted JSON-escaped, which is never less than raw UTF-8) each part of an alert
 /// may take in a message.
@@ -48,13 +48,12 @@ pub(crate) struct Section {
     pub lines: Vec<(&'static str, String)>,
 }
 
-/// The facts of `a` in `style`, cut to `budgets`, with the last exit when the reason does not
-/// already say it.
+/// The facts of `a` in `style`, cut to `budgets`.
 pub(crate) fn section(a: &Alert, style: &Style, budgets: Budgets) -> Section {
     let mut facts = style.facts(a).into_iter();
     // The agent is the heading; the rest are lines.
     let agent = facts.next().map(|(_, v)| v).unwrap_or_default();
-    let mut lines: Vec<(&'static str, String)> = facts
+    let lines: Vec<(&'static str, String)> = facts
         .enumerate()
         .map(|(i, (label, value))| {
             let budget = match i {
@@ -65,20 +64,6 @@ pub(crate) fn section(a: &Alert, style: &Style, budgets: Budgets) -> Section {
             (label, fit(&value, budget))
         })
         .collect();
-    if let Some(exit) = &a.last_exit {
-        let described = exit.describe();
-        if !a.reason.contains(&described) {
-            let at = exit
-                .at_time()
-                .map(|t| style.time(t))
-                .unwrap_or_else(|| exit.at.clone());
-            let label = match style.lang {
-                Lang::En => "Last exit",
-                Lang::Zh => "最后一次退出",
-            };
-            lines.push((label, fit(&format!("{described} ({at})"), budgets.other)));
-        }
-    }
     Section {
         event: a.event,
         word: style.event(a.event),
@@ -270,7 +255,7 @@ pub(crate) mod tests {
 
     pub(crate) fn zh() -> Style {
         Style {
-            lang: Lang::Zh,
+            lang: crate::message::Lang::Zh,
             zone: crate::message::Zone::parse("Asia/Shanghai").expect("zone"),
         }
     }

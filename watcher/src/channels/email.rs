@@ -938,23 +938,6 @@ fn facts(a: &Alert, style: &Style) -> Vec<(&'static str, String)> {
         .into_iter()
         .map(|(k, v)| (k, one_line(&v, FIELD_CHARS)))
         .collect();
-    if let Some(exit) = &a.last_exit {
-        let described = exit.describe();
-        if !a.reason.contains(&described) {
-            let at = exit
-                .at_time()
-                .map(|t| style.time(t))
-                .unwrap_or_else(|| exit.at.clone());
-            facts.push((
-                if zh {
-                    "最后一次退出"
-                } else {
-                    "Last exit"
-                },
-                one_line(&format!("{described} ({at})"), FIELD_CHARS),
-            ));
-        }
-    }
     facts.push((
         if zh { "通知编号" } else { "Notice" },
         one_line(&a.notice_id(), FIELD_CHARS),

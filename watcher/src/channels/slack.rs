@@ -35,7 +35,7 @@ use super::{
 };
 use crate::alert::{Alert, AlertKind};
 use crate::burst::Burst;
-use crate::message::{Lang, Style};
+use crate::message::Style;
 use crate::notify::Notifier;
 
 /// `[[channel]] type = "slack"`.
@@ -382,7 +382,7 @@ fn alert_blocks(
         MAX_HEADER_CHARS,
     );
     let builtin = || {
-        let mut lines: Vec<String> = facts
+        facts
             .enumerate()
             .map(|(i, (label, value))| {
                 let budget = match i {
@@ -392,25 +392,8 @@ fn alert_blocks(
                 };
                 format!("*{label}:* {}", mrkdwn(&value, budget))
             })
-            .collect();
-        if let Some(exit) = &a.last_exit {
-            let described = exit.describe();
-            if !a.reason.contains(&described) {
-                let at = exit
-                    .at_time()
-                    .map(|t| style.time(t))
-                    .unwrap_or_else(|| exit.at.clone());
-                let label = match style.lang {
-                    Lang::En => "Last exit",
-                    Lang::Zh => "最后一次退出",
-                };
-                lines.push(format!(
-                    "*{label}:* {}",
-                    mrkdwn(&format!("{described} ({at})"), OTHER_CHARS)
-                ));
-            }
-        }
-        lines.join("\n")
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     // Within budget by construction (a test checks the worst case); cut all the same should a
     // budget ever be raised too far, rather than have Slack refuse the message.
@@ -506,7 +489,7 @@ mod tests {
 
     fn zh() -> Style {
         Style {
-            lang: Lang::Zh,
+            lang: crate::message::Lang::Zh,
             zone: crate::message::Zone::parse("Asia/Shanghai").expect("zone"),
         }
     }
