@@ -63,6 +63,14 @@ impl Pair {
         self.watcher = Some(watcher);
     }
 
+    /// Kills the watcher (SIGKILL: no goodbye, its session left to expire) and waits until it has
+    /// exited.
+    pub fn kill_watcher(&mut self) {
+        let watcher = self.watcher.take().expect("a watcher to kill");
+        watcher.signal(nix::sys::signal::Signal::SIGKILL);
+        watcher.wait_exit(deadline(5));
+    }
+
     /// Another watcher on the same root and receiver (not waited for).
     pub fn spawn_watcher(&self, label: &str, extra: &[&str]) -> Proc {
         let mut cmd = self.watcher_command(SESSION_TIMEOUT);
@@ -175,6 +183,15 @@ impl Pair {
         );
         Instant::now()
     }
+}
+
+/// Waits until `follower` leads (once the old leader's session has ended).
+pub fn wait_took_over(follower: &Proc) {
+    follower.wait_for_line(
+        "delivers alerts now",
+        deadline(15),
+        "the follower to take over once the leader's session ended",
+    );
 }
 
 /// The `event` fields of the alerts for `id`.

@@ -2,7 +2,7 @@
 //! take over when the leader's session ends — each alert delivered once.
 
 use nix::sys::signal::Signal;
-use scenarios::pair::{events_of, Pair};
+use scenarios::pair::{events_of, wait_took_over, Pair};
 use scenarios::receiver::alerts_of;
 use scenarios::{deadline, unique_root, Request, ZkServer};
 
@@ -53,17 +53,11 @@ fn the_follower_takes_over_a_dead_leader_and_delivers_its_pending_alert_once() {
         deadline(10),
         "the leader retrying the refused down",
     );
-    let leader = pair.watcher.take().expect("leader");
-    leader.signal(Signal::SIGKILL);
-    leader.wait_exit(deadline(5));
+    pair.kill_watcher();
     pair.receiver.set_reply(200, r#"{"errcode":0}"#);
     let from = pair.receiver.requests().len();
     let accepted = |reqs: &[Request]| events_of(&alerts_of(&reqs[from.min(reqs.len())..]), "h2");
-    follower.wait_for_line(
-        "delivers alerts now",
-        deadline(15),
-        "the follower to take over once the leader's session ended",
-    );
+    wait_took_over(&follower);
     pair.receiver.wait_for(
         |r| accepted(r) == ["down", "recovered"],
         deadline(20),
@@ -92,15 +86,9 @@ fn a_leader_killed_while_its_message_is_in_flight_is_repeated_with_the_same_noti
         deadline(10),
         "the leader's down, taken by the receiver and not yet answered",
     );
-    let leader = pair.watcher.take().expect("leader");
-    leader.signal(Signal::SIGKILL);
-    leader.wait_exit(deadline(5));
+    pair.kill_watcher();
     pair.receiver.set_delay(std::time::Duration::ZERO);
-    follower.wait_for_line(
-        "delivers alerts now",
-        deadline(15),
-        "the follower to take over once the leader's session ended",
-    );
+    wait_took_over(&follower);
     pair.receiver.wait_for(
         |r| events_of(&alerts_of(r), "h3").last().map(String::as_str) == Some("recovered"),
         deadline(20),
@@ -206,14 +194,8 @@ fn an_escalation_held_by_a_dead_leader_is_sent_by_the_next_when_due() {
         .expect("signal the agent");
     let down = pair.wait_events("h-esc", &["down"], 10);
     let at = common::time::parse(down[0]["at"].as_str().unwrap_or_default()).expect("its time");
-    let leader = pair.watcher.take().expect("leader");
-    leader.signal(Signal::SIGKILL);
-    leader.wait_exit(deadline(5));
-    follower.wait_for_line(
-        "delivers alerts now",
-        deadline(15),
-        "the follower to take over once the leader's session ended",
-    );
+    pair.kill_watcher();
+    wait_took_over(&follower);
     let took_over = std::time::SystemTime::now()
         .duration_since(at)
         .unwrap_or_default();

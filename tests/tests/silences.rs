@@ -9,8 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use common::silence::SilenceRecord;
-use nix::sys::signal::Signal;
-use scenarios::pair::{events_of, Pair};
+use scenarios::pair::{events_of, wait_took_over, Pair};
 use scenarios::{deadline, unique_root, ZkServer};
 
 fn put_silence(pair: &Pair, id: &str, agent: &str, ends: SystemTime) {
@@ -84,14 +83,8 @@ fn a_silenced_down_is_recorded_and_sent_once_by_the_next_leader_when_the_silence
         .expect("the silenced outage is recorded all the same");
     assert_eq!(record["closed"], false, "{record}");
 
-    let leader = pair.watcher.take().expect("leader");
-    leader.signal(Signal::SIGKILL);
-    leader.wait_exit(deadline(5));
-    follower.wait_for_line(
-        "delivers alerts now",
-        deadline(15),
-        "the follower to take over once the leader's session ended",
-    );
+    pair.kill_watcher();
+    wait_took_over(&follower);
     assert!(
         SystemTime::now() < ends,
         "premise: the takeover happened within the silence (it took too long on this machine)"
