@@ -160,6 +160,34 @@ fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S:
 }
 
 impl Alert {
+    /// A notice with what every notice has; the rest (host, restarts, crashes, the exit, labels,
+    /// health…) unknown or none, for the caller to fill in with `..Alert::new(…)`.
+    pub fn new(
+        event: AlertKind,
+        agent: impl Into<String>,
+        reason: impl Into<String>,
+        at: SystemTime,
+    ) -> Alert {
+        Alert {
+            event,
+            agent: agent.into(),
+            host: None,
+            reason: reason.into(),
+            at,
+            restarts: None,
+            crashes: 0,
+            outage: None,
+            last_exit: None,
+            labels: BTreeMap::new(),
+            health: None,
+            zxid: None,
+            key: None,
+            ticket: None,
+            not_for: BTreeSet::new(),
+            silenced: None,
+        }
+    }
+
     /// The name of its outage record (`<root>/outages/<key>`): the agent id for crashes, the id
     /// and [`HEALTH_RECORD_SUFFIX`] for degradations, which open and close on their own.
     pub fn record_key(&self) -> String {

@@ -91,22 +91,8 @@ impl Blindness {
 
     fn alert(&self, event: AlertKind, at: SystemTime, reason: String) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: self.who.clone(),
             host: self.host.clone(),
-            reason,
-            at,
-            restarts: None,
-            crashes: 0,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(event, self.who.clone(), reason, at)
         }
     }
 }

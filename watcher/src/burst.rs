@@ -284,22 +284,15 @@ mod tests {
 
     fn down(agent: &str, host: &str, at_ms: u64) -> Alert {
         Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: agent.to_owned(),
             host: Some(host.to_owned()),
-            reason: LOST_CONTACT.to_owned(),
-            at: UNIX_EPOCH + Duration::from_millis(1_796_000_000_000 + at_ms),
             restarts: Some(0),
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            labels: Default::default(),
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
+            ..Alert::new(
+                AlertKind::Down,
+                agent,
+                LOST_CONTACT.to_owned(),
+                UNIX_EPOCH + Duration::from_millis(1_796_000_000_000 + at_ms),
+            )
         }
     }
 

@@ -111,22 +111,15 @@ mod tests {
 
     fn down(agent: &str, secs: u64) -> Alert {
         Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: agent.into(),
             host: Some("h".into()),
-            reason: "exited with code 3".into(),
-            at: UNIX_EPOCH + Duration::from_secs(secs),
-            restarts: None,
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            labels: Default::default(),
             zxid: Some(secs as i64),
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
+            ..Alert::new(
+                AlertKind::Down,
+                agent,
+                "exited with code 3",
+                UNIX_EPOCH + Duration::from_secs(secs),
+            )
         }
     }
 

@@ -1118,22 +1118,16 @@ mod tests {
 
     fn alert(agent: &str, event: AlertKind, secs: u64) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: agent.into(),
             host: Some("h".into()),
-            reason: "exited with code 3".into(),
-            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs),
             restarts: Some(1),
             crashes: 1,
             outage: (event == Recovered).then(|| Duration::from_secs(2)),
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                event,
+                agent,
+                "exited with code 3",
+                UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs),
+            )
         }
     }
 

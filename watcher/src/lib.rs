@@ -141,26 +141,18 @@ pub async fn test_alert(cfg: cli::TestAlertConfig) -> Result<Vec<(String, TestOu
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok());
+    let reason = format!(
+        "test alert from flume-watcher on {}: nothing is wrong",
+        host.as_deref().unwrap_or("this host")
+    );
     notifier.send(vec![alert::Alert {
-        health: None,
-        event: alert::AlertKind::Test,
-        agent: "flume-watcher".to_owned(),
-        reason: format!(
-            "test alert from flume-watcher on {}: nothing is wrong",
-            host.as_deref().unwrap_or("this host")
-        ),
         host,
-        at: SystemTime::now(),
-        restarts: None,
-        crashes: 0,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        silenced: None,
-        labels: Default::default(),
+        ..alert::Alert::new(
+            alert::AlertKind::Test,
+            "flume-watcher",
+            reason,
+            SystemTime::now(),
+        )
     }]);
     let deadline = tokio::time::Instant::now() + cfg.wait;
     let outcome = |s: &notify::ChannelStats| {

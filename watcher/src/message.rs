@@ -469,23 +469,16 @@ mod tests {
 
     fn alert(event: AlertKind, reason: &str) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: "web7-a1".into(),
             host: Some("web7".into()),
-            reason: reason.into(),
-            // 2026-11-21T01:02:03.470Z
-            at: UNIX_EPOCH + Duration::from_millis(1_795_222_923_470),
             restarts: Some(4),
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                event,
+                "web7-a1",
+                reason,
+                // 2026-11-21T01:02:03.470Z
+                UNIX_EPOCH + Duration::from_millis(1_795_222_923_470),
+            )
         }
     }
 

@@ -881,22 +881,10 @@ mod tests {
     #[test]
     fn abandoned_alerts_are_told_apart_by_whether_they_are_recorded() {
         let alert = |key: Option<NoticeKey>, ticket: Option<Ticket>| Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: "a1".to_owned(),
-            host: None,
-            reason: "exited with code 3".to_owned(),
-            at: UNIX_EPOCH,
-            restarts: None,
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
             key,
             ticket,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(AlertKind::Down, "a1", "exited with code 3", UNIX_EPOCH)
         };
         let key = NoticeKey {
             agent: "a1".to_owned(),

@@ -851,15 +851,8 @@ impl Monitor {
     pub fn notice(&self, id: &str, event: AlertKind, reason: String, wall: SystemTime) -> Alert {
         let identity = self.agents.get(id).and_then(|a| a.identity.as_ref());
         Alert {
-            event,
-            agent: id.to_owned(),
             host: identity.and_then(|i| i.host.as_deref()).map(str::to_owned),
-            reason,
-            at: wall,
             restarts: identity.and_then(|i| i.restarts),
-            crashes: 0,
-            outage: None,
-            last_exit: None,
             labels: identity
                 .and_then(|i| i.labels.as_deref())
                 .map(|pairs| {
@@ -869,12 +862,7 @@ impl Monitor {
                         .collect()
                 })
                 .unwrap_or_default(),
-            health: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
+            ..Alert::new(event, id, reason, wall)
         }
     }
 
@@ -944,15 +932,9 @@ impl Monitor {
         }
         .filter(|z| *z > 0);
         Alert {
-            health: None,
-            event,
-            agent: id.to_owned(),
             host,
-            reason,
-            at: wall,
             restarts,
             crashes,
-            outage: None,
             last_exit: if exit_explains {
                 last_exit.cloned()
             } else {
@@ -960,10 +942,7 @@ impl Monitor {
             },
             zxid,
             labels,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
+            ..Alert::new(event, id, reason, wall)
         }
     }
 }

@@ -116,11 +116,7 @@ impl StoredNotice {
                 .health
                 .clone()
                 .map(|h| crate::alert::Health(Box::new(h))),
-            event: self.event,
-            agent: self.agent.clone(),
             host: self.host.clone(),
-            reason: self.reason.clone(),
-            at: common::time::parse(&self.at).unwrap_or_else(SystemTime::now),
             restarts: self.restarts,
             crashes: self.crashes,
             outage: self
@@ -129,11 +125,13 @@ impl StoredNotice {
                 .map(Duration::from_secs_f64),
             last_exit: self.last_exit.clone(),
             zxid: self.zxid,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
             labels: self.labels.clone(),
+            ..Alert::new(
+                self.event,
+                self.agent.clone(),
+                self.reason.clone(),
+                common::time::parse(&self.at).unwrap_or_else(SystemTime::now),
+            )
         }
     }
 
@@ -343,22 +341,16 @@ mod tests {
 
     fn alert(event: AlertKind, secs: u64) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: "a1".into(),
             host: Some("h".into()),
-            reason: "exited with code 3".into(),
-            at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs),
             restarts: Some(1),
             crashes: 1,
             outage: (event == AlertKind::Recovered).then(|| Duration::from_secs(2)),
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                event,
+                "a1",
+                "exited with code 3",
+                UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs),
+            )
         }
     }
 

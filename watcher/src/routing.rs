@@ -205,22 +205,9 @@ mod tests {
 
     fn alert(agent: &str, host: Option<&str>, event: AlertKind) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: agent.into(),
             host: host.map(str::to_owned),
-            reason: "exited with code 3".into(),
-            at: UNIX_EPOCH,
-            restarts: None,
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: BTreeSet::new(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(event, agent, "exited with code 3", UNIX_EPOCH)
         }
     }
 

@@ -29,22 +29,16 @@ const HOSTS: usize = 40;
 
 fn lost(i: usize) -> Alert {
     Alert {
-        health: None,
-        event: AlertKind::Down,
-        agent: format!("rack7-{:02}-a{:02}", i % HOSTS, i / HOSTS),
         host: Some(format!("rack7-{:02}", i % HOSTS)),
-        reason: watcher::outage::LOST_CONTACT.to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_796_000_000_000 + i as u64 / 2),
         restarts: Some(0),
         crashes: 1,
-        outage: None,
-        last_exit: None,
         zxid: Some(0x100 + i as i64),
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        silenced: None,
-        labels: Default::default(),
+        ..Alert::new(
+            AlertKind::Down,
+            format!("rack7-{:02}-a{:02}", i % HOSTS, i / HOSTS),
+            watcher::outage::LOST_CONTACT.to_owned(),
+            UNIX_EPOCH + Duration::from_millis(1_796_000_000_000 + i as u64 / 2),
+        )
     }
 }
 

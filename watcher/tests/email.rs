@@ -23,15 +23,9 @@ fn pki(dir: &std::path::Path) -> Pki {
 
 fn alert(agent: &str, host: &str) -> Alert {
     Alert {
-        health: None,
-        event: AlertKind::Down,
-        agent: agent.to_owned(),
         host: Some(host.to_owned()),
-        reason: "exited with code 3".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
         restarts: Some(4),
         crashes: 1,
-        outage: None,
         last_exit: Some(ExitRecord {
             code: Some(3),
             signal: None,
@@ -39,11 +33,12 @@ fn alert(agent: &str, host: &str) -> Alert {
             error: None,
         }),
         zxid: Some(0x1f),
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        silenced: None,
-        labels: Default::default(),
+        ..Alert::new(
+            AlertKind::Down,
+            agent,
+            "exited with code 3",
+            UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+        )
     }
 }
 

@@ -1073,22 +1073,10 @@ mod tests {
 
     fn alert(event: AlertKind, agent: &str, at: SystemTime) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: agent.to_owned(),
             host: Some("web-3".to_owned()),
-            reason: "killed by SIGKILL".to_owned(),
-            at,
             restarts: Some(2),
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(event, agent, "killed by SIGKILL", at)
         }
     }
 

@@ -210,27 +210,21 @@ pub(crate) mod tests {
     /// A plain alert, as the channel tests use it.
     pub(crate) fn alert(agent: &str, reason: &str) -> Alert {
         Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: agent.to_owned(),
             host: Some("web-3".to_owned()),
-            reason: reason.to_owned(),
-            at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
             restarts: Some(4),
             crashes: 2,
-            outage: None,
             last_exit: Some(ExitRecord {
                 code: Some(3),
                 signal: None,
                 at: "2025-11-21T04:40:00.123Z".to_owned(),
                 error: None,
             }),
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                AlertKind::Down,
+                agent,
+                reason,
+                UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+            )
         }
     }
 

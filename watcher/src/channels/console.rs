@@ -81,22 +81,15 @@ mod tests {
     #[test]
     fn one_prefixed_line_per_alert() {
         let a = Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: "a1".to_owned(),
             host: Some("web-3".to_owned()),
-            reason: "killed by SIGKILL".to_owned(),
-            at: UNIX_EPOCH + Duration::from_secs(1_763_700_000),
             restarts: Some(2),
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                AlertKind::Down,
+                "a1",
+                "killed by SIGKILL",
+                UNIX_EPOCH + Duration::from_secs(1_763_700_000),
+            )
         };
         let text = lines(&[a.clone(), a.clone()]);
         let lines: Vec<&str> = text.lines().collect();

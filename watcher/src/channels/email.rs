@@ -978,15 +978,9 @@ mod tests {
 
     fn alert(agent: &str, host: &str, reason: &str) -> Alert {
         Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: agent.to_owned(),
             host: Some(host.to_owned()),
-            reason: reason.to_owned(),
-            at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
             restarts: Some(4),
             crashes: 2,
-            outage: None,
             last_exit: Some(ExitRecord {
                 code: Some(3),
                 signal: None,
@@ -994,11 +988,12 @@ mod tests {
                 error: None,
             }),
             zxid: Some(0x1f),
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                AlertKind::Down,
+                agent,
+                reason,
+                UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+            )
         }
     }
 

@@ -468,22 +468,15 @@ mod tests {
 
     fn alert(agent: &str, reason: &str) -> Alert {
         Alert {
-            health: None,
-            event: AlertKind::Down,
-            agent: agent.to_owned(),
             host: Some("web-3".to_owned()),
-            reason: reason.to_owned(),
-            at: UNIX_EPOCH + Duration::from_millis(1_795_222_923_470),
             restarts: Some(4),
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(
+                AlertKind::Down,
+                agent,
+                reason,
+                UNIX_EPOCH + Duration::from_millis(1_795_222_923_470),
+            )
         }
     }
 

@@ -175,12 +175,7 @@ fn context(a: &Alert, style: &Style) -> serde_json::Value {
 /// An alert with every field set, to try a template on.
 pub(crate) fn sample() -> Alert {
     Alert {
-        health: None,
-        event: AlertKind::Down,
-        agent: "web7-a1".to_owned(),
         host: Some("web7".to_owned()),
-        reason: "exited with code 3".to_owned(),
-        at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_222_923),
         restarts: Some(1),
         crashes: 1,
         outage: Some(Duration::from_secs(5)),
@@ -192,10 +187,12 @@ pub(crate) fn sample() -> Alert {
         }),
         zxid: Some(0x1a2f),
         labels: [("team".to_owned(), "logs".to_owned())].into(),
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        silenced: None,
+        ..Alert::new(
+            AlertKind::Down,
+            "web7-a1",
+            "exited with code 3",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_222_923),
+        )
     }
 }
 

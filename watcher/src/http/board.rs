@@ -213,22 +213,8 @@ mod tests {
 
     fn alert(agent: &str, event: AlertKind, at: SystemTime) -> Alert {
         Alert {
-            health: None,
-            event,
-            agent: agent.to_owned(),
-            host: None,
-            reason: String::new(),
-            at,
-            restarts: None,
             crashes: 1,
-            outage: None,
-            last_exit: None,
-            zxid: None,
-            key: None,
-            ticket: None,
-            not_for: Default::default(),
-            silenced: None,
-            labels: Default::default(),
+            ..Alert::new(event, agent, String::new(), at)
         }
     }
 

@@ -25,22 +25,15 @@ pub fn alert(agent: &str) -> Alert {
 /// The same, of another event.
 pub fn alert_of(agent: &str, event: AlertKind) -> Alert {
     Alert {
-        health: None,
-        event,
-        agent: agent.to_owned(),
         host: Some("web-3".to_owned()),
-        reason: "killed by SIGKILL".to_owned(),
-        at: UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
         restarts: Some(2),
         crashes: 1,
-        outage: None,
-        last_exit: None,
-        zxid: None,
-        key: None,
-        ticket: None,
-        not_for: Default::default(),
-        silenced: None,
-        labels: Default::default(),
+        ..Alert::new(
+            event,
+            agent,
+            "killed by SIGKILL",
+            UNIX_EPOCH + Duration::from_millis(1_763_700_000_123),
+        )
     }
 }
 
