@@ -853,15 +853,7 @@ impl Monitor {
         Alert {
             host: identity.and_then(|i| i.host.as_deref()).map(str::to_owned),
             restarts: identity.and_then(|i| i.restarts),
-            labels: identity
-                .and_then(|i| i.labels.as_deref())
-                .map(|pairs| {
-                    pairs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            labels: labels_of(identity),
             ..Alert::new(event, id, reason, wall)
         }
     }
@@ -885,15 +877,7 @@ impl Monitor {
             })
             .map(str::to_owned);
         let last_exit = identity.and_then(|i| i.last_exit.as_deref());
-        let labels = identity
-            .and_then(|i| i.labels.as_deref())
-            .map(|pairs| {
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels_of(identity);
         let exit_explains = self.explained_by_exit(id, vanished);
         let replaced = vanished.and_then(|v| self.replaced_by(id, v));
         let cause = match (last_exit, exit_explains, replaced) {
@@ -945,6 +929,19 @@ impl Monitor {
             ..Alert::new(event, id, reason, wall)
         }
     }
+}
+
+/// The labels of a registration as an alert carries them.
+fn labels_of(identity: Option<&Registration>) -> BTreeMap<String, String> {
+    identity
+        .and_then(|i| i.labels.as_deref())
+        .map(|pairs| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn starting(now: Instant, wall: SystemTime) -> Health {
