@@ -282,25 +282,12 @@ impl Task {
         let mut retry_at: Option<Instant> = None;
         loop {
             if retry_at.is_none() {
-                match self.reg.next_step() {
+                // A write: the machine's next step, or the health node when nothing else waits.
+                let written = match self.reg.next_step() {
                     Step::Wait if self.health.dirty && self.reg.link() == machine::Link::Up => {
-                        match self.write_health(&client).await {
-                            Ok(()) => {
-                                failures.reset();
-                                if self.failures.succeeded() {
-                                    info!("the agent's nodes are written again");
-                                }
-                            }
-                            Err(e) if is_terminal(&e) => return self.feed(Event::SessionEnded),
-                            Err(e) => {
-                                let delay = failures.next_delay();
-                                self.failed(&e, delay);
-                                retry_at = Some(Instant::now() + delay);
-                            }
-                        }
-                        continue;
+                        Some(self.write_health(&client).await.map(|()| None))
                     }
-                    Step::Wait => {}
+                    Step::Wait => None,
                     Step::Connect | Step::Done => return,
                     Step::Close => {
                         session::close(client, Duration::from_secs(2)).await;
@@ -312,23 +299,29 @@ impl Task {
                         if step != Step::DeleteLive {
                             self.owner = None;
                         }
-                        match self.execute(&client, step, &mut watch, prefetch).await {
-                            Ok(event) => {
-                                failures.reset();
-                                if self.failures.succeeded() {
-                                    info!("the agent's nodes are written again");
-                                }
+                        let result = self.execute(&client, step, &mut watch, prefetch).await;
+                        Some(result.map(Some))
+                    }
+                };
+                if let Some(written) = written {
+                    match written {
+                        Ok(event) => {
+                            failures.reset();
+                            if self.failures.succeeded() {
+                                info!("the agent's nodes are written again");
+                            }
+                            if let Some(event) = event {
                                 self.feed(event);
                             }
-                            Err(e) if is_terminal(&e) => return self.feed(Event::SessionEnded),
-                            Err(e) => {
-                                let delay = failures.next_delay();
-                                self.failed(&e, delay);
-                                retry_at = Some(Instant::now() + delay);
-                            }
                         }
-                        continue;
+                        Err(e) if is_terminal(&e) => return self.feed(Event::SessionEnded),
+                        Err(e) => {
+                            let delay = failures.next_delay();
+                            self.failed(&e, delay);
+                            retry_at = Some(Instant::now() + delay);
+                        }
                     }
+                    continue;
                 }
             }
             tokio::select! {
