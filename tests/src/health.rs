@@ -125,6 +125,18 @@ pub fn degraded_by(kind: &str) -> impl Fn(&Value) -> bool + '_ {
     }
 }
 
+/// Waits for the first summary of a watchdog that has just started, healthy (its agent answers
+/// and is idle): where every health scenario begins.
+pub fn wait_first_healthy(probe: &ZkProbe, path: &str) -> (Value, Stat) {
+    wait_for(
+        probe,
+        path,
+        "a first, healthy summary",
+        crate::deadline(20),
+        healthy,
+    )
+}
+
 pub fn healthy(v: &Value) -> bool {
     v["verdict"] == "healthy" && v.get("reasons").is_none()
 }

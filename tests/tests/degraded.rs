@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
-use scenarios::health::{self, healthy, monitoring_opts};
+use scenarios::health::{self, monitoring_opts};
 use scenarios::pair::{events_of, Pair};
 use scenarios::{deadline, free_port, unique_root, ZkServer};
 use serde_json::Value;
@@ -39,13 +39,7 @@ fn a_stalled_sink_is_one_degraded_with_its_figures_then_one_healthy_across_a_wat
     );
     let port = free_port();
     let _wd = pair.watchdog("dg-a1", &HEALTH, &[&monitoring_opts(port)]);
-    health::wait_for(
-        &pair.probe,
-        &format!("{}/health/dg-a1", pair.root),
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &format!("{}/health/dg-a1", pair.root));
     let stalled = Instant::now();
     health::control(port, "stall=1&size=100", deadline(5));
     let all = wait_event(
@@ -156,13 +150,7 @@ fn each_condition_is_one_degraded_naming_its_rule_and_one_healthy_after_it_resum
     );
     let port = free_port();
     let _wd = pair.watchdog("dg-c1", &HEALTH, &[&monitoring_opts(port)]);
-    health::wait_for(
-        &pair.probe,
-        &format!("{}/health/dg-c1", pair.root),
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &format!("{}/health/dg-c1", pair.root));
     // (what, control query, the rule the alert names)
     let cases = [
         ("a channel 95 % full", "size=950", "channel_full"),
@@ -216,13 +204,7 @@ fn a_hung_agent_restarted_by_its_watchdog_is_a_down_that_says_so_then_recovered(
     args.extend(["--restart-on-hang", "1500ms", "--stop-timeout", "2s"]);
     let _wd = pair.watchdog("dg-h1", &args, &[&monitoring_opts(port)]);
     let pid = pair.agent_pid("dg-h1");
-    health::wait_for(
-        &pair.probe,
-        &format!("{}/health/dg-h1", pair.root),
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &format!("{}/health/dg-h1", pair.root));
     health::control(port, "hang=1", deadline(5));
     pair.wait_restarted("dg-h1", pid);
     // The hang is first a degradation (no answer for two polls), then the restart's down,

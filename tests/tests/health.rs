@@ -30,13 +30,7 @@ fn each_condition_is_degraded_within_two_polls_and_clears_after_resume() {
     let port = free_port();
     let wd = pair.watchdog("h1", &HEALTH, &[&monitoring_opts(port)]);
     let path = health_path(&pair, "h1");
-    health::wait_for(
-        &pair.probe,
-        &path,
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &path);
 
     // (what, control query, reason kind)
     let cases = [
@@ -123,13 +117,7 @@ fn a_healthy_agent_writes_its_summary_once_and_no_endpoint_means_no_node() {
     );
     let _plain = pair.watchdog("h0", &HEALTH, &[]);
     let path = health_path(&pair, "h2");
-    let (first, stat) = health::wait_for(
-        &pair.probe,
-        &path,
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    let (first, stat) = health::wait_first_healthy(&pair.probe, &path);
     assert_eq!(
         first["channels"]["c1"],
         serde_json::json!({"fill":0,"size":0,"cap":1000}),
@@ -165,13 +153,7 @@ fn a_hung_agent_is_restarted_with_the_cause_on_record() {
     let wd = pair.watchdog("h3", &args, &[&monitoring_opts(port)]);
     let path = health_path(&pair, "h3");
     let pid = pair.agent_pid("h3");
-    health::wait_for(
-        &pair.probe,
-        &path,
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &path);
 
     let began = Instant::now();
     health::control(port, "hang=1", deadline(5));
@@ -212,13 +194,7 @@ fn garbage_never_crashes_the_watchdog() {
     let port = free_port();
     let wd = pair.watchdog("h4", &HEALTH, &[&monitoring_opts(port)]);
     let path = health_path(&pair, "h4");
-    health::wait_for(
-        &pair.probe,
-        &path,
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    health::wait_first_healthy(&pair.probe, &path);
     // Not JSON, a figure that is no number, not an object, a 2 MB body: three polls each.
     for kind in 1..=4 {
         health::control(port, &format!("garbage={kind}"), deadline(5));
@@ -252,13 +228,7 @@ fn a_verdict_found_while_zookeeper_is_away_is_written_in_the_new_session() {
     let port = free_port();
     let wd = pair.watchdog("h5", &HEALTH, &[&monitoring_opts(port)]);
     let path = health_path(&pair, "h5");
-    let (_, before) = health::wait_for(
-        &pair.probe,
-        &path,
-        "a first, healthy summary",
-        deadline(20),
-        healthy,
-    );
+    let (_, before) = health::wait_first_healthy(&pair.probe, &path);
     drop(pair);
     let mark = wd.mark();
     zk.stop();
