@@ -2,23 +2,16 @@
 //!
 //! The ledger holds a `down` or `failed` here for each channel that gets it only if its outage is
 //! still open `after` it; a `recovered` or a planned stop of the agent ends the wait, and the due
-//! time releases it. Nothing here outlives a leader: the outage record keeps the notice pending
-//! for those channels, so a new leader holds it again from the record, due at the same wall-clock
-//! time (the notice's time plus `after`), and an escalation survives a failover like any notice.
-//! Wall-clock time, not `Instant`: the due time must mean the same in every watcher.
+//! time releases it. The outage record keeps the notice pending for those channels, so a new
+//! leader holds it again from the record, due at the same wall-clock time (the notice's time plus
+//! `after`), and an escalation survives a failover like any notice. A leader that steps down lets
+//! go of what is recorded (whoever leads next holds it from the record) and keeps what is not yet.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::alert::Alert;
-
-/// Removes from `held` those `pred` picks, and gives them: the notices held back by an escalation
-/// or a silence are taken out a few at a time (an agent's, a notice's, those due).
-pub fn take_where<T>(held: &mut Vec<T>, pred: impl FnMut(&T) -> bool) -> Vec<T> {
-    let (taken, keep) = std::mem::take(held).into_iter().partition(pred);
-    *held = keep;
-    taken
-}
+use crate::held::{Holding, Waiting};
 
 /// One notice held back from one channel.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,25 +22,32 @@ pub struct Held {
     pub alert: Alert,
 }
 
-/// The notices held back, in no particular order (a few per open outage at most).
-#[derive(Clone, Debug, Default)]
-pub struct Escalations {
-    held: Vec<Held>,
+impl Waiting for Held {
+    fn alert(&self) -> &Alert {
+        &self.alert
+    }
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+    fn at(&self) -> SystemTime {
+        self.due
+    }
 }
 
-impl Escalations {
+/// The notices held back for escalation routes.
+pub type Escalations = Holding<Held>;
+
+impl Holding<Held> {
     /// Holds `alert` back from each channel of `later` for its wait, counted from the alert's
-    /// time (when the transition happened, the same in every watcher).
+    /// time (when the transition happened, the same in every watcher); once per notice and
+    /// channel.
     pub fn hold(&mut self, alert: &Alert, later: &BTreeMap<String, Duration>) {
+        let id = alert.notice_id();
         for (channel, wait) in later {
-            if self
-                .held
-                .iter()
-                .any(|h| h.channel == *channel && h.alert.notice_id() == alert.notice_id())
-            {
+            if self.holds(&id, channel) {
                 continue;
             }
-            self.held.push(Held {
+            self.push(Held {
                 due: alert.at + *wait,
                 channel: channel.clone(),
                 alert: alert.clone(),
@@ -57,49 +57,14 @@ impl Escalations {
 
     /// Those due at `wall`, removed, in the order they fell due.
     pub fn due(&mut self, wall: SystemTime) -> Vec<Held> {
-        let mut due = take_where(&mut self.held, |h| h.due <= wall);
+        let mut due = self.take_where(|h| h.due <= wall);
         due.sort_by(|a, b| (a.due, &a.alert.agent).cmp(&(b.due, &b.alert.agent)));
         due
     }
 
     /// Those of `agent`, removed: its outage ended.
     pub fn of_agent(&mut self, agent: &str) -> Vec<Held> {
-        take_where(&mut self.held, |h| h.alert.agent == agent)
-    }
-
-    /// Every one, removed: this watcher no longer leads.
-    pub fn clear(&mut self) -> Vec<Held> {
-        std::mem::take(&mut self.held)
-    }
-
-    /// Held again as they were (taken by [`Escalations::clear`]), due when they were.
-    pub fn restore(&mut self, held: Vec<Held>) {
-        self.held.extend(held);
-    }
-
-    /// Those of this notice (by its notice id), removed: another watcher reported it.
-    pub fn of_notice(&mut self, notice_id: &str) -> Vec<Held> {
-        take_where(&mut self.held, |h| h.alert.notice_id() == notice_id)
-    }
-
-    /// When the next falls due.
-    pub fn next(&self) -> Option<SystemTime> {
-        self.held.iter().map(|h| h.due).min()
-    }
-
-    /// Whether `channel` still waits for this notice (by its notice id).
-    pub fn holds(&self, notice_id: &str, channel: &str) -> bool {
-        self.held
-            .iter()
-            .any(|h| h.channel == channel && h.alert.notice_id() == notice_id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.take_where(|h| h.alert.agent == agent)
     }
 }
 

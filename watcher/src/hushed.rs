@@ -11,7 +11,7 @@
 use std::time::SystemTime;
 
 use crate::alert::{Alert, SilencedBy};
-use crate::escalation::take_where;
+use crate::held::{Holding, Waiting};
 use crate::silence::Silence;
 
 /// The silence a notice waits for (the last of those that cover it), as known when last timed.
@@ -50,64 +50,38 @@ pub struct Hush {
     pub alert: Alert,
 }
 
-/// The notices hushed, in no particular order (one or two per silenced outage and channel).
-#[derive(Clone, Debug, Default)]
-pub struct Hushed {
-    held: Vec<Hush>,
+impl Waiting for Hush {
+    fn alert(&self) -> &Alert {
+        &self.alert
+    }
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+    fn at(&self) -> SystemTime {
+        self.until.at
+    }
 }
 
-impl Hushed {
-    /// Hushes `alert` for `channel` until `until`; once per notice and channel.
+/// The notices hushed by silences (one or two per silenced outage and channel).
+pub type Hushed = Holding<Hush>;
+
+impl Holding<Hush> {
+    /// Hushes `alert` for `channel` until `until`; once per notice and channel (again: retimed).
     pub fn hold(&mut self, alert: &Alert, channel: &str, until: Until) {
-        let id = alert.notice_id();
-        if let Some(h) = self
-            .held
-            .iter_mut()
-            .find(|h| h.channel == channel && h.alert.notice_id() == id)
-        {
+        if let Some(h) = self.find_mut(&alert.notice_id(), channel) {
             h.until = until;
             return;
         }
-        self.held.push(Hush {
+        self.push(Hush {
             until,
             channel: channel.to_owned(),
             alert: alert.clone(),
         });
     }
 
-    /// Every one, removed: to be timed again (silences changed, or one fell due).
-    pub fn take_all(&mut self) -> Vec<Hush> {
-        std::mem::take(&mut self.held)
-    }
-
     /// Those of the outage record `key` (an agent id, or its health record's key), removed: the
     /// outage ended, or its agent stopped as planned.
     pub fn of_record(&mut self, key: &str) -> Vec<Hush> {
-        take_where(&mut self.held, |h| h.alert.record_key() == key)
-    }
-
-    /// Those of this notice (by its notice id), removed: another watcher reported it.
-    pub fn of_notice(&mut self, notice_id: &str) -> Vec<Hush> {
-        take_where(&mut self.held, |h| h.alert.notice_id() == notice_id)
-    }
-
-    /// When the next one's silences end.
-    pub fn next(&self) -> Option<SystemTime> {
-        self.held.iter().map(|h| h.until.at).min()
-    }
-
-    /// Whether `channel` has this notice (by its notice id) hushed.
-    pub fn holds(&self, notice_id: &str, channel: &str) -> bool {
-        self.held
-            .iter()
-            .any(|h| h.channel == channel && h.alert.notice_id() == notice_id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.take_where(|h| h.alert.record_key() == key)
     }
 }

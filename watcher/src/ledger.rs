@@ -325,7 +325,7 @@ impl Ledger {
                 // meanwhile), and an outage that ends in between must find it held.
                 let (gone, kept): (Vec<Held>, Vec<Held>) = self
                     .escalations
-                    .clear()
+                    .take_all()
                     .into_iter()
                     .partition(|h| self.key_of(&h.alert).is_some());
                 self.escalations.restore(kept);

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod degradation;
 pub mod escalation;
+pub mod held;
 pub mod http;
 pub mod hushed;
 pub mod leadership;
