@@ -74,6 +74,12 @@ impl Silence {
         })
     }
 
+    /// A silence node's data, read and compiled; the error says what is wrong, for the log.
+    pub fn parse(id: &str, data: &[u8]) -> Result<Silence, String> {
+        let record = SilenceRecord::parse(data).map_err(|e| e.to_string())?;
+        Silence::new(id, record)
+    }
+
     /// In force at `at`: begun, not yet ended.
     pub fn active(&self, at: SystemTime) -> bool {
         self.starts <= at && at < self.ends

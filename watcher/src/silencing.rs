@@ -210,10 +210,7 @@ pub async fn read_with(client: &zk::Client, layout: &Layout) -> Result<Read, zk:
         .collect();
     let mut list = Vec::new();
     for (id, data, _) in nodes {
-        let compiled = SilenceRecord::parse(&data)
-            .map_err(|e| e.to_string())
-            .and_then(|r| Silence::new(&id, r));
-        match compiled {
+        match Silence::parse(&id, &data) {
             Ok(s) => list.push(s),
             Err(why) => skipped.push(format!("skipped {dir}/{id}: {why}")),
         }

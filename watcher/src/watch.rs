@@ -630,10 +630,7 @@ impl Watcher {
     /// A silence node's data compiled, or `None` (said once) when it cannot be used: a silence
     /// that cannot be read silences nothing.
     fn silence(&mut self, name: &str, data: &[u8]) -> Option<Silence> {
-        let compiled = common::silence::SilenceRecord::parse(data)
-            .map_err(|e| e.to_string())
-            .and_then(|r| Silence::new(name, r));
-        match compiled {
+        match Silence::parse(name, data) {
             Ok(s) => Some(s),
             Err(why) => {
                 let dir = self.cfg.layout.silences_dir();
